@@ -1,0 +1,115 @@
+/*
+ * accesslog: the per-request line. The target fd is process-wide and
+ * swapped atomically on reopen, so workers never block each other.
+ */
+#include "accesslog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "logjson.h"
+
+static atomic_int al_fd = STDOUT_FILENO;
+static char al_path[4096];
+
+static int open_path(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+int accesslog_open(const char *target)
+{
+    if (strcmp(target, "stdout") == 0) {
+        al_path[0] = '\0';
+        atomic_store(&al_fd, STDOUT_FILENO);
+        return 0;
+    }
+    if (strcmp(target, "off") == 0) {
+        al_path[0] = '\0';
+        atomic_store(&al_fd, -1);
+        return 0;
+    }
+    int fd = open_path(target);
+    if (fd < 0)
+        return -1;
+    snprintf(al_path, sizeof al_path, "%s", target);
+    int old = atomic_exchange(&al_fd, fd);
+    if (old > STDERR_FILENO)
+        close(old);
+    return 0;
+}
+
+int accesslog_reopen(void)
+{
+    if (al_path[0] == '\0')
+        return 0;
+    int fd = open_path(al_path);
+    if (fd < 0)
+        return -1;
+    int old = atomic_exchange(&al_fd, fd);
+    if (old > STDERR_FILENO)
+        close(old);
+    return 0;
+}
+
+void accesslog_close(void)
+{
+    int old = atomic_exchange(&al_fd, -1);
+    if (old > STDERR_FILENO)
+        close(old);
+}
+
+void accesslog_write(const struct access_entry *e)
+{
+    int fd = atomic_load_explicit(&al_fd, memory_order_relaxed);
+    if (fd < 0)
+        return;
+    yajl_gen g = logjson_gen();
+    if (!g)
+        return;
+    char ts[40];
+    logjson_timestamp(ts, sizeof ts);
+    yajl_gen_map_open(g);
+    logjson_kv(g, "ts", ts);
+    logjson_kv(g, "request_id", e->request_id);
+    logjson_kv(g, "client", e->client);
+    logjson_kv(g, "method", e->method);
+    logjson_kvn(g, "path", e->path, e->path_len > 1024 ? 1024 : e->path_len);
+    if (e->route)
+        logjson_kv(g, "route", e->route);
+    else
+        logjson_knull(g, "route");
+    logjson_kint(g, "status", e->status);
+    if (e->upstream_status)
+        logjson_kint(g, "upstream_status", e->upstream_status);
+    else
+        logjson_knull(g, "upstream_status");
+    if (e->upstream)
+        logjson_kv(g, "upstream", e->upstream);
+    else
+        logjson_knull(g, "upstream");
+    yajl_gen_string(g, (const unsigned char *)"duration_ms", 11);
+    yajl_gen_double(g, (double)(long long)(e->duration_ms * 1000) / 1000.0);
+    if (e->upstream_ms >= 0) {
+        yajl_gen_string(g, (const unsigned char *)"upstream_ms", 11);
+        yajl_gen_double(g, (double)(long long)(e->upstream_ms * 1000) / 1000.0);
+    } else {
+        logjson_knull(g, "upstream_ms");
+    }
+    logjson_kint(g, "bytes_in", (long long)e->bytes_in);
+    logjson_kint(g, "bytes_out", (long long)e->bytes_out);
+    if (e->ratelimit_remaining >= 0)
+        logjson_kint(g, "ratelimit_remaining", e->ratelimit_remaining);
+    else
+        logjson_knull(g, "ratelimit_remaining");
+    if (e->error_code)
+        logjson_kv(g, "error_code", e->error_code);
+    else
+        logjson_knull(g, "error_code");
+    yajl_gen_map_close(g);
+    logjson_flush(g, fd);
+}

@@ -1,0 +1,150 @@
+/*
+ * conf: the one conf file, parsed with libinih into a fresh, immutable
+ * struct conf that is validated whole before anyone sees it. A reload parses
+ * a new one and swaps pointers; nothing here is global. Value parsers (sizes,
+ * durations, rates, addresses, CIDRs) are exported for the unit tests.
+ */
+#ifndef ENVELOPD_CONF_H
+#define ENVELOPD_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "envelope.h"
+
+#define CONF_MAX_LISTEN 16
+#define CONF_MAX_ACCEPT 8
+#define CONF_MAX_SERVERS 32
+#define CONF_MAX_UPSTREAMS 64
+#define CONF_MAX_ROUTES 256
+#define CONF_MAX_PROXIES 32
+#define CONF_NAME_MAX 64        /* section suffixes, header names */
+#define CONF_PREFIX_MAX 512     /* route prefixes */
+#define CONF_PATH_MAX 4096
+
+/* A socket address from "host:port", "[v6]:port" or "unix:/path". */
+struct conf_addr {
+    char text[CONF_PATH_MAX + 8];  /* as written, for logs */
+    struct sockaddr_storage sa;
+    socklen_t salen;
+};
+
+/* "N/DURATION": N requests per window. count == 0 means "not set". */
+struct conf_rate {
+    uint32_t count;
+    uint64_t window_ms;
+};
+
+struct conf_cidr {
+    int family;                    /* AF_INET or AF_INET6 */
+    uint8_t addr[16];              /* network byte order, masked */
+    unsigned prefix;               /* 0..32 or 0..128 */
+};
+
+enum conf_on_error { CONF_ON_ERROR_ALLOW, CONF_ON_ERROR_DENY, CONF_ON_ERROR_LOCAL };
+
+enum conf_log_level { CONF_LOG_DEBUG, CONF_LOG_INFO, CONF_LOG_WARN, CONF_LOG_ERROR };
+
+struct conf_upstream {
+    char name[CONF_NAME_MAX];      /* from "[upstream NAME]" */
+    struct conf_addr servers[CONF_MAX_SERVERS];
+    size_t n_servers;
+    unsigned keepalive;            /* idle connections kept per server */
+    uint64_t connect_timeout_ms;
+    uint64_t timeout_ms;           /* response deadline -> 504 */
+    unsigned retries;
+    uint64_t retry_backoff_ms;     /* first retry delay, doubled each time */
+    uint64_t retry_backoff_max_ms;
+    uint64_t down_backoff_ms;      /* a failed server is skipped this long, doubling */
+    uint64_t down_backoff_max_ms;
+    int line;                      /* where the section starts, for messages */
+};
+
+struct conf_route {
+    char name[CONF_NAME_MAX];      /* from "[route NAME]" */
+    char prefix[CONF_PREFIX_MAX];
+    size_t prefix_len;
+    size_t upstream;               /* index into conf.upstreams */
+    char upstream_name[CONF_NAME_MAX];
+    bool strip_prefix;
+    uint64_t methods;              /* bit (1 << enum http_method); 0 = all */
+    bool require_token;
+    struct conf_rate per_token;    /* count 0: [limits] applies */
+    struct conf_rate per_ip;       /* count 0: [limits] applies */
+    int line;
+};
+
+struct conf {
+    char path[CONF_PATH_MAX];
+
+    /* [server] */
+    struct conf_addr listen[CONF_MAX_LISTEN];
+    size_t n_listen;
+    unsigned workers;              /* resolved: 0 in the file -> CPU count */
+    size_t max_header_size;
+    size_t max_body_size;
+    uint64_t client_timeout_ms;
+    uint64_t keepalive_timeout_ms; /* idle keep-alive connection; default client_timeout */
+    uint64_t shutdown_timeout_ms;
+    enum conf_log_level log_level;
+    char access_log[CONF_PATH_MAX]; /* "stdout", "off" or a path */
+
+    /* [envelope] */
+    enum envelope_profile profile;
+    bool expose_upstream_5xx;
+    size_t max_error_body;
+
+    /* [correlation] */
+    char corr_header[CONF_NAME_MAX];
+    char accept[CONF_MAX_ACCEPT][CONF_NAME_MAX];
+    size_t n_accept;
+
+    /* [redis]; redis_enabled is false when the section is absent */
+    bool redis_enabled;
+    struct conf_addr redis_address;
+    char redis_password[256];
+    unsigned redis_db;
+    char redis_key_prefix[CONF_NAME_MAX];
+    uint64_t redis_timeout_ms;
+    enum conf_on_error redis_on_error;
+
+    /* [limits] */
+    char token_header[CONF_NAME_MAX];
+    struct conf_rate per_token;
+    struct conf_rate per_ip;
+    struct conf_cidr trusted_proxies[CONF_MAX_PROXIES];
+    size_t n_trusted_proxies;
+    char hash_secret[256];         /* key for the token HMAC; random if unset */
+    bool hash_secret_set;
+
+    struct conf_upstream upstreams[CONF_MAX_UPSTREAMS];
+    size_t n_upstreams;
+    struct conf_route routes[CONF_MAX_ROUTES];
+    size_t n_routes;
+};
+
+/*
+ * Parse and validate PATH. On success returns a new conf the caller frees
+ * with conf_free(). On failure returns NULL and writes "PATH:LINE: problem"
+ * (LINE 0 when the problem is not on one line) into err.
+ */
+struct conf *conf_load(const char *path, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void conf_free(struct conf *conf);
+
+/* Value parsers; each returns true and fills *out, or false. */
+bool conf_parse_size(const char *s, size_t *out) __attribute__((warn_unused_result));
+bool conf_parse_duration(const char *s, uint64_t *ms) __attribute__((warn_unused_result));
+bool conf_parse_rate(const char *s, struct conf_rate *out) __attribute__((warn_unused_result));
+bool conf_parse_bool(const char *s, bool *out) __attribute__((warn_unused_result));
+bool conf_parse_addr(const char *s, struct conf_addr *out) __attribute__((warn_unused_result));
+bool conf_parse_cidr(const char *s, struct conf_cidr *out) __attribute__((warn_unused_result));
+/* "GET, POST" -> bitmask of (1 << enum http_method). */
+bool conf_parse_methods(const char *s, uint64_t *mask) __attribute__((warn_unused_result));
+
+/* Does the address (AF_INET/AF_INET6 sockaddr) fall in a trusted proxy range? */
+bool conf_is_trusted_proxy(const struct conf *conf, const struct sockaddr *sa);
+
+#endif

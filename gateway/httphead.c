@@ -1,0 +1,245 @@
+/*
+ * httphead: head-end search, the header table, token rules and hop-by-hop
+ * marking shared by the request and response parsers. The head is always
+ * parsed from one contiguous buffer, so every name and value arrives in one
+ * callback; a second value callback in a row can only be an obs-fold line,
+ * which RFC 9112 lets a server reject and which we do reject.
+ */
+#include "httphead.h"
+
+#include <string.h>
+#include <strings.h>
+
+bool httphead_is_tchar(unsigned char c)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c != '\0' && strchr(extra, c) != NULL;
+}
+
+/*
+ * States: 0 = inside a line, 1 = just saw LF, 2 = saw LF then CR.
+ * A head ends at LF (CR)? LF. A CR elsewhere is left to the parser to judge.
+ */
+size_t httphead_scan(const char *data, size_t len, size_t *pos, unsigned *state)
+{
+    size_t i = *pos;
+    unsigned st = *state;
+    for (; i < len; i++) {
+        char c = data[i];
+        if (c == '\n') {
+            if (st == 1 || st == 2) {
+                *pos = i + 1;
+                *state = 0;
+                return i + 1;
+            }
+            st = 1;
+        } else if (c == '\r') {
+            st = (st == 1) ? 2 : 0;
+        } else {
+            st = 0;
+        }
+    }
+    *pos = i;
+    *state = st;
+    return 0;
+}
+
+int httphead_on_field(struct httphead *h, const char *at, size_t len)
+{
+    if (h->n > 0 && !h->in_value) {
+        /* Contiguous head: a continued name is adjacent in memory. */
+        h->f[h->n - 1].name_len += (uint32_t)len;
+        goto check;
+    }
+    if (h->n >= HTTPHEAD_MAX_HEADERS) {
+        h->bad = true;
+        h->why = "too many header lines";
+        return 1;
+    }
+    h->f[h->n].name = at;
+    h->f[h->n].name_len = (uint32_t)len;
+    h->f[h->n].value = at + len;
+    h->f[h->n].value_len = 0;
+    h->f[h->n].hop = false;
+    h->n++;
+    h->in_value = false;
+check:
+    for (size_t i = 0; i < len; i++) {
+        if (!httphead_is_tchar((unsigned char)at[i])) {
+            h->bad = true;
+            h->why = "invalid character in a header name";
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int httphead_on_value(struct httphead *h, const char *at, size_t len)
+{
+    if (h->n == 0)
+        return 1;
+    struct httphead_field *f = &h->f[h->n - 1];
+    if (h->in_value) {
+        h->bad = true;
+        h->why = "obsolete line folding in a header value";
+        return 1;
+    }
+    h->in_value = true;
+    f->value = at;
+    f->value_len = (uint32_t)len;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)at[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            h->bad = true;
+            h->why = "control character in a header value";
+            return 1;
+        }
+    }
+    /* The parser keeps trailing whitespace (OWS) in the value; drop it. */
+    while (f->value_len > 0 &&
+           (f->value[f->value_len - 1] == ' ' || f->value[f->value_len - 1] == '\t'))
+        f->value_len--;
+    return 0;
+}
+
+bool httphead_name_is(const struct httphead_field *f, const char *name)
+{
+    size_t n = strlen(name);
+    return f->name_len == n && strncasecmp(f->name, name, n) == 0;
+}
+
+const struct httphead_field *httphead_get(const struct httphead *h, const char *name,
+                                          size_t *count)
+{
+    const struct httphead_field *first = NULL;
+    size_t c = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (httphead_name_is(&h->f[i], name)) {
+            if (!first)
+                first = &h->f[i];
+            c++;
+        }
+    }
+    if (count)
+        *count = c;
+    return first;
+}
+
+bool httphead_list_has(const char *value, size_t len, const char *token)
+{
+    size_t tl = strlen(token);
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && value[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+            end--;
+        if (end - start == tl && strncasecmp(value + start, token, tl) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool name_in_list(const struct httphead_field *f, const char *value, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && value[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+            end--;
+        if (end > start && f->name_len == end - start &&
+            strncasecmp(f->name, value + start, end - start) == 0)
+            return true;
+    }
+    return false;
+}
+
+void httphead_mark_hop(struct httphead *h)
+{
+    static const char *const hop[] = {
+        "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+    };
+    for (size_t i = 0; i < h->n; i++) {
+        struct httphead_field *f = &h->f[i];
+        if (f->name_len >= 6 && strncasecmp(f->name, "Proxy-", 6) == 0) {
+            f->hop = true;
+            continue;
+        }
+        for (size_t k = 0; k < sizeof hop / sizeof hop[0]; k++) {
+            if (httphead_name_is(f, hop[k])) {
+                f->hop = true;
+                break;
+            }
+        }
+    }
+    /* Headers a sender named in Connection are hop-by-hop too (RFC 9110 7.6.1). */
+    for (size_t i = 0; i < h->n; i++) {
+        if (!httphead_name_is(&h->f[i], "Connection"))
+            continue;
+        for (size_t k = 0; k < h->n; k++) {
+            if (!h->f[k].hop && name_in_list(&h->f[k], h->f[i].value, h->f[i].value_len))
+                h->f[k].hop = true;
+        }
+    }
+}
+
+static int body_on_body(http_parser *p, const char *at, size_t len)
+{
+    struct httpbody *b = p->data;
+    b->total += len;
+    if (b->max && b->total > b->max) {
+        b->too_large = true;
+        return 1;
+    }
+    return b->on_data ? b->on_data(b->arg, at, len) : 0;
+}
+
+static int body_on_complete(http_parser *p)
+{
+    struct httpbody *b = p->data;
+    b->done = true;
+    http_parser_pause(p, 1);  /* stop at the message boundary (pipelining) */
+    return 0;
+}
+
+static const http_parser_settings body_settings = {
+    .on_body = body_on_body,
+    .on_message_complete = body_on_complete,
+};
+
+void httpbody_init(struct httpbody *b, const http_parser *p, uint64_t max,
+                   int (*on_data)(void *, const char *, size_t), void *arg)
+{
+    memset(b, 0, sizeof *b);
+    b->p = *p;
+    b->p.data = b;
+    b->max = max;
+    b->on_data = on_data;
+    b->arg = arg;
+}
+
+size_t httpbody_feed(struct httpbody *b, const char *data, size_t len)
+{
+    if (b->done)
+        return 0;
+    size_t n = http_parser_execute(&b->p, &body_settings, data, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&b->p);
+    if (e == HPE_PAUSED) {
+        http_parser_pause(&b->p, 0);
+        return n;
+    }
+    if (e != HPE_OK || b->too_large)
+        return (size_t)-1;
+    return n;
+}

@@ -1,0 +1,83 @@
+/*
+ * httphead: what requests and responses share about an HTTP/1.x head: finding
+ * where it ends in a byte stream (so it can be parsed contiguously, in one
+ * pass, the way nginx does), the table of header lines it holds, the token
+ * rules the parser does not enforce, and the hop-by-hop list. Pure; no I/O.
+ */
+#ifndef ENVELOPD_HTTPHEAD_H
+#define ENVELOPD_HTTPHEAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <http_parser.h>
+
+#define HTTPHEAD_MAX_HEADERS 128
+
+struct httphead_field {
+    const char *name;
+    const char *value;
+    uint32_t name_len;
+    uint32_t value_len;
+    bool hop;            /* hop-by-hop: never forwarded */
+};
+
+struct httphead {
+    struct httphead_field f[HTTPHEAD_MAX_HEADERS];
+    size_t n;
+    /* parse-time bookkeeping for the parser callbacks */
+    bool in_value;       /* the last callback was a value */
+    bool bad;            /* a rule the parser does not check was broken */
+    const char *why;     /* static text: what was wrong */
+};
+
+/*
+ * Incremental search for the end of a head (CRLFCRLF, or bare LFs as nginx
+ * accepts them). Feed successive bytes of the stream from offset *pos;
+ * returns the head length including the blank line, or 0 when not yet found.
+ * *pos and *state carry progress between calls.
+ */
+size_t httphead_scan(const char *data, size_t len, size_t *pos, unsigned *state);
+
+/* Parser callbacks' helpers: append a field name / value fragment. */
+int httphead_on_field(struct httphead *h, const char *at, size_t len);
+int httphead_on_value(struct httphead *h, const char *at, size_t len);
+
+/* The first field named NAME (case-insensitive), or NULL; count of them in *count. */
+const struct httphead_field *httphead_get(const struct httphead *h, const char *name,
+                                          size_t *count);
+
+bool httphead_name_is(const struct httphead_field *f, const char *name);
+/* Is VALUE a comma list containing TOKEN (case-insensitive)? */
+bool httphead_list_has(const char *value, size_t len, const char *token);
+/* Mark hop-by-hop fields, including those named by Connection. */
+void httphead_mark_hop(struct httphead *h);
+/* RFC 9110 tchar. */
+bool httphead_is_tchar(unsigned char c);
+
+/*
+ * A message body being decoded (Content-Length, chunked, or until EOF) by
+ * the same http_parser that read its head. Decoded bytes go to on_data.
+ */
+struct httpbody {
+    http_parser p;
+    int (*on_data)(void *arg, const char *at, size_t len);  /* nonzero aborts */
+    void *arg;
+    uint64_t total;       /* decoded bytes so far */
+    uint64_t max;         /* 0: unlimited; more -> too_large */
+    bool done;
+    bool too_large;
+};
+
+/* Start decoding after a head parsed by P (copied). */
+void httpbody_init(struct httpbody *b, const http_parser *p, uint64_t max,
+                   int (*on_data)(void *, const char *, size_t), void *arg);
+/*
+ * Feed stream bytes; returns how many were consumed (the rest belong to the
+ * next message once done is set). On a framing error returns (size_t)-1.
+ * len == 0 signals EOF (ends an EOF-delimited body; an error otherwise).
+ */
+size_t httpbody_feed(struct httpbody *b, const char *data, size_t len);
+
+#endif

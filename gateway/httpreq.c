@@ -1,0 +1,252 @@
+/*
+ * httpreq: one request head, parsed in a single http_parser_execute pass
+ * over a contiguous buffer, then judged by the rules the parser leaves to
+ * us. Every rejection names a reason for the log and the envelope message.
+ */
+#include "httpreq.h"
+
+#include <string.h>
+#include <strings.h>
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct httpreq *r = p->data;
+    if (r->url == NULL)
+        r->url = at;
+    r->url_len += len;
+    return 0;
+}
+
+static int on_field(http_parser *p, const char *at, size_t len)
+{
+    struct httpreq *r = p->data;
+    return httphead_on_field(&r->head, at, len);
+}
+
+static int on_value(http_parser *p, const char *at, size_t len)
+{
+    struct httpreq *r = p->data;
+    return httphead_on_value(&r->head, at, len);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct httpreq *r = p->data;
+    r->major = p->http_major;
+    r->minor = p->http_minor;
+    r->method = (enum http_method)p->method;
+    r->keepalive = http_should_keep_alive(p) != 0;
+    r->chunked = (p->flags & F_CHUNKED) != 0;
+    r->has_length = (p->flags & F_CONTENTLENGTH) != 0;
+    r->content_length = r->has_length ? p->content_length : 0;
+    /* Stop here: the transfer coding is judged before the parser does. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct httpreq *r = p->data;
+    r->complete = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings head_settings = {
+    .on_url = on_url,
+    .on_header_field = on_field,
+    .on_header_value = on_value,
+    .on_headers_complete = on_headers_complete,
+    .on_message_complete = on_message_complete,
+};
+
+long httpreq_head_end(const char *data, size_t len, size_t max_header, size_t *pos,
+                      unsigned *state)
+{
+    size_t scan_len = len > max_header ? max_header : len;
+    size_t end = httphead_scan(data, scan_len, pos, state);
+    if (end)
+        return (long)end;
+    /* Not found within what may be buffered: which limit was hit? */
+    size_t limit_line = HTTPREQ_MAX_LINE < max_header ? HTTPREQ_MAX_LINE : max_header;
+    if (len >= limit_line && memchr(data, '\n', limit_line) == NULL)
+        return -414;
+    if (len >= max_header)
+        return -431;
+    return 0;
+}
+
+static int check_target(struct httpreq *r, const char **why)
+{
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (r->url_len == 0 || r->url_len > HTTPREQ_MAX_LINE) {
+        *why = "invalid request target";
+        return r->url_len ? 414 : 400;
+    }
+    if (r->url[0] == '*') {
+        if (r->method != HTTP_OPTIONS || r->url_len != 1) {
+            *why = "invalid request target";
+            return 400;
+        }
+        r->path = r->target = r->url;
+        r->path_len = r->target_len = 1;
+        return 0;
+    }
+    if (http_parser_parse_url(r->url, r->url_len, 0, &u) != 0) {
+        *why = "invalid request target";
+        return 400;
+    }
+    if (r->url[0] == '/') {
+        r->target = r->url;
+        r->target_len = r->url_len;
+    } else {
+        /* absolute-form: forward its path and query, as nginx does */
+        if (!(u.field_set & (1 << UF_SCHEMA)) || !(u.field_set & (1 << UF_HOST))) {
+            *why = "invalid request target";
+            return 400;
+        }
+        if (u.field_set & (1 << UF_PATH)) {
+            r->target = r->url + u.field_data[UF_PATH].off;
+            r->target_len = r->url_len - u.field_data[UF_PATH].off;
+        } else {
+            r->target = "/";
+            r->target_len = 1;
+        }
+    }
+    /* The fragment never goes on the wire; refuse it rather than guess. */
+    if (u.field_set & (1 << UF_FRAGMENT)) {
+        *why = "fragment in request target";
+        return 400;
+    }
+    r->path = r->target;
+    const char *q = memchr(r->target, '?', r->target_len);
+    r->path_len = q ? (size_t)(q - r->target) : r->target_len;
+    if (r->path_len == 0) {
+        r->path = "/";
+        r->path_len = 1;
+    }
+    return 0;
+}
+
+static int judge(struct httpreq *r, const char **why)
+{
+    if (r->major != 1 || r->minor > 1) {
+        *why = "HTTP version not supported";
+        return 505;
+    }
+    if (r->method == HTTP_CONNECT) {
+        *why = "CONNECT is not supported";
+        return 501;
+    }
+    size_t hosts = 0;
+    const struct httphead_field *host = httphead_get(&r->head, "Host", &hosts);
+    if (hosts > 1) {
+        *why = "more than one Host header";
+        return 400;
+    }
+    if (r->minor == 1 && hosts == 0) {
+        *why = "missing Host header";
+        return 400;
+    }
+    if (host) {
+        for (uint32_t i = 0; i < host->value_len; i++) {
+            unsigned char c = (unsigned char)host->value[i];
+            if (c <= ' ' || c == '/' || c == '\\' || c == '@' || c == '?' || c == '#') {
+                *why = "invalid Host header";
+                return 400;
+            }
+        }
+    }
+    size_t tes = 0;
+    const struct httphead_field *te = httphead_get(&r->head, "Transfer-Encoding", &tes);
+    if (te) {
+        if (r->minor == 0) {
+            *why = "Transfer-Encoding in an HTTP/1.0 request";
+            return 400;
+        }
+        if (httphead_get(&r->head, "Content-Length", NULL)) {
+            *why = "both Content-Length and Transfer-Encoding";
+            return 400;
+        }
+        /* Only "chunked", alone and once: anything else is a coding we do not implement. */
+        if (tes > 1 || te->value_len != 7 || strncasecmp(te->value, "chunked", 7) != 0) {
+            *why = "unsupported transfer coding";
+            return 501;
+        }
+    }
+    const struct httphead_field *ex = httphead_get(&r->head, "Expect", NULL);
+    if (ex) {
+        if (ex->value_len == 12 && strncasecmp(ex->value, "100-continue", 12) == 0) {
+            r->expect_continue = true;
+        } else {
+            *why = "unsupported expectation";
+            return 417;
+        }
+    }
+    r->has_body = !r->complete && (r->chunked || r->content_length > 0);
+    return check_target(r, why);
+}
+
+static int parser_status(enum http_errno e, const char **why)
+{
+    switch (e) {
+    case HPE_UNEXPECTED_CONTENT_LENGTH:
+        *why = "conflicting Content-Length or Transfer-Encoding headers";
+        return 400;
+    case HPE_INVALID_CONTENT_LENGTH:
+        *why = "invalid Content-Length";
+        return 400;
+    case HPE_INVALID_TRANSFER_ENCODING:
+        *why = "unsupported transfer coding";
+        return 501;
+    case HPE_HEADER_OVERFLOW:
+        *why = "request headers too large";
+        return 431;
+    case HPE_INVALID_METHOD:
+        *why = "invalid method";
+        return 400;
+    case HPE_INVALID_VERSION:
+        *why = "invalid HTTP version";
+        return 400;
+    default:
+        *why = http_errno_description(e);
+        return 400;
+    }
+}
+
+int httpreq_parse(struct httpreq *r, const char *buf, size_t len, const char **why)
+{
+    memset(r, 0, sizeof *r);
+    http_parser_init(&r->parser, HTTP_REQUEST);
+    r->parser.data = r;
+    size_t n = http_parser_execute(&r->parser, &head_settings, buf, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+    if (r->head.bad) {
+        *why = r->head.why;
+        return r->head.n >= HTTPHEAD_MAX_HEADERS ? 431 : 400;
+    }
+    if (e != HPE_PAUSED)
+        return parser_status(e == HPE_OK ? HPE_UNKNOWN : e, why);
+    int st = judge(r, why);
+    if (st)
+        return st;
+    /* Resume: a head without body completes the message right here. */
+    http_parser_pause(&r->parser, 0);
+    size_t rest = len - n;
+    if (rest) {
+        size_t m = http_parser_execute(&r->parser, &head_settings, buf + n, rest);
+        e = HTTP_PARSER_ERRNO(&r->parser);
+        if (e != HPE_OK && e != HPE_PAUSED)
+            return parser_status(e, why);
+        if (e == HPE_PAUSED)
+            http_parser_pause(&r->parser, 0);
+        if (m != rest && !r->complete) {
+            *why = "malformed request head";
+            return 400;
+        }
+    }
+    if (r->complete)
+        r->has_body = false;
+    return 0;
+}

@@ -1,0 +1,53 @@
+/*
+ * limiter: the rate-limit policy of one worker. Identifies the caller (token
+ * hashed with HMAC-SHA256, else client IP), picks the route's or the default
+ * limit, asks Redis (one EVALSHA) or the local store, and applies on_error
+ * when Redis cannot answer in time. Callbacks never outlive a cancelled query.
+ */
+#ifndef ENVELOPD_LIMITER_H
+#define ENVELOPD_LIMITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "ratelimit.h"
+
+enum limiter_verdict {
+    LIMITER_ALLOW,        /* serve; result.* fill the headers */
+    LIMITER_LIMITED,      /* 429 with result */
+    LIMITER_UNAVAILABLE,  /* Redis failed and on_error = deny: 503 */
+    LIMITER_NONE,         /* no limit applies (rate unset, or allowed undecided): no headers */
+};
+
+struct limiter_query {
+    const struct conf_route *route;   /* may be NULL (no route) */
+    const char *token;                /* Bearer already stripped; NULL: anonymous */
+    size_t token_len;
+    const char *client_ip;            /* X-Forwarded-For already resolved */
+};
+
+typedef void (*limiter_cb)(enum limiter_verdict v, const struct rl_result *res, void *arg);
+
+struct limiter;
+struct limiter_pending;
+
+/* One per worker, on its event base. conf must outlive the limiter or be replaced first. */
+struct limiter *limiter_new(struct event_base *base, const struct conf *conf);
+void limiter_free(struct limiter *l);
+/* Swap in a reloaded conf (Redis reconnects if its address changed). */
+void limiter_set_conf(struct limiter *l, const struct conf *conf);
+
+/*
+ * Decide for Q. Returns 1 when decided at once (*v and *res filled, cb never
+ * called), 0 when pending: cb is called exactly once later unless
+ * limiter_cancel(*pending) is called first.
+ */
+int limiter_check(struct limiter *l, const struct limiter_query *q,
+                  enum limiter_verdict *v, struct rl_result *res,
+                  limiter_cb cb, void *arg, struct limiter_pending **pending);
+void limiter_cancel(struct limiter_pending *p);
+
+#endif

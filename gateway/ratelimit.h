@@ -1,0 +1,42 @@
+/*
+ * ratelimit: the arithmetic of a limit, with no I/O. GCRA over a cached
+ * "now" (HAProxy's freq_ctr spirit): a limit of N per W lets N requests
+ * through as a burst and then one every W/N, never 2N across a window edge.
+ * Also an in-process store of GCRA states for the local mode and for
+ * on_error = local. The same arithmetic runs inside Redis as a Lua script.
+ */
+#ifndef ENVELOPD_RATELIMIT_H
+#define ENVELOPD_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+/* What a limit decided, as the headers and the 429 envelope report it. */
+struct rl_result {
+    bool allowed;
+    long limit;           /* X-RateLimit-Limit */
+    long remaining;       /* X-RateLimit-Remaining */
+    long reset_s;         /* X-RateLimit-Reset: seconds until fully refilled */
+    long retry_after_s;   /* Retry-After when !allowed, >= 1 */
+    long window_s;        /* the rate's window, for the envelope */
+};
+
+/*
+ * One GCRA step. *tat is the stored theoretical arrival time in microseconds
+ * (sub-ms precision for rates above 1000/s; 0 for a new caller); it is
+ * updated only when the request is allowed.
+ */
+void rl_gcra(const struct conf_rate *rate, uint64_t now_ms, uint64_t *tat,
+             struct rl_result *out);
+
+/* The in-memory store: a bounded hash of key -> tat, expired lazily. */
+struct rl_local;
+struct rl_local *rl_local_new(size_t max_keys);
+void rl_local_free(struct rl_local *l);
+void rl_local_check(struct rl_local *l, const char *key, size_t keylen,
+                    const struct conf_rate *rate, uint64_t now_ms, struct rl_result *out);
+
+#endif

@@ -674,6 +674,10 @@ def _resp_read(f):
 class GatewayTestCase(unittest.TestCase):
     """Per-test processes, all stopped by PID in cleanups."""
 
+    def setUp(self):
+        if not ENVELOPD:
+            raise unittest.SkipTest("ENVELOPD is not set")
+
     def upstream(self, default=None):
         u = Upstream(default)
         self.addCleanup(u.kill)
@@ -739,3 +743,14 @@ class GatewayTestCase(unittest.TestCase):
     def assertNoTokenInLogs(self, gw, token=TOKEN):
         text = gw.stdout_text() + gw.stderr_text()
         self.assertNotIn(token, text, "token found in the logs")
+
+
+def request_bytes(method, path, headers=(), body=b"", version="HTTP/1.1", host="localhost"):
+    """Raw request bytes; HEADERS is a list of (name, value); Host first unless host=None."""
+    out = "%s %s %s\r\n" % (method, path, version)
+    if host is not None:
+        out += "Host: %s\r\n" % host
+    for k, v in headers:
+        out += "%s: %s\r\n" % (k, v)
+    out = out.encode("latin-1") + b"\r\n"
+    return out + (body if isinstance(body, bytes) else body.encode())

@@ -63,6 +63,15 @@ void accesslog_close(void)
         close(old);
 }
 
+/* Milliseconds with microsecond precision, not yajl's %.20g. */
+static void put_ms(yajl_gen g, const char *key, double ms)
+{
+    char num[32];
+    int n = snprintf(num, sizeof num, "%.3f", ms < 0 ? 0.0 : ms);
+    yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+    yajl_gen_number(g, num, n > 0 ? (size_t)n : 0);
+}
+
 void accesslog_write(const struct access_entry *e)
 {
     int fd = atomic_load_explicit(&al_fd, memory_order_relaxed);
@@ -92,11 +101,9 @@ void accesslog_write(const struct access_entry *e)
         logjson_kv(g, "upstream", e->upstream);
     else
         logjson_knull(g, "upstream");
-    yajl_gen_string(g, (const unsigned char *)"duration_ms", 11);
-    yajl_gen_double(g, (double)(long long)(e->duration_ms * 1000) / 1000.0);
+    put_ms(g, "duration_ms", e->duration_ms);
     if (e->upstream_ms >= 0) {
-        yajl_gen_string(g, (const unsigned char *)"upstream_ms", 11);
-        yajl_gen_double(g, (double)(long long)(e->upstream_ms * 1000) / 1000.0);
+        put_ms(g, "upstream_ms", e->upstream_ms);
     } else {
         logjson_knull(g, "upstream_ms");
     }

@@ -231,6 +231,7 @@ int httpreq_parse(struct httpreq *r, const char *buf, size_t len, const char **w
     int st = judge(r, why);
     if (st)
         return st;
+    httphead_mark_hop(&r->head);
     /* Resume: a head without body completes the message right here. */
     http_parser_pause(&r->parser, 0);
     size_t rest = len - n;

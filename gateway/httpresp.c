@@ -88,6 +88,7 @@ int httpresp_parse(struct httpresp *r, const char *buf, size_t len, bool head_re
         *why = "both Content-Length and Transfer-Encoding";
         return -1;
     }
+    httphead_mark_hop(&r->head);
     if (r->complete) {
         r->has_body = false;
     } else {

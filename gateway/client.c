@@ -1,0 +1,603 @@
+/*
+ * client: the life of one client connection, from accept to close. State
+ * changes go through client_set_state() so every deadline is armed in one
+ * place. A connection is freed only outside its own read processing
+ * (close_pending), so no callback runs on freed memory.
+ */
+#include "client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "accesslog.h"
+#include "httpreq.h"
+#include "log.h"
+#include "proxy.h"
+#include "worker.h"
+
+#define LINGER_MS 2000
+#define WRITE_LOW_WATER (32 * 1024)
+/* Input held while a request is served: pipelined heads wait here. */
+#define READ_HIGH_WATER (64 * 1024)
+
+static void client_process(struct client *c);
+static void client_free(struct client *c);
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+const char *client_http_date(void)
+{
+    static _Thread_local char buf[40];
+    static _Thread_local time_t cached;
+    time_t t = time(NULL);
+    if (t != cached) {
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached = t;
+    }
+    return buf;
+}
+
+static void arm_timer(struct client *c, uint64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(c->timer, &tv);
+}
+
+static void client_set_state(struct client *c, enum client_state st)
+{
+    const struct conf *conf = c->w->gen->conf;
+    c->st = st;
+    switch (st) {
+    case CS_IDLE:
+        arm_timer(c, conf->keepalive_timeout_ms);
+        break;
+    case CS_HEAD:
+    case CS_BODY:
+        /* Whole-head and whole-body deadlines: trickling bytes do not extend them. */
+        arm_timer(c, conf->client_timeout_ms);
+        break;
+    case CS_WAIT:
+        evtimer_del(c->timer);
+        break;
+    case CS_LINGER:
+        arm_timer(c, LINGER_MS);
+        break;
+    }
+}
+
+/* Close now, or as soon as the current processing unwinds. */
+static void client_close(struct client *c)
+{
+    if (c->in_read) {
+        c->freed_pending = true;
+        return;
+    }
+    client_free(c);
+}
+
+static void client_free(struct client *c)
+{
+    struct worker *w = c->w;
+    if (c->px) {
+        struct proxy *px = c->px;
+        c->px = NULL;
+        proxy_client_gone(px);
+        /* A request cut short is still logged, as nginx's 499. */
+        c->ri.status = 499;
+        c->ri.error_code = "CLIENT_CLOSED";
+        client_response_done(c);
+    }
+    if (c->gen) {
+        worker_gen_put(c->gen);
+        c->gen = NULL;
+        w->inflight--;
+    }
+    if (c->timer)
+        event_free(c->timer);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    LIST_REMOVE(c, link);
+    free(c);
+    worker_client_closed(w);
+}
+
+struct evbuffer *client_output(struct client *c)
+{
+    return bufferevent_get_output(c->bev);
+}
+
+void client_count_out(struct client *c, size_t n)
+{
+    c->ri.bytes_out += n;
+}
+
+void client_pause_read(struct client *c)
+{
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+void client_resume_read(struct client *c)
+{
+    if (c->st == CS_BODY || c->st == CS_HEAD || c->st == CS_IDLE || c->st == CS_LINGER)
+        bufferevent_enable(c->bev, EV_READ);
+    if (c->st == CS_BODY && !c->in_read) {
+        client_process(c);
+        if (c->freed_pending)
+            client_free(c);
+    }
+}
+
+static void write_access_line(struct client *c)
+{
+    const struct conf *conf = c->gen ? c->gen->conf : c->w->gen->conf;
+    (void)conf;
+    struct access_entry e = {
+        .request_id = c->ri.id,
+        .client = c->ip,
+        .method = c->ri.method[0] ? c->ri.method : "-",
+        .path = c->ri.path_len ? c->ri.path : "-",
+        .path_len = c->ri.path_len ? c->ri.path_len : 1,
+        .route = c->ri.route,
+        .status = c->ri.status,
+        .upstream_status = c->ri.upstream_status,
+        .upstream = c->ri.upstream,
+        .duration_ms = (double)(now_us() - c->ri.start_us) / 1000.0,
+        .upstream_ms = c->ri.upstream_ms,
+        .bytes_in = c->ri.bytes_in,
+        .bytes_out = c->ri.bytes_out,
+        .ratelimit_remaining = c->ri.rl_remaining,
+        .error_code = c->ri.error_code,
+    };
+    accesslog_write(&e);
+    struct worker_stats *s = &c->w->stats;
+    atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
+    int cls = c->ri.status / 100;
+    if (cls >= 0 && cls < 6)
+        atomic_fetch_add_explicit(&s->status_class[cls], 1, memory_order_relaxed);
+}
+
+static void start_linger(struct client *c)
+{
+    /* Half-close so the client sees our answer, then swallow what it still
+     * sends for a moment: closing with unread input would reset the
+     * connection and could destroy the answer in flight. */
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd >= 0)
+        shutdown(fd, SHUT_WR);
+    client_set_state(c, CS_LINGER);
+    bufferevent_enable(c->bev, EV_READ);
+    evbuffer_drain(bufferevent_get_input(c->bev),
+                   evbuffer_get_length(bufferevent_get_input(c->bev)));
+}
+
+static void closing_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+    (void)bev;
+    if (evbuffer_get_length(client_output(c)) != 0)
+        return;
+    if (c->req_done && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+        client_close(c);
+    else
+        start_linger(c);
+}
+
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+
+void client_response_done(struct client *c)
+{
+    bool was_active = c->px != NULL || c->gen != NULL;
+    c->px = NULL;
+    if (c->ri.status)
+        write_access_line(c);
+    if (c->gen) {
+        worker_gen_put(c->gen);
+        c->gen = NULL;
+        c->w->inflight--;
+    }
+    (void)was_active;
+    c->resp_started = false;
+    c->body_active = false;
+    if (c->freed_pending)
+        return;
+    if (c->close_after || !c->req_done || c->w->draining) {
+        /* Flush, then close or linger. */
+        c->st = CS_WAIT;
+        evtimer_del(c->timer);
+        /* A stalled client must not keep the connection forever. */
+        arm_timer(c, c->w->gen->conf->client_timeout_ms);
+        bufferevent_disable(c->bev, EV_READ);
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        bufferevent_setcb(c->bev, client_read_cb, closing_write_cb, client_event_cb, c);
+        c->close_after = true;
+        if (evbuffer_get_length(client_output(c)) == 0)
+            closing_write_cb(c->bev, c);
+        return;
+    }
+    memset(&c->ri, 0, sizeof c->ri);
+    c->ri.rl_remaining = -1;
+    c->ri.upstream_ms = -1;
+    client_set_state(c, CS_IDLE);
+    bufferevent_enable(c->bev, EV_READ);
+    /* A pipelined request may already be waiting in the input buffer. */
+    if (!c->in_read && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        client_process(c);
+        if (c->freed_pending)
+            client_free(c);
+    }
+}
+
+void client_abort(struct client *c)
+{
+    c->px = NULL;
+    if (c->ri.status)
+        write_access_line(c);
+    c->ri.status = 0;
+    /* A reset, not a clean end: the client must not take a cut body as whole. */
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd >= 0) {
+        struct linger lg = { 1, 0 };
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    client_close(c);
+}
+
+void client_send_error(struct client *c, int status, const char *message, const char *extra,
+                       const struct envelope_limit *limit, bool close)
+{
+    const struct conf *conf = c->gen ? c->gen->conf : c->w->gen->conf;
+    if (c->ri.id[0] == '\0' && !reqid_generate(c->ri.id))
+        snprintf(c->ri.id, sizeof c->ri.id, "unavailable");
+    struct envelope e = {
+        .status = status,
+        .code = envelope_code_for_status(status),
+        .message = message,
+        .request_id = c->ri.id,
+    };
+    if (limit)
+        e.limit = *limit;
+    char *body = NULL;
+    size_t blen = 0;
+    if (envelope_render(&e, conf->profile, &body, &blen) != 0) {
+        body = NULL;
+        blen = 0;
+    }
+    if (close || c->w->draining)
+        c->close_after = true;
+    struct evbuffer *out = client_output(c);
+    size_t before = evbuffer_get_length(out);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\n"
+                        "Date: %s\r\n"
+                        "Content-Type: %s\r\n"
+                        "Content-Length: %zu\r\n"
+                        "%s: %s\r\n"
+                        "%s"
+                        "%s"
+                        "\r\n",
+                        status, envelope_reason(status), client_http_date(),
+                        envelope_content_type(conf->profile), blen, conf->corr_header,
+                        c->ri.id, extra ? extra : "",
+                        c->close_after ? "Connection: close\r\n"
+                        : (c->ri.minor == 0 ? "Connection: keep-alive\r\n" : ""));
+    if (body && !c->ri.head_method)
+        evbuffer_add(out, body, blen);
+    free(body);
+    c->ri.bytes_out += evbuffer_get_length(out) - before;
+    c->ri.status = status;
+    c->ri.error_code = e.code;
+    log_debug("gateway_error", "%d %s", status, message ? message : "");
+    client_response_done(c);
+}
+
+static void copy_reqinfo(struct client *c, const struct httpreq *req, const struct conf *conf)
+{
+    if (req->url) {
+        const char *m = http_method_str(req->method);
+        snprintf(c->ri.method, sizeof c->ri.method, "%s", m);
+    }
+    const char *p = req->path ? req->path : req->url;
+    size_t pl = req->path ? req->path_len : req->url_len;
+    if (p) {
+        if (pl > sizeof c->ri.path)
+            pl = sizeof c->ri.path;
+        memcpy(c->ri.path, p, pl);
+        c->ri.path_len = pl;
+    }
+    c->ri.head_method = req->method == HTTP_HEAD;
+    c->ri.minor = req->minor;
+    /* The first acceptable incoming ID wins, in the order the conf lists them. */
+    for (size_t i = 0; i < conf->n_accept && c->ri.id[0] == '\0'; i++) {
+        size_t n = 0;
+        const struct httphead_field *f = httphead_get(&req->head, conf->accept[i], &n);
+        if (f && n == 1 && reqid_valid(f->value, f->value_len)) {
+            memcpy(c->ri.id, f->value, f->value_len);
+            c->ri.id[f->value_len] = '\0';
+        }
+    }
+    if (c->ri.id[0] == '\0' && !reqid_generate(c->ri.id))
+        snprintf(c->ri.id, sizeof c->ri.id, "unavailable");
+}
+
+static int body_data(void *arg, const char *at, size_t len)
+{
+    struct client *c = arg;
+    if (!c->px)
+        return 0;  /* the answer is already out; the rest is discarded */
+    return proxy_body(c->px, at, len) == 0 ? 0 : 1;
+}
+
+static void handle_head(struct client *c, const char *data, size_t len)
+{
+    struct worker *w = c->w;
+    c->gen = worker_gen_get(w);
+    w->inflight++;
+    const struct conf *conf = c->gen->conf;
+    struct httpreq req;
+    const char *why = NULL;
+    int st = httpreq_parse(&req, data, len, &why);
+    copy_reqinfo(c, &req, conf);
+    c->req_done = st != 0 || !req.has_body;
+    if (st) {
+        /* After a malformed head the stream cannot be trusted: answer and close. */
+        log_info("bad_request", "%d from %s: %s", st, c->ip, why);
+        client_send_error(c, st, why, NULL, NULL, true);
+        return;
+    }
+    c->close_after = !req.keepalive || w->draining;
+    if (req.has_body && req.has_length && req.content_length > conf->max_body_size) {
+        client_send_error(c, 413, "Request body is larger than the limit", NULL, NULL, true);
+        return;
+    }
+    struct proxy *px = proxy_start(c, &req);
+    if (!px)
+        return;  /* answered already */
+    c->px = px;
+    if (req.has_body) {
+        httpbody_init(&c->body, &req.parser, conf->max_body_size, body_data, c);
+        c->body_active = true;
+        client_set_state(c, CS_BODY);
+    } else {
+        client_set_state(c, CS_WAIT);
+    }
+}
+
+static void body_failed(struct client *c)
+{
+    bool too_large = c->body.too_large;
+    c->body_active = false;
+    if (c->px) {
+        struct proxy *px = c->px;
+        c->px = NULL;
+        proxy_client_gone(px);
+    }
+    if (c->resp_started) {
+        client_abort(c);
+        return;
+    }
+    if (too_large)
+        client_send_error(c, 413, "Request body is larger than the limit", NULL, NULL, true);
+    else
+        client_send_error(c, 400, "Malformed request body", NULL, NULL, true);
+}
+
+static void client_process(struct client *c)
+{
+    c->in_read = true;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (!c->freed_pending) {
+        size_t avail = evbuffer_get_length(in);
+        if (c->st == CS_LINGER) {
+            evbuffer_drain(in, avail);
+            break;
+        }
+        if (c->st == CS_WAIT || avail == 0)
+            break;
+        if (c->st == CS_IDLE) {
+            memset(&c->ri, 0, sizeof c->ri);
+            c->ri.rl_remaining = -1;
+            c->ri.upstream_ms = -1;
+            c->ri.start_us = now_us();
+            c->scan_pos = 0;
+            c->scan_state = 0;
+            client_set_state(c, CS_HEAD);
+        }
+        if (c->st == CS_HEAD) {
+            const struct conf *conf = c->w->gen->conf;
+            size_t want = avail < conf->max_header_size ? avail : conf->max_header_size;
+            const char *data = (const char *)evbuffer_pullup(in, (ssize_t)want);
+            if (!data)
+                break;
+            long end = httpreq_head_end(data, want, conf->max_header_size, &c->scan_pos,
+                                        &c->scan_state);
+            if (end == 0)
+                break;
+            if (end < 0) {
+                c->gen = worker_gen_get(c->w);
+                c->w->inflight++;
+                c->req_done = true;
+                if (!reqid_generate(c->ri.id))
+                    snprintf(c->ri.id, sizeof c->ri.id, "unavailable");
+                client_send_error(c, (int)-end,
+                                  end == -414 ? "Request line is too long"
+                                              : "Request headers are too large",
+                                  NULL, NULL, true);
+                break;
+            }
+            c->ri.bytes_in += (uint64_t)end;
+            handle_head(c, data, (size_t)end);
+            evbuffer_drain(in, (size_t)end);
+            continue;
+        }
+        if (c->st == CS_BODY) {
+            if (!(bufferevent_get_enabled(c->bev) & EV_READ))
+                break;  /* paused: the upstream is not taking more yet */
+            struct evbuffer_iovec v;
+            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+                break;
+            size_t n = httpbody_feed(&c->body, v.iov_base, v.iov_len);
+            if (c->st != CS_BODY) {
+                /* The answer went out while the body was arriving. */
+                continue;
+            }
+            if (n == (size_t)-1) {
+                body_failed(c);
+                break;
+            }
+            evbuffer_drain(in, n);
+            c->ri.bytes_in += n;
+            if (c->body.done) {
+                c->body_active = false;
+                c->req_done = true;
+                client_set_state(c, CS_WAIT);
+                if (c->px)
+                    proxy_body_done(c->px);
+            }
+        }
+    }
+    c->in_read = false;
+}
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+    (void)bev;
+    client_process(c);
+    if (c->freed_pending)
+        client_free(c);
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+    (void)bev;
+    if (c->px)
+        proxy_client_drained(c->px);
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)bev;
+    if ((what & BEV_EVENT_EOF) && c->st == CS_WAIT && c->px) {
+        /* A half-closed client still waits for its answer: finish, then close. */
+        c->close_after = true;
+        return;
+    }
+    client_close(c);
+}
+
+static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)fd;
+    (void)what;
+    switch (c->st) {
+    case CS_IDLE:
+    case CS_LINGER:
+        client_close(c);
+        return;
+    case CS_HEAD:
+        c->gen = worker_gen_get(c->w);
+        c->w->inflight++;
+        c->req_done = true;
+        if (c->ri.id[0] == '\0' && !reqid_generate(c->ri.id))
+            snprintf(c->ri.id, sizeof c->ri.id, "unavailable");
+        log_info("client_timeout", "request head not received within %llu ms from %s",
+                 (unsigned long long)c->w->gen->conf->client_timeout_ms, c->ip);
+        client_send_error(c, 408, "The request was not received in time", NULL, NULL, true);
+        return;
+    case CS_BODY:
+        if (c->px) {
+            struct proxy *px = c->px;
+            c->px = NULL;
+            proxy_client_gone(px);
+        }
+        c->body_active = false;
+        if (c->resp_started) {
+            client_abort(c);
+            return;
+        }
+        LOG_AT(CONF_LOG_INFO, "client_timeout", c->ri.id, NULL,
+               "request body not received within %llu ms from %s",
+               (unsigned long long)c->w->gen->conf->client_timeout_ms, c->ip);
+        client_send_error(c, 408, "The request body was not received in time", NULL, NULL,
+                          true);
+        return;
+    case CS_WAIT:
+        /* Only armed while flushing a final answer to a client that stopped reading. */
+        client_close(c);
+        return;
+    }
+}
+
+void client_drain(struct client *c)
+{
+    if (c->st == CS_IDLE && !c->in_read)
+        client_free(c);
+}
+
+void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+    struct client *c = calloc(1, sizeof *c);
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->w = w;
+    if (salen > 0 && (size_t)salen <= sizeof c->peer)
+        memcpy(&c->peer, sa, (size_t)salen);
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->ip, sizeof c->ip);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->ip, sizeof c->ip);
+    else
+        snprintf(c->ip, sizeof c->ip, "unix");
+    if (sa->sa_family != AF_UNIX) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(w->base, client_timer_cb, c);
+    if (!c->bev || !c->timer) {
+        if (!c->bev)
+            evutil_closesocket(fd);
+        if (c->bev)
+            bufferevent_free(c->bev);
+        if (c->timer)
+            event_free(c->timer);
+        free(c);
+        return;
+    }
+    w->nclients++;
+    LIST_INSERT_HEAD(&w->clients, c, link);
+    c->ri.rl_remaining = -1;
+    c->ri.upstream_ms = -1;
+    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    size_t high = w->gen->conf->max_header_size + 4096;
+    bufferevent_setwatermark(c->bev, EV_READ, 0, high > READ_HIGH_WATER ? high : READ_HIGH_WATER);
+    bufferevent_setwatermark(c->bev, EV_WRITE, WRITE_LOW_WATER, 0);
+    client_set_state(c, CS_IDLE);
+    /* The first request's head deadline starts at accept, not at its first byte. */
+    arm_timer(c, w->gen->conf->client_timeout_ms);
+    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
+        client_close(c);
+}

@@ -1,0 +1,101 @@
+/*
+ * client: one client connection. Reads and judges request heads (answering
+ * malformed ones itself), decodes request bodies into the proxy, enforces
+ * the whole-head and whole-body deadlines, keeps keep-alive and pipelining
+ * in order, writes responses, and writes the access line when each ends.
+ */
+#ifndef ENVELOPD_CLIENT_H
+#define ENVELOPD_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/util.h>
+
+#include "envelope.h"
+#include "httphead.h"
+#include "reqid.h"
+
+struct worker;
+struct gen;
+struct proxy;
+
+enum client_state {
+    CS_IDLE,     /* between requests */
+    CS_HEAD,     /* reading a head; the head deadline runs */
+    CS_BODY,     /* reading a body; the body deadline runs */
+    CS_WAIT,     /* request read; the response is being produced */
+    CS_LINGER,   /* answer sent, input discarded until EOF or a short timer */
+};
+
+/* What the access line and the envelopes need to know about the request. */
+struct reqinfo {
+    char id[REQID_MAX + 1];
+    char method[24];
+    char path[1024];
+    size_t path_len;
+    const char *route;          /* name, owned by the request's conf */
+    int status;
+    int upstream_status;
+    const char *upstream;       /* server address, owned by the conf */
+    double upstream_ms;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    long rl_remaining;
+    const char *error_code;
+    bool head_method;
+    unsigned short minor;       /* HTTP/1.minor of the client */
+    uint64_t start_us;
+};
+
+struct client {
+    LIST_ENTRY(client) link;    /* in the worker's list of connections */
+    struct worker *w;
+    struct gen *gen;            /* held from head to the end of the response */
+    struct bufferevent *bev;
+    char ip[64];
+    struct sockaddr_storage peer;
+    enum client_state st;
+    struct event *timer;
+    size_t scan_pos;
+    unsigned scan_state;
+    struct httpbody body;
+    bool body_active;
+    struct proxy *px;
+    struct reqinfo ri;
+    bool close_after;           /* Connection: close on the current response */
+    bool resp_started;
+    bool req_done;              /* the current request was read whole */
+    bool in_read;               /* re-entrancy guard for client_process */
+    bool freed_pending;
+};
+
+/* Draining: close the connection if it is between requests. */
+void client_drain(struct client *c);
+
+/* Take ownership of an accepted socket. */
+void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+
+/*
+ * Answer the current request with a gateway-made envelope. EXTRA is NULL or
+ * extra header lines ("Allow: GET\r\n"). CLOSE: close the connection after.
+ */
+void client_send_error(struct client *c, int status, const char *message, const char *extra,
+                       const struct envelope_limit *limit, bool close);
+
+/* The proxy's hooks into the connection. */
+struct evbuffer *client_output(struct client *c);
+void client_count_out(struct client *c, size_t n);
+void client_response_done(struct client *c);
+void client_abort(struct client *c);             /* tear down mid-response */
+void client_pause_read(struct client *c);
+void client_resume_read(struct client *c);
+/* The Date header value, cached per second for this thread. */
+const char *client_http_date(void);
+
+#endif

@@ -1,0 +1,1087 @@
+/*
+ * proxy: one request's exchange with its upstream, as a state machine
+ * (px_set_state is the only place a state changes). The request is kept
+ * whole in px->req while it is small enough to replay (RETRY_MAX), which is
+ * what makes retries possible; beyond that it streams and is never replayed
+ * once sent. Responses 1xx-3xx stream through; errors are captured up to
+ * max_error_body and rewritten by normalize into the envelope.
+ */
+#include "proxy.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "client.h"
+#include "conf.h"
+#include "envelope.h"
+#include "httpresp.h"
+#include "limiter.h"
+#include "log.h"
+#include "normalize.h"
+#include "router.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define RETRY_MAX (64 * 1024)        /* requests up to this size can be replayed */
+#define PENDING_HIGH (256 * 1024)    /* pause the client above this much unsent body */
+#define CLIENT_OUT_HIGH (256 * 1024) /* pause the upstream above this much unsent response */
+
+enum px_state {
+    PX_LIMIT,        /* waiting for the rate limiter */
+    PX_RETRY_WAIT,   /* backing off before the next attempt */
+    PX_CONNECTING,
+    PX_WAITING,      /* request sent (or sending); no response head yet */
+    PX_BODY,         /* response body: relayed, or captured for the envelope */
+};
+
+enum px_fail { FAIL_CONNECT, FAIL_CONNECT_TIMEOUT, FAIL_RESET, FAIL_STATUS };
+
+struct proxy {
+    struct client *c;
+    struct worker *w;
+    const struct conf *conf;
+    const struct conf_route *route;
+    struct up_group *group;
+    enum px_state st;
+    struct event *timer;
+
+    /* request */
+    struct evbuffer *req;       /* unsent bytes, or the whole request in copy mode */
+    bool copy_mode;
+    bool sent_any;
+    bool has_body;
+    bool body_chunked;
+    bool body_done;
+    bool idempotent;
+    bool head_method;
+    bool expect_continue;
+    bool continue_sent;
+    bool client_paused;
+
+    /* upstream */
+    struct up_server *srv;
+    struct upconn *uc;
+    bool connected;
+    unsigned attempt;           /* retries done */
+    uint64_t tried;
+    int last_fail_status;
+    const char *last_fail_why;
+    uint64_t up_start_us;
+
+    /* response */
+    size_t scan_pos;
+    unsigned scan_state;
+    struct httpbody rbody;
+    int status;
+    bool resp_keepalive;
+    bool resp_until_eof;
+    bool chunked_out;
+    bool error_mode;
+    struct evbuffer *errbody;
+    bool err_truncated;
+    struct evbuffer *err_headers;   /* upstream headers kept on the envelope response */
+    char ctype[128];
+    char cenc[64];
+    char retry_after[32];
+    bool upstream_paused;
+
+    /* rate limit */
+    struct limiter_pending *rlp;
+    bool rl_applied;
+    struct rl_result rl;
+};
+
+static void px_connect(struct proxy *px);
+static void px_free(struct proxy *px);
+static void px_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void up_read_cb(struct bufferevent *bev, void *arg);
+static void up_write_cb(struct bufferevent *bev, void *arg);
+static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void arm(struct proxy *px, uint64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(px->timer, &tv);
+}
+
+static void px_set_state(struct proxy *px, enum px_state st)
+{
+    const struct conf_upstream *cu = px->group ? px->group->cu : NULL;
+    px->st = st;
+    switch (st) {
+    case PX_LIMIT:
+        evtimer_del(px->timer);
+        break;
+    case PX_RETRY_WAIT: {
+        uint64_t d = cu->retry_backoff_ms;
+        for (unsigned i = 1; i < px->attempt && d < cu->retry_backoff_max_ms; i++)
+            d *= 2;
+        if (d > cu->retry_backoff_max_ms)
+            d = cu->retry_backoff_max_ms;
+        arm(px, d);
+        break;
+    }
+    case PX_CONNECTING:
+        arm(px, cu->connect_timeout_ms);
+        break;
+    case PX_WAITING:
+    case PX_BODY:
+        arm(px, cu->timeout_ms);
+        break;
+    }
+}
+
+static bool is_idempotent(enum http_method m)
+{
+    return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE ||
+           m == HTTP_OPTIONS || m == HTTP_TRACE;
+}
+
+/* ---- rate-limit headers ------------------------------------------------ */
+
+static void add_rl_headers(struct proxy *px, struct evbuffer *out)
+{
+    if (!px->rl_applied)
+        return;
+    evbuffer_add_printf(out, "X-RateLimit-Limit: %ld\r\nX-RateLimit-Remaining: %ld\r\n"
+                        "X-RateLimit-Reset: %ld\r\n",
+                        px->rl.limit, px->rl.remaining, px->rl.reset_s);
+}
+
+/* Answer with a gateway-made envelope and end the exchange. */
+static void px_fail_answer(struct proxy *px, int status, const char *message)
+{
+    struct client *c = px->c;
+    char extra[256];
+    extra[0] = '\0';
+    if (px->rl_applied)
+        snprintf(extra, sizeof extra,
+                 "X-RateLimit-Limit: %ld\r\nX-RateLimit-Remaining: %ld\r\n"
+                 "X-RateLimit-Reset: %ld\r\n",
+                 px->rl.limit, px->rl.remaining, px->rl.reset_s);
+    if (px->uc) {
+        upstream_release(px->uc, false);
+        px->uc = NULL;
+    }
+    c->ri.upstream_status = 0;
+    if (px->up_start_us)
+        c->ri.upstream_ms = (double)(now_us() - px->up_start_us) / 1000.0;
+    px_free(px);
+    client_send_error(c, status, message, extra, NULL, false);
+}
+
+/* ---- building the upstream request ------------------------------------- */
+
+static bool skip_request_header(const struct conf *conf, const struct httphead_field *f)
+{
+    static const char *const skip[] = {
+        "Host", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "Via",
+    };
+    if (f->hop)
+        return true;
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (httphead_name_is(f, skip[i]))
+            return true;
+    return httphead_name_is(f, conf->corr_header);
+}
+
+static int build_request(struct proxy *px, const struct httpreq *req)
+{
+    struct client *c = px->c;
+    const struct conf *conf = px->conf;
+    struct evbuffer *b = px->req;
+    char target[HTTPREQ_MAX_LINE + 2];
+    size_t tl = router_upstream_target(px->route, req->target, req->target_len, target,
+                                       sizeof target);
+    if (evbuffer_add_printf(b, "%s %.*s HTTP/1.1\r\n", http_method_str(req->method), (int)tl,
+                            target) < 0)
+        return -1;
+    const struct httphead_field *host = httphead_get(&req->head, "Host", NULL);
+    if (host)
+        evbuffer_add_printf(b, "Host: %.*s\r\n", (int)host->value_len, host->value);
+    else
+        evbuffer_add_printf(b, "Host: %s\r\n", px->group->cu->servers[0].text);
+    const struct httphead_field *xff = NULL, *via = NULL;
+    for (size_t i = 0; i < req->head.n; i++) {
+        const struct httphead_field *f = &req->head.f[i];
+        if (httphead_name_is(f, "X-Forwarded-For")) {
+            if (!xff)
+                xff = f;
+            continue;
+        }
+        if (httphead_name_is(f, "Via")) {
+            via = f;
+            continue;
+        }
+        if (skip_request_header(conf, f))
+            continue;
+        evbuffer_add(b, f->name, f->name_len);
+        evbuffer_add(b, ": ", 2);
+        evbuffer_add(b, f->value, f->value_len);
+        evbuffer_add(b, "\r\n", 2);
+    }
+    evbuffer_add_printf(b, "%s: %s\r\n", conf->corr_header, c->ri.id);
+    if (xff && xff->value_len)
+        evbuffer_add_printf(b, "X-Forwarded-For: %.*s, %s\r\n", (int)xff->value_len, xff->value,
+                            c->ip);
+    else
+        evbuffer_add_printf(b, "X-Forwarded-For: %s\r\n", c->ip);
+    evbuffer_add_printf(b, "X-Forwarded-Proto: http\r\n");
+    if (via && via->value_len)
+        evbuffer_add_printf(b, "Via: %.*s, 1.%u envelopd\r\n", (int)via->value_len, via->value,
+                            req->minor);
+    else
+        evbuffer_add_printf(b, "Via: 1.%u envelopd\r\n", req->minor);
+    if (req->has_body) {
+        if (req->chunked)
+            evbuffer_add_printf(b, "Transfer-Encoding: chunked\r\n");
+        else
+            evbuffer_add_printf(b, "Content-Length: %llu\r\n",
+                                (unsigned long long)req->content_length);
+    }
+    return evbuffer_add(b, "\r\n", 2);
+}
+
+/* ---- caller identity ----------------------------------------------------- */
+
+static bool peer_trusted(const struct conf *conf, const struct client *c)
+{
+    return conf->n_trusted_proxies > 0 &&
+           conf_is_trusted_proxy(conf, (const struct sockaddr *)&c->peer);
+}
+
+/* The rightmost X-Forwarded-For address not itself a trusted proxy. */
+static void resolve_client_ip(const struct conf *conf, const struct client *c,
+                              const struct httpreq *req, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", c->ip);
+    if (!peer_trusted(conf, c))
+        return;
+    const struct httphead_field *xff = httphead_get(&req->head, "X-Forwarded-For", NULL);
+    if (!xff)
+        return;
+    const char *v = xff->value;
+    size_t end = xff->value_len;
+    while (end > 0) {
+        size_t start = end;
+        while (start > 0 && v[start - 1] != ',')
+            start--;
+        size_t a = start, z = end;
+        while (a < z && (v[a] == ' ' || v[a] == '\t'))
+            a++;
+        while (z > a && (v[z - 1] == ' ' || v[z - 1] == '\t'))
+            z--;
+        char ip[64];
+        if (z > a && z - a < sizeof ip) {
+            memcpy(ip, v + a, z - a);
+            ip[z - a] = '\0';
+            struct sockaddr_storage ss;
+            memset(&ss, 0, sizeof ss);
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            bool ok = false;
+            if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+                s4->sin_family = AF_INET;
+                ok = true;
+            } else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+                s6->sin6_family = AF_INET6;
+                ok = true;
+            }
+            if (!ok)
+                return;  /* junk in the chain: stop at the last address we believed */
+            snprintf(out, cap, "%s", ip);
+            if (!conf_is_trusted_proxy(conf, (const struct sockaddr *)&ss))
+                return;
+        }
+        end = start ? start - 1 : 0;
+    }
+}
+
+static const char *find_token(const struct conf *conf, const struct httpreq *req, size_t *len)
+{
+    const struct httphead_field *f = httphead_get(&req->head, conf->token_header, NULL);
+    if (!f || f->value_len == 0)
+        return NULL;
+    const char *v = f->value;
+    size_t n = f->value_len;
+    if (strcasecmp(conf->token_header, "Authorization") == 0) {
+        if (n > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
+            v += 7;
+            n -= 7;
+            while (n && *v == ' ') {
+                v++;
+                n--;
+            }
+        } else {
+            return NULL;  /* Basic and friends are not bearer tokens */
+        }
+    }
+    if (n == 0)
+        return NULL;
+    *len = n;
+    return v;
+}
+
+/* ---- rate-limit decision ------------------------------------------------- */
+
+static void px_limit_decided(struct proxy *px, enum limiter_verdict v, const struct rl_result *r)
+{
+    struct client *c = px->c;
+    switch (v) {
+    case LIMITER_LIMITED: {
+        struct envelope_limit lim = {
+            .set = true,
+            .retry_after_s = r->retry_after_s,
+            .limit = r->limit,
+            .window_s = r->window_s,
+        };
+        char extra[256];
+        snprintf(extra, sizeof extra,
+                 "Retry-After: %ld\r\nX-RateLimit-Limit: %ld\r\nX-RateLimit-Remaining: 0\r\n"
+                 "X-RateLimit-Reset: %ld\r\n",
+                 r->retry_after_s, r->limit, r->reset_s);
+        c->ri.rl_remaining = 0;
+        px_free(px);
+        client_send_error(c, 429, "Too many requests. Please try again later.", extra, &lim,
+                          false);
+        return;
+    }
+    case LIMITER_UNAVAILABLE:
+        px_fail_answer(px, 503, "Rate limiting is unavailable; try again later");
+        return;
+    case LIMITER_ALLOW:
+        px->rl_applied = true;
+        px->rl = *r;
+        c->ri.rl_remaining = r->remaining;
+        break;
+    case LIMITER_NONE:
+        break;
+    }
+    px_connect(px);
+}
+
+static void px_limit_cb(enum limiter_verdict v, const struct rl_result *r, void *arg)
+{
+    struct proxy *px = arg;
+    px->rlp = NULL;
+    px_limit_decided(px, v, r);
+}
+
+/* ---- start ----------------------------------------------------------------- */
+
+struct proxy *proxy_start(struct client *c, const struct httpreq *req)
+{
+    const struct conf *conf = c->gen->conf;
+    const struct conf_route *route = router_match(conf, req->path, req->path_len);
+    if (!route) {
+        client_send_error(c, 404, "No route matches this path", NULL, NULL, false);
+        return NULL;
+    }
+    c->ri.route = route->name;
+    if (!router_method_allowed(route, req->method)) {
+        char allow[256], extra[300];
+        router_allow(route, allow, sizeof allow);
+        snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
+        client_send_error(c, 405, "Method not allowed for this path", extra, NULL, false);
+        return NULL;
+    }
+    size_t token_len = 0;
+    const char *token = find_token(conf, req, &token_len);
+    if (route->require_token && !token) {
+        client_send_error(c, 401, "Authentication required", "WWW-Authenticate: Bearer\r\n",
+                          NULL, false);
+        return NULL;
+    }
+    struct proxy *px = calloc(1, sizeof *px);
+    if (!px)
+        goto oom;
+    px->c = c;
+    px->w = c->w;
+    px->conf = conf;
+    px->route = route;
+    px->group = &c->gen->ups->groups[route->upstream];
+    px->req = evbuffer_new();
+    px->timer = evtimer_new(c->w->base, px_timer_cb, px);
+    if (!px->req || !px->timer)
+        goto oom;
+    px->copy_mode = true;
+    px->has_body = req->has_body;
+    px->body_chunked = req->chunked;
+    px->idempotent = is_idempotent(req->method);
+    px->head_method = req->method == HTTP_HEAD;
+    px->expect_continue = req->expect_continue && req->has_body && req->minor == 1;
+    if (build_request(px, req) != 0)
+        goto oom;
+
+    char ip[64];
+    resolve_client_ip(conf, c, req, ip, sizeof ip);
+    struct limiter_query q = {
+        .route = route,
+        .token = token,
+        .token_len = token_len,
+        .client_ip = ip,
+    };
+    enum limiter_verdict v = LIMITER_NONE;
+    struct rl_result r;
+    memset(&r, 0, sizeof r);
+    int done = c->w->limiter ? limiter_check(c->w->limiter, &q, &v, &r, px_limit_cb, px, &px->rlp)
+                             : 1;
+    px_set_state(px, PX_LIMIT);
+    /* Any answer from here on goes through client_response_done, which clears
+     * c->px: so c->px tells whether this exchange is still running. */
+    c->px = px;
+    if (done) {
+        px->rlp = NULL;
+        px_limit_decided(px, v, &r);
+    }
+    return c->px;
+oom:
+    if (px)
+        px_free(px);
+    client_send_error(c, 503, "The gateway is out of memory", NULL, NULL, true);
+    return NULL;
+}
+
+/* ---- connecting and sending ------------------------------------------------- */
+
+static void maybe_pause_client(struct proxy *px)
+{
+    size_t pending = px->uc && px->connected
+                         ? evbuffer_get_length(bufferevent_get_output(px->uc->bev))
+                         : evbuffer_get_length(px->req);
+    if (!px->client_paused && pending > PENDING_HIGH) {
+        px->client_paused = true;
+        client_pause_read(px->c);
+    }
+}
+
+static void maybe_resume_client(struct proxy *px)
+{
+    if (!px->client_paused)
+        return;
+    size_t pending = px->uc && px->connected
+                         ? evbuffer_get_length(bufferevent_get_output(px->uc->bev))
+                         : evbuffer_get_length(px->req);
+    if (pending <= PENDING_HIGH / 2) {
+        px->client_paused = false;
+        client_resume_read(px->c);
+    }
+}
+
+/* Hand the buffered request to the connected upstream. */
+static int px_send_pending(struct proxy *px)
+{
+    struct evbuffer *out = bufferevent_get_output(px->uc->bev);
+    px->sent_any = true;
+    if (!px->copy_mode)
+        return evbuffer_add_buffer(out, px->req);
+    /* Copy, keeping the original for a possible retry. */
+    int n = evbuffer_peek(px->req, -1, NULL, NULL, 0);
+    if (n <= 0)
+        return 0;
+    struct evbuffer_iovec vs[64];
+    struct evbuffer_iovec *v = n <= 64 ? vs : calloc((size_t)n, sizeof *v);
+    if (!v)
+        return -1;
+    evbuffer_peek(px->req, -1, NULL, v, n);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = evbuffer_add(out, v[i].iov_base, v[i].iov_len);
+    if (v != vs)
+        free(v);
+    return rc;
+}
+
+static int px_up_write(struct proxy *px, const void *data, size_t len)
+{
+    int rc = 0;
+    if (px->uc && px->connected) {
+        rc = evbuffer_add(bufferevent_get_output(px->uc->bev), data, len);
+        if (px->copy_mode) {
+            rc |= evbuffer_add(px->req, data, len);
+            if (evbuffer_get_length(px->req) > RETRY_MAX) {
+                /* Too large to replay: stop keeping a copy. */
+                px->copy_mode = false;
+                evbuffer_drain(px->req, evbuffer_get_length(px->req));
+            }
+        }
+    } else {
+        rc = evbuffer_add(px->req, data, len);
+        if (px->copy_mode && evbuffer_get_length(px->req) > RETRY_MAX)
+            px->copy_mode = false;  /* still all here, but no longer a complete copy later */
+    }
+    maybe_pause_client(px);
+    return rc;
+}
+
+static void px_attach(struct proxy *px)
+{
+    bufferevent_setcb(px->uc->bev, up_read_cb, up_write_cb, up_event_cb, px);
+    bufferevent_setwatermark(px->uc->bev, EV_WRITE, PENDING_HIGH / 2, 0);
+    bufferevent_enable(px->uc->bev, EV_READ | EV_WRITE);
+}
+
+static void px_connected(struct proxy *px)
+{
+    px->connected = true;
+    px->scan_pos = 0;
+    px->scan_state = 0;
+    if (px_send_pending(px) != 0) {
+        px_fail_answer(px, 503, "The gateway is out of memory");
+        return;
+    }
+    px_set_state(px, PX_WAITING);
+    maybe_resume_client(px);
+}
+
+static void px_connect(struct proxy *px)
+{
+    struct client *c = px->c;
+    uint64_t now = upstream_now_ms();
+    struct up_server *s = upstream_pick(px->group, now, px->tried);
+    if (!s) {
+        if (px->last_fail_status)
+            px_fail_answer(px, px->last_fail_status, px->last_fail_why);
+        else
+            px_fail_answer(px, 503, "No healthy upstream server is available");
+        return;
+    }
+    size_t idx = upstream_server_index(s);
+    if (idx < 64)
+        px->tried |= 1ull << idx;
+    px->srv = s;
+    c->ri.upstream = s->addr->text;
+    if (!px->up_start_us)
+        px->up_start_us = now_us();
+    if (px->expect_continue && !px->continue_sent) {
+        /* Like nginx: the gateway itself invites the body once it will take it. */
+        px->continue_sent = true;
+        const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        evbuffer_add(client_output(c), msg, sizeof msg - 1);
+        client_count_out(c, sizeof msg - 1);
+    }
+    px->uc = upstream_take_idle(s);
+    if (px->uc) {
+        px_attach(px);
+        px_connected(px);
+        return;
+    }
+    px->connected = false;
+    px->uc = upstream_connect(s, px->w->base);
+    if (!px->uc) {
+        upstream_server_failed(s, now, "connect failed");
+        px->last_fail_status = 502;
+        px->last_fail_why = "The upstream server refused the connection";
+        if (px->attempt < px->group->cu->retries) {
+            px->attempt++;
+            px_set_state(px, PX_RETRY_WAIT);
+            return;
+        }
+        px_fail_answer(px, 502, px->last_fail_why);
+        return;
+    }
+    px_attach(px);
+    px_set_state(px, PX_CONNECTING);
+}
+
+/* An attempt failed before any response: retry if the rules allow, else answer. */
+static void px_attempt_failed(struct proxy *px, enum px_fail kind, int status, const char *why)
+{
+    bool replayable = px->copy_mode || !px->sent_any;
+    bool may = px->attempt < px->group->cu->retries && replayable &&
+               (kind == FAIL_CONNECT || kind == FAIL_CONNECT_TIMEOUT || px->idempotent);
+    struct upconn *uc = px->uc;
+    px->uc = NULL;
+    px->connected = false;
+    if (uc)
+        upstream_release(uc, false);
+    px->last_fail_status = status;
+    px->last_fail_why = why;
+    px->w->stats.upstream_failures++;
+    if (!may) {
+        px_fail_answer(px, status, why);
+        return;
+    }
+    px->attempt++;
+    LOG_AT(CONF_LOG_INFO, "upstream_retry", px->c->ri.id, NULL, "retry %u after: %s",
+           px->attempt, why);
+    px_set_state(px, PX_RETRY_WAIT);
+}
+
+/* ---- response ------------------------------------------------------------------ */
+
+static bool skip_response_header(const struct conf *conf, const struct httphead_field *f,
+                                 bool error_mode)
+{
+    if (f->hop || httphead_name_is(f, "Content-Length") || httphead_name_is(f, conf->corr_header))
+        return true;
+    if (!error_mode)
+        return false;
+    /* The envelope replaces the body: its representation headers go too. */
+    if (f->name_len >= 8 && strncasecmp(f->name, "Content-", 8) == 0)
+        return true;
+    return httphead_name_is(f, "ETag") || httphead_name_is(f, "Last-Modified") ||
+           httphead_name_is(f, "Accept-Ranges") || httphead_name_is(f, "Date") ||
+           httphead_name_is(f, "X-RateLimit-Limit") ||
+           httphead_name_is(f, "X-RateLimit-Remaining") ||
+           httphead_name_is(f, "X-RateLimit-Reset");
+}
+
+static void copy_value(char *dst, size_t cap, const struct httphead_field *f)
+{
+    size_t n = f->value_len < cap - 1 ? f->value_len : cap - 1;
+    memcpy(dst, f->value, n);
+    dst[n] = '\0';
+}
+
+static void px_finish(struct proxy *px)
+{
+    struct client *c = px->c;
+    if (px->chunked_out) {
+        evbuffer_add(client_output(c), "0\r\n\r\n", 5);
+        client_count_out(c, 5);
+    }
+    bool reusable = px->resp_keepalive && !px->resp_until_eof && px->body_done &&
+                    evbuffer_get_length(bufferevent_get_output(px->uc->bev)) == 0;
+    upstream_release(px->uc, reusable);
+    px->uc = NULL;
+    c->ri.upstream_ms = (double)(now_us() - px->up_start_us) / 1000.0;
+    px_free(px);
+    client_response_done(c);
+}
+
+static void px_finish_error(struct proxy *px)
+{
+    struct client *c = px->c;
+    struct normalize_opts o = {
+        .profile = px->conf->profile,
+        .expose_upstream_5xx = px->conf->expose_upstream_5xx,
+        .max_error_body = px->conf->max_error_body,
+    };
+    size_t blen = evbuffer_get_length(px->errbody);
+    const char *bdata = blen ? (const char *)evbuffer_pullup(px->errbody, -1) : NULL;
+    struct normalize_input in = {
+        .status = px->status,
+        .content_type = px->ctype[0] ? px->ctype : NULL,
+        .content_encoding = px->cenc[0] ? px->cenc : NULL,
+        .retry_after = px->retry_after[0] ? px->retry_after : NULL,
+        .body = bdata,
+        .len = bdata ? blen : 0,
+        .truncated = px->err_truncated,
+        .request_id = c->ri.id,
+        .limit = NULL,
+    };
+    char *body = NULL;
+    size_t len = 0;
+    if (normalize_error(&o, &in, &body, &len) != 0) {
+        body = NULL;
+        len = 0;
+    }
+    struct evbuffer *out = client_output(c);
+    size_t before = evbuffer_get_length(out);
+    if (c->close_after || c->w->draining || !c->req_done)
+        c->close_after = true;
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
+                        "Content-Length: %zu\r\n%s: %s\r\n",
+                        px->status, envelope_reason(px->status), client_http_date(),
+                        envelope_content_type(px->conf->profile), len, px->conf->corr_header,
+                        c->ri.id);
+    evbuffer_add_buffer(out, px->err_headers);
+    add_rl_headers(px, out);
+    if (c->close_after)
+        evbuffer_add_printf(out, "Connection: close\r\n");
+    else if (c->ri.minor == 0)
+        evbuffer_add_printf(out, "Connection: keep-alive\r\n");
+    evbuffer_add(out, "\r\n", 2);
+    if (body && !px->head_method)
+        evbuffer_add(out, body, len);
+    free(body);
+    client_count_out(c, evbuffer_get_length(out) - before);
+    c->ri.status = px->status;
+    c->ri.error_code = envelope_code_for_status(px->status);
+    px_finish(px);
+}
+
+static int relay_body(void *arg, const char *at, size_t len)
+{
+    struct proxy *px = arg;
+    struct client *c = px->c;
+    if (px->error_mode) {
+        size_t have = evbuffer_get_length(px->errbody);
+        if (have >= px->conf->max_error_body) {
+            px->err_truncated = true;
+            return 0;
+        }
+        size_t take = len;
+        if (have + take > px->conf->max_error_body) {
+            take = px->conf->max_error_body - have;
+            px->err_truncated = true;
+        }
+        return evbuffer_add(px->errbody, at, take) == 0 ? 0 : 1;
+    }
+    struct evbuffer *out = client_output(c);
+    if (px->chunked_out) {
+        evbuffer_add_printf(out, "%zx\r\n", len);
+        evbuffer_add(out, at, len);
+        evbuffer_add(out, "\r\n", 2);
+        client_count_out(c, len + 4 + 16);
+    } else {
+        evbuffer_add(out, at, len);
+        client_count_out(c, len);
+    }
+    return 0;
+}
+
+static void px_relay_head(struct proxy *px, const struct httpresp *r)
+{
+    struct client *c = px->c;
+    struct evbuffer *out = client_output(c);
+    size_t before = evbuffer_get_length(out);
+    if (c->w->draining)
+        c->close_after = true;
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", r->status, envelope_reason(r->status));
+    for (size_t i = 0; i < r->head.n; i++) {
+        const struct httphead_field *f = &r->head.f[i];
+        if (skip_response_header(px->conf, f, false))
+            continue;
+        evbuffer_add(out, f->name, f->name_len);
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, f->value, f->value_len);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    evbuffer_add_printf(out, "%s: %s\r\n", px->conf->corr_header, c->ri.id);
+    add_rl_headers(px, out);
+    if (r->has_length) {
+        evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+                            (unsigned long long)r->content_length);
+    } else if (r->has_body) {
+        if (c->ri.minor >= 1) {
+            px->chunked_out = true;
+            evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+        } else {
+            c->close_after = true;  /* an HTTP/1.0 client reads until close */
+        }
+    }
+    if (c->close_after)
+        evbuffer_add_printf(out, "Connection: close\r\n");
+    else if (c->ri.minor == 0)
+        evbuffer_add_printf(out, "Connection: keep-alive\r\n");
+    evbuffer_add(out, "\r\n", 2);
+    client_count_out(c, evbuffer_get_length(out) - before);
+    c->resp_started = true;
+    c->ri.status = r->status;
+}
+
+/* A response head arrived: returns false if px is gone. */
+static bool px_on_head(struct proxy *px, const char *data, size_t len)
+{
+    struct client *c = px->c;
+    struct httpresp r;
+    const char *why = NULL;
+    if (httpresp_parse(&r, data, len, px->head_method, &why) != 0) {
+        LOG_AT(CONF_LOG_WARN, "upstream_invalid", c->ri.id, NULL,
+               "invalid response from %s: %s", px->srv->addr->text, why);
+        px->w->stats.upstream_failures++;
+        px_fail_answer(px, 502, "The upstream server sent an invalid response");
+        return false;
+    }
+    if (r.status < 200) {
+        if (r.status == 101) {
+            px_fail_answer(px, 502, "The upstream server sent an invalid response");
+            return false;
+        }
+        return true;  /* interim response: skip it, the final one follows */
+    }
+    c->ri.upstream_status = r.status;
+    if ((r.status == 502 || r.status == 503) && px->idempotent &&
+        px->attempt < px->group->cu->retries && (px->copy_mode || !px->sent_any)) {
+        px_attempt_failed(px, FAIL_STATUS, r.status,
+                          r.status == 502 ? "The upstream server failed"
+                                          : "The upstream service is unavailable");
+        return false;
+    }
+    upstream_server_ok(px->srv);
+    /* The response is under way: nothing will be replayed any more. */
+    px->copy_mode = false;
+    if (px->connected && px->sent_any)
+        evbuffer_drain(px->req, evbuffer_get_length(px->req));
+    px->status = r.status;
+    px->resp_keepalive = r.keepalive;
+    px->resp_until_eof = r.until_eof;
+    if (r.status >= 400) {
+        px->error_mode = true;
+        px->errbody = evbuffer_new();
+        px->err_headers = evbuffer_new();
+        if (!px->errbody || !px->err_headers) {
+            px_fail_answer(px, 503, "The gateway is out of memory");
+            return false;
+        }
+        for (size_t i = 0; i < r.head.n; i++) {
+            const struct httphead_field *f = &r.head.f[i];
+            if (httphead_name_is(f, "Content-Type"))
+                copy_value(px->ctype, sizeof px->ctype, f);
+            else if (httphead_name_is(f, "Content-Encoding"))
+                copy_value(px->cenc, sizeof px->cenc, f);
+            else if (httphead_name_is(f, "Retry-After"))
+                copy_value(px->retry_after, sizeof px->retry_after, f);
+            if (skip_response_header(px->conf, f, true))
+                continue;
+            evbuffer_add(px->err_headers, f->name, f->name_len);
+            evbuffer_add(px->err_headers, ": ", 2);
+            evbuffer_add(px->err_headers, f->value, f->value_len);
+            evbuffer_add(px->err_headers, "\r\n", 2);
+        }
+        if (r.content_length > px->conf->max_error_body)
+            px->err_truncated = true;
+    } else {
+        px_relay_head(px, &r);
+    }
+    if (!r.has_body) {
+        if (px->error_mode)
+            px_finish_error(px);
+        else
+            px_finish(px);
+        return false;
+    }
+    httpbody_init(&px->rbody, &r.parser, 0, relay_body, px);
+    px_set_state(px, PX_BODY);
+    return true;
+}
+
+static void px_body_ended(struct proxy *px)
+{
+    if (px->error_mode)
+        px_finish_error(px);
+    else
+        px_finish(px);
+}
+
+static void up_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct proxy *px = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            return;
+        if (px->st == PX_WAITING) {
+            size_t want = avail < HTTPRESP_MAX_HEAD ? avail : HTTPRESP_MAX_HEAD;
+            const char *data = (const char *)evbuffer_pullup(in, (ssize_t)want);
+            size_t end = httphead_scan(data, want, &px->scan_pos, &px->scan_state);
+            if (!end) {
+                if (avail >= HTTPRESP_MAX_HEAD) {
+                    LOG_AT(CONF_LOG_WARN, "upstream_invalid", px->c->ri.id, NULL,
+                           "response head from %s over %d bytes", px->srv->addr->text,
+                           HTTPRESP_MAX_HEAD);
+                    px_fail_answer(px, 502, "The upstream server sent an invalid response");
+                }
+                return;
+            }
+            bool alive = px_on_head(px, data, end);
+            if (!alive)
+                return;  /* px is gone, and so may be bev */
+            evbuffer_drain(in, end);
+            px->scan_pos = 0;
+            px->scan_state = 0;
+            continue;
+        }
+        if (px->st != PX_BODY)
+            return;
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            return;
+        size_t n = httpbody_feed(&px->rbody, v.iov_base, v.iov_len);
+        if (n == (size_t)-1) {
+            LOG_AT(CONF_LOG_WARN, "upstream_invalid", px->c->ri.id, NULL,
+                   "invalid response body framing from %s", px->srv->addr->text);
+            if (px->error_mode) {
+                px->err_truncated = true;
+                px->resp_keepalive = false;
+                px_finish_error(px);
+            } else {
+                struct client *c = px->c;
+                px_free(px);
+                client_abort(c);
+            }
+            return;
+        }
+        evbuffer_drain(in, n);
+        if (px->rbody.done) {
+            px_body_ended(px);
+            return;
+        }
+        px_set_state(px, PX_BODY);  /* idle timeout restarts with progress */
+        if (!px->error_mode &&
+            evbuffer_get_length(client_output(px->c)) > CLIENT_OUT_HIGH) {
+            px->upstream_paused = true;
+            bufferevent_disable(bev, EV_READ);
+            return;
+        }
+    }
+}
+
+static void up_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct proxy *px = arg;
+    (void)bev;
+    maybe_resume_client(px);
+}
+
+static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct proxy *px = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        px_connected(px);
+        return;
+    }
+    if (px->st == PX_CONNECTING) {
+        upstream_server_failed(px->srv, upstream_now_ms(), "connection refused");
+        px_attempt_failed(px, FAIL_CONNECT, 502, "The upstream server refused the connection");
+        return;
+    }
+    if (px->st == PX_WAITING) {
+        size_t got = evbuffer_get_length(bufferevent_get_input(px->uc->bev));
+        if (got == 0) {
+            px_attempt_failed(px, FAIL_RESET, 502,
+                              "The upstream server closed the connection without answering");
+        } else {
+            px->w->stats.upstream_failures++;
+            px_fail_answer(px, 502, "The upstream server sent an invalid response");
+        }
+        return;
+    }
+    if (px->st == PX_BODY) {
+        if ((what & BEV_EVENT_EOF) && px->resp_until_eof) {
+            /* Let the parser see EOF: it ends a read-until-close body. */
+            httpbody_feed(&px->rbody, NULL, 0);
+            px->resp_keepalive = false;
+            px_body_ended(px);
+            return;
+        }
+        px->w->stats.upstream_failures++;
+        LOG_AT(CONF_LOG_WARN, "upstream_cut", px->c->ri.id, NULL,
+               "upstream %s closed the connection mid-body", px->srv->addr->text);
+        if (px->error_mode) {
+            px->err_truncated = true;
+            px->resp_keepalive = false;
+            px_finish_error(px);
+            return;
+        }
+        struct client *c = px->c;
+        px_free(px);
+        client_abort(c);
+    }
+}
+
+static void px_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy *px = arg;
+    (void)fd;
+    (void)what;
+    switch (px->st) {
+    case PX_LIMIT:
+        return;
+    case PX_RETRY_WAIT:
+        px_connect(px);
+        return;
+    case PX_CONNECTING:
+        upstream_server_failed(px->srv, upstream_now_ms(), "connect timeout");
+        px_attempt_failed(px, FAIL_CONNECT_TIMEOUT, 504,
+                          "The upstream server did not accept the connection in time");
+        return;
+    case PX_WAITING:
+        upstream_server_failed(px->srv, upstream_now_ms(), "response timeout");
+        px->w->stats.upstream_failures++;
+        LOG_AT(CONF_LOG_WARN, "upstream_timeout", px->c->ri.id, NULL,
+               "no response from %s within %llu ms", px->srv->addr->text,
+               (unsigned long long)px->group->cu->timeout_ms);
+        px_fail_answer(px, 504, "The upstream server did not answer in time");
+        return;
+    case PX_BODY:
+        px->w->stats.upstream_failures++;
+        if (px->error_mode) {
+            px->err_truncated = true;
+            px->resp_keepalive = false;
+            px_finish_error(px);
+            return;
+        }
+        struct client *c = px->c;
+        px_free(px);
+        client_abort(c);
+        return;
+    }
+}
+
+/* ---- the client's side ------------------------------------------------------------ */
+
+int proxy_body(struct proxy *px, const char *data, size_t len)
+{
+    if (px->body_chunked) {
+        char hdr[24];
+        int n = snprintf(hdr, sizeof hdr, "%zx\r\n", len);
+        if (px_up_write(px, hdr, (size_t)n) || px_up_write(px, data, len) ||
+            px_up_write(px, "\r\n", 2))
+            return -1;
+        return 0;
+    }
+    return px_up_write(px, data, len) ? -1 : 0;
+}
+
+void proxy_body_done(struct proxy *px)
+{
+    px->body_done = true;
+    if (px->body_chunked)
+        (void)px_up_write(px, "0\r\n\r\n", 5);
+}
+
+void proxy_client_gone(struct proxy *px)
+{
+    if (px->uc) {
+        upstream_release(px->uc, false);
+        px->uc = NULL;
+    }
+    px_free(px);
+}
+
+void proxy_client_drained(struct proxy *px)
+{
+    if (px->upstream_paused && px->uc) {
+        px->upstream_paused = false;
+        bufferevent_enable(px->uc->bev, EV_READ);
+        up_read_cb(px->uc->bev, px);
+    }
+}
+
+static void px_free(struct proxy *px)
+{
+    if (px->rlp)
+        limiter_cancel(px->rlp);
+    if (px->uc)
+        upstream_release(px->uc, false);
+    if (px->timer)
+        event_free(px->timer);
+    if (px->req)
+        evbuffer_free(px->req);
+    if (px->errbody)
+        evbuffer_free(px->errbody);
+    if (px->err_headers)
+        evbuffer_free(px->err_headers);
+    free(px);
+}

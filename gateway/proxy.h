@@ -1,0 +1,33 @@
+/*
+ * proxy: one request's exchange with an upstream. Decides (route, method,
+ * token, rate limit), rewrites the head for the upstream, streams the body,
+ * connects through the pool with timeouts and retries, and relays the
+ * response: 1xx-3xx streamed as they come, errors captured and normalized
+ * into the envelope.
+ */
+#ifndef ENVELOPD_PROXY_H
+#define ENVELOPD_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "httpreq.h"
+
+struct client;
+struct proxy;
+
+/*
+ * Take over the request whose head was just parsed (pointers into the
+ * client's buffer are valid during this call only). Either answers at once
+ * through client_send_error (returns NULL) or returns the exchange.
+ */
+struct proxy *proxy_start(struct client *c, const struct httpreq *req);
+/* Decoded request body bytes; 0 or -1 (the proxy already answered). */
+int proxy_body(struct proxy *px, const char *data, size_t len);
+void proxy_body_done(struct proxy *px);
+/* The client vanished or timed out: drop the exchange (the client logs). */
+void proxy_client_gone(struct proxy *px);
+/* The client's output drained: upstream reading may resume. */
+void proxy_client_drained(struct proxy *px);
+
+#endif

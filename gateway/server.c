@@ -1,0 +1,306 @@
+/*
+ * server: the main thread's event loop: signals, reload, drain, systemd
+ * notifications, and the periodic stats line. A reload parses into a fresh
+ * conf and swaps it only when the whole file is valid.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "accesslog.h"
+#include "config.h"
+#include "log.h"
+#include "worker.h"
+
+#if HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+static int sd_notify(int unset, const char *state)
+{
+    (void)unset;
+    (void)state;
+    return 0;
+}
+static int sd_notifyf(int unset, const char *fmt, ...)
+{
+    (void)unset;
+    (void)fmt;
+    return 0;
+}
+static int sd_watchdog_enabled(int unset, uint64_t *usec)
+{
+    (void)unset;
+    (void)usec;
+    return 0;
+}
+#endif
+
+struct server {
+    char conf_path[4096];
+    struct confref *cref;
+    struct worker *workers;
+    unsigned n_workers;
+    struct event_base *base;
+    struct event *ev_hup, *ev_term, *ev_int, *ev_usr1, *ev_done, *ev_stop, *ev_watchdog,
+        *ev_stats;
+    bool draining;
+    unsigned exited;        /* touched only on the main thread (ev_done) */
+    atomic_uint exited_async;
+};
+
+void server_worker_exited(struct server *s)
+{
+    atomic_fetch_add(&s->exited_async, 1);
+    event_active(s->ev_done, EV_READ, 0);
+}
+
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    (void)fd;
+    (void)what;
+    if (atomic_load(&s->exited_async) >= s->n_workers)
+        event_base_loopexit(s->base, NULL);
+}
+
+static uint64_t monotonic_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void reload(struct server *s)
+{
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+               (unsigned long long)monotonic_usec());
+    char err[1024];
+    struct conf *conf = conf_load(s->conf_path, err, sizeof err);
+    if (!conf) {
+        const char *fields[] = {"error", err, NULL};
+        LOG_AT(CONF_LOG_ERROR, "reload_failed", NULL, fields,
+               "conf not reloaded, keeping the running one: %s", err);
+        sd_notify(0, "READY=1\nSTATUS=reload failed; running the previous conf");
+        return;
+    }
+    const struct conf *old = s->cref->conf;
+    if (conf->n_listen != old->n_listen || conf->workers != old->workers)
+        log_warn("reload_partial", "listen and workers changes take effect on restart only");
+    struct confref *cref = confref_new(conf);
+    if (!cref) {
+        conf_free(conf);
+        log_error("reload_failed", "out of memory");
+        sd_notify(0, "READY=1");
+        return;
+    }
+    log_set_level(conf->log_level);
+    if (strcmp(conf->access_log, old->access_log) != 0 && accesslog_open(conf->access_log) != 0)
+        log_error("access_log", "cannot open %s: %s", conf->access_log, strerror(errno));
+    for (unsigned i = 0; i < s->n_workers; i++)
+        if (worker_post_conf(&s->workers[i], cref) != 0)
+            log_error("reload_failed", "worker %u did not take the new conf", i);
+    confref_put(s->cref);
+    s->cref = cref;
+    log_info("reload", "conf %s reloaded: %zu route(s), %zu upstream(s)", s->conf_path,
+             conf->n_routes, conf->n_upstreams);
+    sd_notify(0, "READY=1\nSTATUS=running");
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    (void)fd;
+    (void)what;
+    log_warn("stop", "shutdown_timeout of %llu ms passed; cutting what is left",
+             (unsigned long long)s->cref->conf->shutdown_timeout_ms);
+    for (unsigned i = 0; i < s->n_workers; i++)
+        (void)worker_post_stop(&s->workers[i]);
+}
+
+static void drain(struct server *s, const char *why)
+{
+    if (s->draining)
+        return;
+    s->draining = true;
+    sd_notify(0, "STOPPING=1\nSTATUS=draining");
+    log_info("stopping", "%s: no new connections; finishing in-flight requests", why);
+    for (unsigned i = 0; i < s->n_workers; i++)
+        (void)worker_post_drain(&s->workers[i]);
+    uint64_t ms = s->cref->conf->shutdown_timeout_ms;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(s->ev_stop, &tv);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *s = arg;
+    (void)what;
+    switch (sig) {
+    case SIGHUP:
+        if (!s->draining)
+            reload(s);
+        break;
+    case SIGUSR1:
+        if (accesslog_reopen() != 0)
+            log_error("access_log", "reopen failed: %s", strerror(errno));
+        else
+            log_info("access_log", "reopened");
+        break;
+    default:
+        drain(s, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    sd_notify(0, "WATCHDOG=1");
+}
+
+static void stats_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    (void)fd;
+    (void)what;
+    unsigned long long req = 0, cls[6] = {0}, upf = 0;
+    for (unsigned i = 0; i < s->n_workers; i++) {
+        struct worker_stats *st = &s->workers[i].stats;
+        req += atomic_load(&st->requests);
+        upf += atomic_load(&st->upstream_failures);
+        for (int k = 0; k < 6; k++)
+            cls[k] += atomic_load(&st->status_class[k]);
+    }
+    char b[6][24], r[24], u[24];
+    snprintf(r, sizeof r, "%llu", req);
+    snprintf(u, sizeof u, "%llu", upf);
+    for (int k = 1; k < 6; k++)
+        snprintf(b[k], sizeof b[k], "%llu", cls[k]);
+    const char *fields[] = {"requests", r, "status_2xx", b[2], "status_3xx", b[3],
+                            "status_4xx", b[4], "status_5xx", b[5], "upstream_failures", u,
+                            NULL};
+    LOG_AT(CONF_LOG_INFO, "stats", NULL, fields, "%llu requests since start", req);
+}
+
+int server_run(const char *conf_path, struct conf *conf)
+{
+    int rc = 1;
+    struct server *s = calloc(1, sizeof *s);
+    if (!s) {
+        conf_free(conf);
+        return 1;
+    }
+    snprintf(s->conf_path, sizeof s->conf_path, "%s", conf_path);
+    s->cref = confref_new(conf);
+    if (!s->cref) {
+        conf_free(conf);
+        goto out;
+    }
+    log_set_level(conf->log_level);
+    if (accesslog_open(conf->access_log) != 0) {
+        log_error("access_log", "cannot open %s: %s", conf->access_log, strerror(errno));
+        goto out;
+    }
+    if (evthread_use_pthreads() != 0) {
+        log_error("start_failed", "libevent threading unavailable");
+        goto out;
+    }
+    /* A client vanishing mid-write must cost an EPIPE, not the process. */
+    signal(SIGPIPE, SIG_IGN);
+    s->base = event_base_new();
+    if (!s->base)
+        goto out;
+    s->ev_hup = evsignal_new(s->base, SIGHUP, signal_cb, s);
+    s->ev_term = evsignal_new(s->base, SIGTERM, signal_cb, s);
+    s->ev_int = evsignal_new(s->base, SIGINT, signal_cb, s);
+    s->ev_usr1 = evsignal_new(s->base, SIGUSR1, signal_cb, s);
+    s->ev_done = event_new(s->base, -1, 0, done_cb, s);
+    s->ev_stop = evtimer_new(s->base, stop_cb, s);
+    s->ev_stats = event_new(s->base, -1, EV_PERSIST, stats_cb, s);
+    if (!s->ev_hup || !s->ev_term || !s->ev_int || !s->ev_usr1 || !s->ev_done || !s->ev_stop ||
+        !s->ev_stats)
+        goto out;
+    event_add(s->ev_hup, NULL);
+    event_add(s->ev_term, NULL);
+    event_add(s->ev_int, NULL);
+    event_add(s->ev_usr1, NULL);
+    struct timeval minute = { 60, 0 };
+    event_add(s->ev_stats, &minute);
+
+    s->n_workers = conf->workers ? conf->workers : 1;
+    s->workers = calloc(s->n_workers, sizeof *s->workers);
+    if (!s->workers)
+        goto out;
+    char err[1024];
+    for (unsigned i = 0; i < s->n_workers; i++) {
+        if (worker_init(&s->workers[i], i, s, s->cref, err, sizeof err) != 0) {
+            const char *fields[] = {"error", err, NULL};
+            LOG_AT(CONF_LOG_ERROR, "start_failed", NULL, fields, "cannot start: %s", err);
+            fprintf(stderr, "envelopd: %s\n", err);
+            goto out;
+        }
+    }
+    for (unsigned i = 0; i < s->n_workers; i++) {
+        if (worker_start(&s->workers[i]) != 0) {
+            log_error("start_failed", "cannot start worker thread %u", i);
+            goto out;  /* exit(1) below ends the threads already running */
+        }
+    }
+    char listens[1024] = "";
+    for (size_t i = 0; i < conf->n_listen; i++) {
+        size_t l = strlen(listens);
+        snprintf(listens + l, sizeof listens - l, "%s%s", i ? ", " : "", conf->listen[i].text);
+    }
+    char nw[16];
+    snprintf(nw, sizeof nw, "%u", s->n_workers);
+    const char *fields[] = {"version", ENVELOPD_VERSION, "conf", conf_path, "listen", listens,
+                            "workers", nw, NULL};
+    LOG_AT(CONF_LOG_INFO, "start", NULL, fields, "envelopd %s listening on %s",
+           ENVELOPD_VERSION, listens);
+    sd_notifyf(0, "READY=1\nSTATUS=listening on %s", listens);
+    uint64_t wd_usec = 0;
+    if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+        s->ev_watchdog = event_new(s->base, -1, EV_PERSIST, watchdog_cb, s);
+        struct timeval tv = { (time_t)(wd_usec / 2 / 1000000), (suseconds_t)(wd_usec / 2 % 1000000) };
+        if (s->ev_watchdog)
+            event_add(s->ev_watchdog, &tv);
+    }
+
+    event_base_dispatch(s->base);
+
+    for (unsigned i = 0; i < s->n_workers; i++)
+        worker_join(&s->workers[i]);
+    unsigned long long total = 0;
+    for (unsigned i = 0; i < s->n_workers; i++)
+        total += atomic_load(&s->workers[i].stats.requests);
+    log_info("stop", "stopped after %llu request(s)", total);
+    for (unsigned i = 0; i < s->n_workers; i++)
+        worker_cleanup(&s->workers[i]);
+    rc = 0;
+out:
+    if (rc != 0)
+        exit(1);
+    struct event *evs[] = {s->ev_hup, s->ev_term, s->ev_int, s->ev_usr1, s->ev_done,
+                           s->ev_stop, s->ev_watchdog, s->ev_stats};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (evs[i])
+            event_free(evs[i]);
+    if (s->base)
+        event_base_free(s->base);
+    free(s->workers);
+    confref_put(s->cref);
+    accesslog_close();
+    free(s);
+    return rc;
+}

@@ -1,0 +1,207 @@
+/*
+ * upstream: pools, server selection and health, per worker and per conf
+ * generation, so nothing here is shared between threads.
+ */
+#include "upstream.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "log.h"
+
+uint64_t upstream_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+struct upstream_set *upstream_set_new(struct event_base *base, const struct conf *conf)
+{
+    struct upstream_set *set = calloc(1, sizeof *set);
+    if (!set)
+        return NULL;
+    set->base = base;
+    set->n = conf->n_upstreams;
+    set->groups = calloc(set->n ? set->n : 1, sizeof *set->groups);
+    if (!set->groups)
+        goto fail;
+    for (size_t i = 0; i < set->n; i++) {
+        struct up_group *g = &set->groups[i];
+        g->cu = &conf->upstreams[i];
+        g->n = g->cu->n_servers;
+        g->servers = calloc(g->n ? g->n : 1, sizeof *g->servers);
+        if (!g->servers)
+            goto fail;
+        for (size_t k = 0; k < g->n; k++) {
+            g->servers[k].addr = &g->cu->servers[k];
+            g->servers[k].group = g;
+            TAILQ_INIT(&g->servers[k].idle);
+        }
+    }
+    return set;
+fail:
+    upstream_set_free(set);
+    return NULL;
+}
+
+static void conn_free(struct upconn *c)
+{
+    if (c->bev)
+        bufferevent_free(c->bev);
+    free(c);
+}
+
+void upstream_set_free(struct upstream_set *set)
+{
+    if (!set)
+        return;
+    for (size_t i = 0; set->groups && i < set->n; i++) {
+        struct up_group *g = &set->groups[i];
+        for (size_t k = 0; g->servers && k < g->n; k++) {
+            struct upconn *c;
+            while ((c = TAILQ_FIRST(&g->servers[k].idle)) != NULL) {
+                TAILQ_REMOVE(&g->servers[k].idle, c, link);
+                conn_free(c);
+            }
+        }
+        free(g->servers);
+    }
+    free(set->groups);
+    free(set);
+}
+
+size_t upstream_server_index(const struct up_server *s)
+{
+    return (size_t)(s - s->group->servers);
+}
+
+struct up_server *upstream_pick(struct up_group *g, uint64_t now_ms, uint64_t tried)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        size_t k = (g->rr + i) % g->n;
+        struct up_server *s = &g->servers[k];
+        if (k < 64 && ((tried >> k) & 1))
+            continue;
+        if (s->down && now_ms < s->down_until_ms)
+            continue;
+        g->rr = (k + 1) % g->n;
+        return s;
+    }
+    return NULL;
+}
+
+static void idle_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct upconn *c = arg;
+    (void)bev;
+    (void)what;
+    /* EOF, error, or bytes nobody asked for: this connection is done. */
+    TAILQ_REMOVE(&c->srv->idle, c, link);
+    c->srv->n_idle--;
+    conn_free(c);
+}
+
+static void idle_read(struct bufferevent *bev, void *arg)
+{
+    idle_event(bev, BEV_EVENT_EOF, arg);
+}
+
+struct upconn *upstream_take_idle(struct up_server *s)
+{
+    struct upconn *c = TAILQ_FIRST(&s->idle);
+    if (!c)
+        return NULL;
+    TAILQ_REMOVE(&s->idle, c, link);
+    s->n_idle--;
+    c->idle = false;
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    return c;
+}
+
+struct upconn *upstream_connect(struct up_server *s, struct event_base *base)
+{
+    struct upconn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->srv = s;
+    c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev)
+        goto fail;
+    if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&s->addr->sa,
+                                   (int)s->addr->salen) != 0)
+        goto fail;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd >= 0 && s->addr->sa.ss_family != AF_UNIX) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    return c;
+fail:
+    conn_free(c);
+    return NULL;
+}
+
+void upstream_release(struct upconn *c, bool reusable)
+{
+    struct up_server *s = c->srv;
+    if (!reusable || s->n_idle >= s->group->cu->keepalive ||
+        evbuffer_get_length(bufferevent_get_input(c->bev)) != 0) {
+        conn_free(c);
+        return;
+    }
+    c->uses++;
+    c->idle = true;
+    bufferevent_setcb(c->bev, idle_read, NULL, idle_event, c);
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    if (bufferevent_enable(c->bev, EV_READ) != 0) {
+        conn_free(c);
+        return;
+    }
+    TAILQ_INSERT_HEAD(&s->idle, c, link);
+    s->n_idle++;
+}
+
+void upstream_server_failed(struct up_server *s, uint64_t now_ms, const char *why)
+{
+    const struct conf_upstream *cu = s->group->cu;
+    if (!s->down) {
+        s->backoff_ms = cu->down_backoff_ms;
+        const char *fields[] = {"upstream", cu->name, "server", s->addr->text, "reason", why,
+                                NULL};
+        LOG_AT(CONF_LOG_WARN, "upstream_down", NULL, fields,
+               "upstream server %s marked down for %llu ms: %s", s->addr->text,
+               (unsigned long long)s->backoff_ms, why);
+    } else {
+        s->backoff_ms *= 2;
+        if (s->backoff_ms > cu->down_backoff_max_ms)
+            s->backoff_ms = cu->down_backoff_max_ms;
+    }
+    s->down = true;
+    s->down_until_ms = now_ms + s->backoff_ms;
+    /* Pooled connections to a failing server are suspect too. */
+    struct upconn *c;
+    while ((c = TAILQ_FIRST(&s->idle)) != NULL) {
+        TAILQ_REMOVE(&s->idle, c, link);
+        s->n_idle--;
+        conn_free(c);
+    }
+}
+
+void upstream_server_ok(struct up_server *s)
+{
+    if (!s->down)
+        return;
+    s->down = false;
+    s->backoff_ms = 0;
+    const char *fields[] = {"upstream", s->group->cu->name, "server", s->addr->text, NULL};
+    LOG_AT(CONF_LOG_INFO, "upstream_up", NULL, fields, "upstream server %s is back",
+           s->addr->text);
+}

@@ -1,0 +1,82 @@
+/*
+ * upstream: one worker's keep-alive connection pools for one conf
+ * generation. Round robin over a group's servers, skipping a server that
+ * refused or timed out until its backoff passes (doubling, capped, reset on
+ * success); idle connections watched so an upstream's close is noticed
+ * before the connection is reused.
+ */
+#ifndef ENVELOPD_UPSTREAM_H
+#define ENVELOPD_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "conf.h"
+
+struct up_server;
+
+struct upconn {
+    struct bufferevent *bev;
+    struct up_server *srv;
+    TAILQ_ENTRY(upconn) link;    /* in the server's idle list while idle */
+    unsigned uses;               /* requests served; > 0 means reused */
+    bool idle;
+};
+
+TAILQ_HEAD(upconn_list, upconn);
+
+struct up_server {
+    const struct conf_addr *addr;
+    struct up_group *group;
+    struct upconn_list idle;
+    unsigned n_idle;
+    bool down;
+    uint64_t down_until_ms;
+    uint64_t backoff_ms;
+};
+
+struct up_group {
+    const struct conf_upstream *cu;
+    struct up_server *servers;
+    size_t n;
+    size_t rr;
+};
+
+struct upstream_set {
+    struct event_base *base;
+    struct up_group *groups;     /* parallel to conf->upstreams */
+    size_t n;
+};
+
+struct upstream_set *upstream_set_new(struct event_base *base, const struct conf *conf);
+/* Closes idle connections; connections in use must have been released first. */
+void upstream_set_free(struct upstream_set *set);
+
+/*
+ * The next server by round robin that is not down and not in TRIED (bit i =
+ * server i). NULL when none is left. A server whose backoff passed is tried
+ * again (half-open).
+ */
+struct up_server *upstream_pick(struct up_group *g, uint64_t now_ms, uint64_t tried);
+size_t upstream_server_index(const struct up_server *s);
+
+/* An idle connection to S, or NULL. The caller sets the callbacks. */
+struct upconn *upstream_take_idle(struct up_server *s);
+/* Start a non-blocking connect to S. NULL on immediate failure (errno set). */
+struct upconn *upstream_connect(struct up_server *s, struct event_base *base);
+/* Done with C: back to the idle pool if REUSABLE and room, else closed. */
+void upstream_release(struct upconn *c, bool reusable);
+
+/* A connect refused, reset or timed out: skip S for a while (logs the transition). */
+void upstream_server_failed(struct up_server *s, uint64_t now_ms, const char *why);
+/* S answered: clear its backoff (logs "upstream_up" if it was down). */
+void upstream_server_ok(struct up_server *s);
+
+uint64_t upstream_now_ms(void);
+
+#endif

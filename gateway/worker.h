@@ -1,0 +1,82 @@
+/*
+ * worker: one event loop on one thread, owning its listeners, client
+ * connections, upstream pools and rate limiter; nothing on the request path
+ * is shared between workers. A conf generation (struct gen) pairs a conf
+ * with this worker's pools for it, and lives until its last request ends,
+ * so a reload never changes the rules under an in-flight request.
+ */
+#ifndef ENVELOPD_WORKER_H
+#define ENVELOPD_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "conf.h"
+
+/* A conf shared by every worker; freed when the last generation lets go. */
+struct confref {
+    struct conf *conf;
+    atomic_uint refs;
+};
+
+struct confref *confref_new(struct conf *conf);
+void confref_get(struct confref *r);
+void confref_put(struct confref *r);
+
+struct gen {
+    struct confref *cref;
+    const struct conf *conf;
+    struct upstream_set *ups;
+    unsigned refs;          /* the worker's current pointer + each request */
+};
+
+struct worker_stats {
+    atomic_ullong requests;
+    atomic_ullong status_class[6];   /* index status / 100 */
+    atomic_ullong upstream_failures;
+};
+
+struct server;
+struct client;
+
+struct worker {
+    unsigned id;
+    struct server *server;
+    struct event_base *base;
+    pthread_t thread;
+    struct gen *gen;
+    struct limiter *limiter;
+    struct evconnlistener *listeners[CONF_MAX_LISTEN];
+    size_t n_listeners;
+    LIST_HEAD(, client) clients;
+    unsigned nclients;
+    unsigned inflight;       /* requests between head and response end */
+    bool draining;
+    struct worker_stats stats;
+};
+
+/* Take / drop a reference on the worker's current generation. */
+struct gen *worker_gen_get(struct worker *w);
+void worker_gen_put(struct gen *g);
+
+/* A client connection closed: a draining worker may now be done. */
+void worker_client_closed(struct worker *w);
+
+/* Set up a worker on its own event base for CREF (listeners bound). 0 or -1 + err. */
+int worker_init(struct worker *w, unsigned id, struct server *s, struct confref *cref,
+                char *err, size_t errlen) __attribute__((warn_unused_result));
+int worker_start(struct worker *w) __attribute__((warn_unused_result));
+/* Cross-thread requests, queued onto the worker's loop. */
+int worker_post_conf(struct worker *w, struct confref *cref);
+int worker_post_drain(struct worker *w);
+int worker_post_stop(struct worker *w);
+void worker_join(struct worker *w);
+void worker_cleanup(struct worker *w);
+
+#endif

@@ -1,0 +1,609 @@
+/*
+ * redis: one worker's asynchronous hiredis connection (libevent adapter),
+ * its handshake (AUTH, SELECT, SCRIPT LOAD), reconnection with capped,
+ * jittered exponential backoff, and per-call deadlines.
+ *
+ * Lifetime rules, because hiredis 0.14 has no command timeout and calls every
+ * registered reply callback exactly once (a NULL reply when the context is
+ * freed):
+ *  - the privdata of every EVALSHA is a small struct redis_call, freed only
+ *    when both the caller is done with it (answered or cancelled) and hiredis
+ *    no longer holds it (in_hiredis == 0). A late reply to a call that timed
+ *    out or was cancelled finds it still allocated and marked answered.
+ *  - handshake commands carry a static tag; everything else is reached
+ *    through ac->data, which is set to NULL the moment a context is
+ *    abandoned, so callbacks of an abandoned context touch nothing of ours.
+ *  - failures (NULL replies) are answered from the loop via the call's own
+ *    timer made active, never from inside a redis_* function.
+ *  - redisAsyncFree is never called from onConnect/onDisconnect (hiredis
+ *    frees those contexts itself).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "redis.h"
+
+#define REDIS_BACKOFF_MIN_MS 100
+#define REDIS_BACKOFF_MAX_MS 5000
+#define REDIS_STALL_MIN_MS 2000     /* no reply this long with calls waiting: reconnect */
+#define REDIS_MAX_INFLIGHT 10000    /* calls held by hiredis, per connection */
+
+enum redis_state {
+    REDIS_S_OFF,         /* [redis] disabled */
+    REDIS_S_WAIT,        /* no connection; reconnect timer armed */
+    REDIS_S_CONNECTING,  /* context exists; handshake not finished */
+    REDIS_S_READY,
+};
+
+static const char *const state_names[] = {"off", "wait", "connecting", "ready"};
+
+struct redis_call {
+    struct redis *r;                  /* NULL once detached by redis_free */
+    struct redis_call *prev, *next;   /* r->calls */
+    struct event *timer;              /* deadline, and deferred failure answers */
+    redis_reply_cb cb;
+    void *arg;
+    char *cmd;                        /* formatted EVALSHA, kept for the NOSCRIPT retry */
+    int cmdlen;
+    int in_hiredis;                   /* reply callbacks hiredis still holds */
+    bool answered;                    /* cb ran, or cancelled, or detached */
+    bool in_cb;                       /* cb is running: nobody else frees us */
+    bool retried;
+};
+
+struct redis {
+    struct event_base *base;
+    redisAsyncContext *ac;            /* current context, or NULL */
+    enum redis_state state;
+    bool believed_up;                 /* for logging one line per transition */
+    bool ever_ready;
+    unsigned attempt;                 /* consecutive failed attempts */
+    struct event *reconnect_ev;       /* backoff timer */
+    struct event *watchdog_ev;        /* handshake must finish in time */
+    uint64_t last_progress_ms;        /* last reply on the current context */
+    size_t in_hiredis;                /* calls registered in hiredis */
+    struct redis_call *calls;         /* every live call object */
+    uint64_t rng;
+
+    bool enabled;
+    struct conf_addr addr;
+    char password[sizeof(((struct conf *)0)->redis_password)];
+    unsigned db;
+    uint64_t timeout_ms;
+
+    char *script;
+    size_t script_len;
+    char sha[41];
+};
+
+/* Tags for handshake replies (compared by address). */
+static int tag_auth, tag_select, tag_load, tag_reload;
+
+static void redis_connect(struct redis *r);
+static void handshake_cb(redisAsyncContext *ac, void *vreply, void *privdata);
+static void call_maybe_free(struct redis_call *c);
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t rng_next(struct redis *r)
+{
+    uint64_t x = r->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static uint64_t stall_ms(const struct redis *r)
+{
+    uint64_t s = r->timeout_ms * 10;
+    return s < REDIS_STALL_MIN_MS ? REDIS_STALL_MIN_MS : s;
+}
+
+static struct timeval ms_tv(uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+/* Every state change goes through here, and is logged here. */
+static void redis_set_state(struct redis *r, enum redis_state st, const char *why)
+{
+    enum redis_state old = r->state;
+    r->state = st;
+    if (old == st)
+        return;
+    const char *fields[] = {"address", r->addr.text, "state", state_names[st], NULL};
+    if (st == REDIS_S_READY) {
+        if (!r->believed_up)
+            LOG_AT(CONF_LOG_WARN, "redis_back", NULL, fields, "Redis is back at %s",
+                   r->addr.text);
+        else if (!r->ever_ready)
+            LOG_AT(CONF_LOG_INFO, "redis_connected", NULL, fields, "connected to Redis at %s",
+                   r->addr.text);
+        r->believed_up = true;
+        r->ever_ready = true;
+    } else if (st == REDIS_S_WAIT && r->believed_up) {
+        LOG_AT(CONF_LOG_WARN, "redis_lost", NULL, fields, "Redis at %s lost: %s",
+               r->addr.text, why ? why : "unknown error");
+        r->believed_up = false;
+    } else {
+        LOG_AT(CONF_LOG_DEBUG, "redis_state", NULL, fields, "Redis %s -> %s (%s)",
+               state_names[old], state_names[st], why ? why : "");
+    }
+}
+
+/* ---- calls ---------------------------------------------------------------- */
+
+static void call_unlink(struct redis_call *c)
+{
+    struct redis *r = c->r;
+    if (!r)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        r->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void call_maybe_free(struct redis_call *c)
+{
+    if (!c->answered || c->in_hiredis > 0 || c->in_cb)
+        return;
+    call_unlink(c);
+    if (c->timer)
+        event_free(c->timer);
+    redisFreeCommand(c->cmd);
+    free(c);
+}
+
+/* Run the caller's callback once; C may be freed on return. */
+static void call_answer(struct redis_call *c, const redisReply *reply)
+{
+    if (c->answered)
+        return;
+    c->answered = true;
+    if (c->timer)
+        evtimer_del(c->timer);
+    c->in_cb = true;
+    c->cb(reply, c->arg);
+    c->in_cb = false;
+    call_maybe_free(c);
+}
+
+/* Drop the current context: pending calls are answered NULL from the loop. */
+static void redis_drop(struct redis *r, const char *why)
+{
+    if (r->watchdog_ev)
+        evtimer_del(r->watchdog_ev);
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    if (ac) {
+        ac->data = NULL;
+        /* Deferred by hiredis itself when inside one of its reply callbacks. */
+        redisAsyncFree(ac);
+    }
+    if (!r->enabled) {
+        redis_set_state(r, REDIS_S_OFF, why);
+        return;
+    }
+    uint64_t base = REDIS_BACKOFF_MIN_MS;
+    for (unsigned i = 0; i < r->attempt && base < REDIS_BACKOFF_MAX_MS; i++)
+        base *= 2;
+    if (base > REDIS_BACKOFF_MAX_MS)
+        base = REDIS_BACKOFF_MAX_MS;
+    if (r->attempt < 64)
+        r->attempt++;
+    /* "Equal jitter": half fixed, half random, so workers do not stampede. */
+    uint64_t delay = base / 2 + rng_next(r) % (base / 2 + 1);
+    struct timeval tv = ms_tv(delay);
+    redis_set_state(r, REDIS_S_WAIT, why);
+    if (evtimer_add(r->reconnect_ev, &tv) != 0)
+        LOG_AT(CONF_LOG_ERROR, "redis_timer", NULL, NULL, "cannot arm the Redis reconnect timer");
+}
+
+static void call_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct redis_call *c = arg;
+    struct redis *r = c->r;
+    /* A deadline with the connection silent for long: it is dead, not slow. */
+    if (r && r->state == REDIS_S_READY && r->in_hiredis > 0 && c->in_hiredis > 0 &&
+        mono_ms() - r->last_progress_ms > stall_ms(r)) {
+        /* Drop first: the caller's callback may free R. The drop turns C's
+         * hiredis slot into a deferred answer that call_answer cancels. */
+        redis_drop(r, "no reply from Redis");
+    }
+    call_answer(c, NULL);
+}
+
+static void eval_reply_cb(redisAsyncContext *ac, void *vreply, void *privdata);
+
+static int call_submit(struct redis *r, struct redis_call *c)
+{
+    if (redisAsyncFormattedCommand(r->ac, eval_reply_cb, c, c->cmd, (size_t)c->cmdlen) !=
+        REDIS_OK)
+        return -1;
+    c->in_hiredis++;
+    r->in_hiredis++;
+    return 0;
+}
+
+static void eval_reply_cb(redisAsyncContext *ac, void *vreply, void *privdata)
+{
+    struct redis_call *c = privdata;
+    const redisReply *reply = vreply;
+    struct redis *r = c->r;
+    c->in_hiredis--;
+    if (r) {
+        r->in_hiredis--;
+        if (reply && ac->data == r)
+            r->last_progress_ms = mono_ms();
+    }
+    if (c->answered || !r) {
+        call_maybe_free(c);
+        return;
+    }
+    if (!reply) {
+        /* Connection gone: answer from the loop, not from inside hiredis
+         * (this may run inside redisAsyncFree called by a redis_* function). */
+        event_active(c->timer, EV_TIMEOUT, 1);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && !c->retried && reply->str &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0 && ac->data == r && r->ac == ac) {
+        /* Script cache flushed (SCRIPT FLUSH, restart, failover): load it
+         * again and retry once, pipelined on the same connection. */
+        c->retried = true;
+        const char *argv[] = {"SCRIPT", "LOAD", r->script};
+        size_t lens[] = {6, 4, r->script_len};
+        if (redisAsyncCommandArgv(ac, handshake_cb, &tag_reload, 3, argv, lens) == REDIS_OK &&
+            call_submit(r, c) == 0)
+            return;
+        event_active(c->timer, EV_TIMEOUT, 1);
+        return;
+    }
+    call_answer(c, reply);
+}
+
+/* ---- connection ----------------------------------------------------------- */
+
+static void handshake_cb(redisAsyncContext *ac, void *vreply, void *privdata)
+{
+    struct redis *r = ac->data;
+    const redisReply *reply = vreply;
+    if (!r || r->ac != ac || !reply)
+        return;  /* abandoned context, or the disconnect path handles it */
+    r->last_progress_ms = mono_ms();
+    char why[160];
+    if (reply->type == REDIS_REPLY_ERROR) {
+        const char *what = privdata == &tag_auth     ? "AUTH"
+                           : privdata == &tag_select ? "SELECT"
+                                                     : "SCRIPT LOAD";
+        snprintf(why, sizeof(why), "%s failed: %.100s", what, reply->str ? reply->str : "");
+        if (privdata == &tag_reload)
+            return;  /* the retried EVALSHA will fail and be answered */
+        redis_drop(r, why);
+        return;
+    }
+    if (privdata != &tag_load)
+        return;
+    if (reply->type != REDIS_REPLY_STRING || reply->len != 40 ||
+        strncasecmp(reply->str, r->sha, 40) != 0) {
+        redis_drop(r, "SCRIPT LOAD returned an unexpected SHA1");
+        return;
+    }
+    if (r->watchdog_ev)
+        evtimer_del(r->watchdog_ev);
+    r->attempt = 0;
+    redis_set_state(r, REDIS_S_READY, NULL);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct redis *r = ac->data;
+    if (!r || r->ac != ac)
+        return;
+    if (status != REDIS_OK) {
+        char why[160];
+        snprintf(why, sizeof(why), "connect: %.120s", ac->errstr ? ac->errstr : "failed");
+        /* hiredis frees this context after we return: just forget it. */
+        r->ac = NULL;
+        ((redisAsyncContext *)ac)->data = NULL;
+        redis_drop(r, why);
+        return;
+    }
+    r->last_progress_ms = mono_ms();
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct redis *r = ac->data;
+    (void)status;
+    if (!r || r->ac != ac)
+        return;
+    char why[160];
+    snprintf(why, sizeof(why), "disconnected: %.120s", ac->errstr ? ac->errstr : "closed");
+    r->ac = NULL;  /* hiredis is freeing it */
+    ((redisAsyncContext *)ac)->data = NULL;
+    redis_drop(r, why);
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct redis *r = arg;
+    if (r->state == REDIS_S_CONNECTING)
+        redis_drop(r, "connect/handshake timed out");
+}
+
+static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    redis_connect(arg);
+}
+
+static void redis_connect(struct redis *r)
+{
+    if (!r->enabled) {
+        redis_set_state(r, REDIS_S_OFF, "disabled");
+        return;
+    }
+    redisAsyncContext *ac = NULL;
+    const struct sockaddr *sa = (const struct sockaddr *)&r->addr.sa;
+    char host[INET6_ADDRSTRLEN];
+    if (sa->sa_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+        char path[sizeof(un->sun_path) + 1];
+        memcpy(path, un->sun_path, sizeof(un->sun_path));
+        path[sizeof(un->sun_path)] = '\0';
+        ac = redisAsyncConnectUnix(path);
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host)))
+            ac = redisAsyncConnect(host, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host)))
+            ac = redisAsyncConnect(host, ntohs(in6->sin6_port));
+    }
+    if (!ac) {
+        redis_drop(r, "cannot create a connection (bad address or no memory)");
+        return;
+    }
+    if (ac->err) {
+        char why[160];
+        snprintf(why, sizeof(why), "connect: %.120s", ac->errstr);
+        redisAsyncFree(ac);
+        redis_drop(r, why);
+        return;
+    }
+    ac->data = r;
+    r->ac = ac;
+    if (redisLibeventAttach(ac, r->base) != REDIS_OK ||
+        redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
+        redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK) {
+        redis_drop(r, "cannot attach the connection to the event loop");
+        return;
+    }
+    redis_set_state(r, REDIS_S_CONNECTING, NULL);
+    r->last_progress_ms = mono_ms();
+
+    /* Queued now, written once connected; calls made meanwhile follow them. */
+    char dbtxt[16];
+    int dblen = snprintf(dbtxt, sizeof(dbtxt), "%u", r->db);
+    const char *auth[] = {"AUTH", r->password};
+    size_t auth_len[] = {4, strlen(r->password)};
+    const char *sel[] = {"SELECT", dbtxt};
+    size_t sel_len[] = {6, (size_t)dblen};
+    const char *load[] = {"SCRIPT", "LOAD", r->script};
+    size_t load_len[] = {6, 4, r->script_len};
+    if ((r->password[0] &&
+         redisAsyncCommandArgv(ac, handshake_cb, &tag_auth, 2, auth, auth_len) != REDIS_OK) ||
+        (r->db != 0 &&
+         redisAsyncCommandArgv(ac, handshake_cb, &tag_select, 2, sel, sel_len) != REDIS_OK) ||
+        redisAsyncCommandArgv(ac, handshake_cb, &tag_load, 3, load, load_len) != REDIS_OK) {
+        redis_drop(r, "cannot queue the handshake");
+        return;
+    }
+    struct timeval tv = ms_tv(stall_ms(r));
+    if (evtimer_add(r->watchdog_ev, &tv) != 0) {
+        redis_drop(r, "cannot arm the handshake timer");
+        return;
+    }
+}
+
+/* ---- API ------------------------------------------------------------------ */
+
+static void copy_conf(struct redis *r, const struct conf *conf)
+{
+    r->enabled = conf->redis_enabled;
+    r->addr = conf->redis_address;
+    snprintf(r->password, sizeof(r->password), "%s", conf->redis_password);
+    r->db = conf->redis_db;
+    r->timeout_ms = conf->redis_timeout_ms ? conf->redis_timeout_ms : 50;
+}
+
+static bool same_target(const struct redis *r, const struct conf *conf)
+{
+    return r->enabled == conf->redis_enabled &&
+           r->addr.salen == conf->redis_address.salen &&
+           memcmp(&r->addr.sa, &conf->redis_address.sa, r->addr.salen) == 0 &&
+           strcmp(r->password, conf->redis_password) == 0 && r->db == conf->redis_db;
+}
+
+struct redis *redis_new(struct event_base *base, const struct conf *conf, const char *script)
+{
+    struct redis *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->base = base;
+    r->believed_up = true;
+    r->state = REDIS_S_OFF;
+    r->script_len = strlen(script);
+    r->script = strdup(script);
+    r->reconnect_ev = evtimer_new(base, reconnect_cb, r);
+    r->watchdog_ev = evtimer_new(base, watchdog_cb, r);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!r->script || !r->reconnect_ev || !r->watchdog_ev ||
+        EVP_Digest(script, r->script_len, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
+        goto failed;
+    for (unsigned i = 0; i < 20; i++)
+        snprintf(r->sha + 2 * i, 3, "%02x", md[i]);
+    if (getrandom(&r->rng, sizeof(r->rng), GRND_NONBLOCK) != (ssize_t)sizeof(r->rng))
+        r->rng = mono_ms() ^ (uintptr_t)r;
+    r->rng |= 1;
+    copy_conf(r, conf);
+    if (r->enabled)
+        redis_connect(r);
+    return r;
+
+failed:
+    if (r->reconnect_ev)
+        event_free(r->reconnect_ev);
+    if (r->watchdog_ev)
+        event_free(r->watchdog_ev);
+    free(r->script);
+    free(r);
+    return NULL;
+}
+
+void redis_free(struct redis *r)
+{
+    if (!r)
+        return;
+    /* Detach every call: their callbacks never run; those hiredis still
+     * holds are freed by its NULL-reply callbacks, the others here. */
+    struct redis_call *c = r->calls;
+    while (c) {
+        struct redis_call *next = c->next;
+        c->answered = true;
+        c->r = NULL;
+        c->prev = c->next = NULL;
+        if (c->timer) {
+            event_free(c->timer);
+            c->timer = NULL;
+        }
+        call_maybe_free(c);
+        c = next;
+    }
+    r->calls = NULL;
+    r->enabled = false;
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    if (ac) {
+        ac->data = NULL;
+        redisAsyncFree(ac);
+    }
+    event_free(r->reconnect_ev);
+    event_free(r->watchdog_ev);
+    free(r->script);
+    free(r);
+}
+
+void redis_set_conf(struct redis *r, const struct conf *conf)
+{
+    bool same = same_target(r, conf);
+    copy_conf(r, conf);
+    if (same)
+        return;
+    evtimer_del(r->reconnect_ev);
+    r->attempt = 0;
+    if (r->ac || r->state != REDIS_S_OFF)
+        redis_drop(r, "configuration changed");
+    evtimer_del(r->reconnect_ev);
+    r->believed_up = true;  /* a new target: report its first failure */
+    r->ever_ready = false;
+    redis_connect(r);
+}
+
+bool redis_ready(const struct redis *r)
+{
+    return r->state == REDIS_S_READY;
+}
+
+const char *redis_script_sha(const struct redis *r)
+{
+    return r->sha;
+}
+
+struct redis_call *redis_eval(struct redis *r, int nkeys, int argc, const char **argv,
+                              const size_t *argvlen, redis_reply_cb cb, void *arg)
+{
+    enum { MAX_ARGS = 16 };
+    if (!r->ac || (r->state != REDIS_S_READY && r->state != REDIS_S_CONNECTING) ||
+        r->in_hiredis >= REDIS_MAX_INFLIGHT || argc < 0 || argc > MAX_ARGS || nkeys < 0 ||
+        nkeys > argc)
+        return NULL;
+    struct redis_call *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    char nk[16];
+    int nklen = snprintf(nk, sizeof(nk), "%d", nkeys);
+    const char *full[MAX_ARGS + 3] = {"EVALSHA", r->sha, nk};
+    size_t lens[MAX_ARGS + 3] = {7, 40, (size_t)nklen};
+    for (int i = 0; i < argc; i++) {
+        full[3 + i] = argv[i];
+        lens[3 + i] = argvlen[i];
+    }
+    c->cmdlen = redisFormatCommandArgv(&c->cmd, argc + 3, full, lens);
+    c->timer = evtimer_new(r->base, call_timer_cb, c);
+    struct timeval tv = ms_tv(r->timeout_ms);
+    if (c->cmdlen <= 0 || !c->cmd || !c->timer || evtimer_add(c->timer, &tv) != 0) {
+        if (c->timer)
+            event_free(c->timer);
+        redisFreeCommand(c->cmd);
+        free(c);
+        return NULL;
+    }
+    c->r = r;
+    c->cb = cb;
+    c->arg = arg;
+    if (call_submit(r, c) != 0) {
+        event_free(c->timer);
+        redisFreeCommand(c->cmd);
+        free(c);
+        return NULL;
+    }
+    c->next = r->calls;
+    if (r->calls)
+        r->calls->prev = c;
+    r->calls = c;
+    return c;
+}
+
+void redis_call_cancel(struct redis_call *c)
+{
+    if (!c || c->answered)
+        return;
+    c->answered = true;
+    if (c->timer)
+        evtimer_del(c->timer);
+    call_maybe_free(c);
+}

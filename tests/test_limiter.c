@@ -1,0 +1,731 @@
+/*
+ * test_limiter: the limiter against a real redis-server started on a private
+ * loopback port (fork/exec, killed by PID in the cleanup): limits through
+ * Redis, sharing between instances, NOSCRIPT reload, on_error modes with
+ * Redis killed, recovery after a restart, CLIENT PAUSE vs the timeout, keys
+ * free of tokens, cancellation. The event loop runs until the callback fires
+ * or a bound passes; nothing sleeps and hopes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#include "limiter.h"
+#include "log.h"
+
+void test_register(void);
+
+static pid_t redis_pid = -1;
+static int redis_port;
+static char redis_dir[] = "/tmp/envelopd-limiter-XXXXXX";
+static struct event_base *base;
+static struct conf *conf;
+static int log_fd = -1;
+
+static const char TOKEN[] = "tok-SuperSecretValue-0123456789";
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- redis-server process ---- */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+        port = ntohs(sin.sin_port);
+    close(fd);
+    return port;
+}
+
+static redisContext *admin(void)
+{
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+    if (c && c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Run one admin command; returns its reply (caller frees) or NULL. */
+static redisReply *admin_cmd(const char *fmt, ...)
+{
+    redisContext *c = admin();
+    if (!c)
+        return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    redisFree(c);
+    return r;
+}
+
+static int redis_start(void)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", redis_port);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, STDOUT_FILENO);
+            dup2(devnull, STDERR_FILENO);
+        }
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", "--dir", redis_dir, (char *)NULL);
+        _exit(127);
+    }
+    redis_pid = pid;
+    /* up when PING answers; bounded */
+    for (uint64_t t0 = now_ms(); now_ms() - t0 < 5000;) {
+        redisReply *r = admin_cmd("PING");
+        if (r) {
+            freeReplyObject(r);
+            return 0;
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            redis_pid = -1;
+            return -1;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};  /* polling a child process, not a test */
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static void redis_stop(void)
+{
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGKILL);
+        waitpid(redis_pid, NULL, 0);
+        redis_pid = -1;
+    }
+}
+
+/* ---- loop helpers ---- */
+
+struct answer {
+    bool done;
+    int calls;
+    enum limiter_verdict v;
+    struct rl_result res;
+};
+
+static void on_answer(enum limiter_verdict v, const struct rl_result *res, void *arg)
+{
+    struct answer *a = arg;
+    a->done = true;
+    a->calls++;
+    a->v = v;
+    a->res = *res;
+}
+
+static void bound_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+/* Run BASE until *done or MS pass. */
+static void run_until(struct event_base *b, const bool *done, uint64_t ms)
+{
+    bool expired = false;
+    struct event *ev = evtimer_new(b, bound_cb, &expired);
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    CU_ASSERT_FATAL(ev && evtimer_add(ev, &tv) == 0);
+    while (!(done && *done) && !expired)
+        event_base_loop(b, EVLOOP_ONCE);
+    event_free(ev);
+}
+
+static void run_for(struct event_base *b, uint64_t ms)
+{
+    run_until(b, NULL, ms);
+}
+
+/* Decide one request, waiting for the answer; *elapsed gets the time taken. */
+static enum limiter_verdict check_on(struct limiter *l, struct event_base *b,
+                                     const struct conf_route *route, const char *token,
+                                     const char *ip, struct rl_result *res, uint64_t *elapsed)
+{
+    struct limiter_query q = {route, token, token ? strlen(token) : 0, ip};
+    struct answer a = {0};
+    struct limiter_pending *p = NULL;
+    uint64_t t0 = now_ms();
+    int rc = limiter_check(l, &q, &a.v, &a.res, on_answer, &a, &p);
+    if (rc == 0) {
+        CU_ASSERT_PTR_NOT_NULL(p);
+        run_until(b, &a.done, 5000);
+        CU_ASSERT_TRUE(a.done);
+        CU_ASSERT_EQUAL(a.calls, 1);
+    } else {
+        CU_ASSERT_EQUAL(rc, 1);
+        CU_ASSERT_PTR_NULL(p);
+    }
+    if (elapsed)
+        *elapsed = now_ms() - t0;
+    if (res)
+        *res = a.res;
+    return a.v;
+}
+
+static enum limiter_verdict check(struct limiter *l, const char *token, struct rl_result *res)
+{
+    return check_on(l, base, NULL, token, "192.0.2.1", res, NULL);
+}
+
+/* Run until Redis answers for real again (a verdict other than on_error's). */
+static bool wait_redis_ready(struct limiter *l, uint64_t ms)
+{
+    enum conf_on_error saved = conf->redis_on_error;
+    conf->redis_on_error = CONF_ON_ERROR_DENY;
+    limiter_set_conf(l, conf);
+    bool ok = false;
+    for (uint64_t t0 = now_ms(); now_ms() - t0 < ms;) {
+        enum limiter_verdict v = check(l, "probe-token", NULL);
+        if (v != LIMITER_UNAVAILABLE) {
+            ok = true;
+            break;
+        }
+        run_for(base, 50);
+    }
+    conf->redis_on_error = saved;
+    limiter_set_conf(l, conf);
+    return ok;
+}
+
+static size_t log_count(const char *needle)
+{
+    char buf[65536];
+    ssize_t n = pread(log_fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    size_t count = 0;
+    for (char *p = buf; (p = strstr(p, needle)); p += strlen(needle))
+        count++;
+    return count;
+}
+
+static void log_reset(void)
+{
+    CU_ASSERT(ftruncate(log_fd, 0) == 0);
+    CU_ASSERT(lseek(log_fd, 0, SEEK_SET) == 0);
+}
+
+static void conf_defaults(void)
+{
+    memset(conf, 0, sizeof(*conf));
+    conf->redis_enabled = true;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&conf->redis_address.sa;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)redis_port);
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    conf->redis_address.salen = sizeof(*sin);
+    snprintf(conf->redis_address.text, sizeof(conf->redis_address.text), "127.0.0.1:%d",
+             redis_port);
+    conf->redis_timeout_ms = 50;
+    conf->redis_on_error = CONF_ON_ERROR_ALLOW;
+    snprintf(conf->redis_key_prefix, sizeof(conf->redis_key_prefix), "envelopd:");
+    conf->per_token.count = 5;
+    conf->per_token.window_ms = 60000;
+    conf->per_ip.count = 3;
+    conf->per_ip.window_ms = 60000;
+    snprintf(conf->hash_secret, sizeof(conf->hash_secret), "test-secret");
+    conf->hash_secret_set = true;
+}
+
+static int suite_init(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (!mkdtemp(redis_dir))
+        return -1;
+    redis_port = free_port();
+    if (redis_port <= 0 || redis_start() != 0) {
+        fprintf(stderr, "cannot start redis-server (is it installed?)\n");
+        return -1;
+    }
+    conf = calloc(1, sizeof(*conf));
+    base = event_base_new();
+    log_fd = memfd_create("limiter-log", 0);
+    if (!conf || !base || log_fd < 0)
+        return -1;
+    log_set_fd(log_fd);
+    log_set_level(CONF_LOG_INFO);
+    conf_defaults();
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    redis_stop();
+    char path[64];
+    snprintf(path, sizeof(path), "%s/dump.rdb", redis_dir);
+    unlink(path);
+    rmdir(redis_dir);
+    if (base)
+        event_base_free(base);
+    free(conf);
+    if (log_fd >= 0) {
+        char buf[65536];
+        ssize_t n = pread(log_fd, buf, sizeof(buf), 0);
+        if (getenv("TEST_SHOW_LOG") && n > 0)
+            fwrite(buf, 1, (size_t)n, stderr);
+        close(log_fd);
+    }
+    return 0;
+}
+
+static void flushall(void)
+{
+    redisReply *r = admin_cmd("FLUSHALL");
+    CU_ASSERT_PTR_NOT_NULL(r);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* ---- tests ---- */
+
+static void test_limit_through_redis(void)
+{
+    conf_defaults();
+    flushall();
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    struct rl_result res;
+    for (long i = 0; i < 5; i++) {
+        uint64_t el = 0;
+        enum limiter_verdict v = check_on(l, base, NULL, TOKEN, "192.0.2.1", &res, &el);
+        CU_ASSERT_EQUAL(v, LIMITER_ALLOW);
+        CU_ASSERT_EQUAL(res.limit, 5);
+        CU_ASSERT_EQUAL(res.remaining, 4 - i);
+        CU_ASSERT_EQUAL(res.window_s, 60);
+        CU_ASSERT(res.reset_s >= 1 && res.reset_s <= 60);
+    }
+    CU_ASSERT_EQUAL(check(l, TOKEN, &res), LIMITER_LIMITED);
+    CU_ASSERT_EQUAL(res.remaining, 0);
+    CU_ASSERT(res.retry_after_s >= 1 && res.retry_after_s <= 12);
+    CU_ASSERT_EQUAL(res.limit, 5);
+    /* another token is another caller */
+    CU_ASSERT_EQUAL(check(l, "other-token", &res), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(res.remaining, 4);
+    /* anonymous: per_ip, by address */
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(check_on(l, base, NULL, NULL, "198.51.100.7", &res, NULL),
+                        LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(check_on(l, base, NULL, NULL, "198.51.100.7", &res, NULL), LIMITER_LIMITED);
+    CU_ASSERT_EQUAL(res.limit, 3);
+    CU_ASSERT_EQUAL(check_on(l, base, NULL, NULL, "2001:db8::1", &res, NULL), LIMITER_ALLOW);
+    /* an empty token is no token */
+    CU_ASSERT_EQUAL(check_on(l, base, NULL, "", "198.51.100.7", &res, NULL), LIMITER_LIMITED);
+    limiter_free(l);
+}
+
+static void test_route_override(void)
+{
+    conf_defaults();
+    flushall();
+    static struct conf_route tasks, other;
+    memset(&tasks, 0, sizeof(tasks));
+    memset(&other, 0, sizeof(other));
+    snprintf(tasks.name, sizeof(tasks.name), "tasks");
+    tasks.per_token.count = 2;
+    tasks.per_token.window_ms = 3600000;
+    snprintf(other.name, sizeof(other.name), "other");  /* [limits] applies */
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    struct rl_result res;
+    CU_ASSERT_EQUAL(check_on(l, base, &tasks, TOKEN, NULL, &res, NULL), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(res.limit, 2);
+    CU_ASSERT_EQUAL(res.window_s, 3600);
+    CU_ASSERT_EQUAL(check_on(l, base, &tasks, TOKEN, NULL, &res, NULL), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(check_on(l, base, &tasks, TOKEN, NULL, &res, NULL), LIMITER_LIMITED);
+    CU_ASSERT(res.retry_after_s > 1700 && res.retry_after_s <= 1800);
+    /* per route: the same caller has its own budget elsewhere */
+    CU_ASSERT_EQUAL(check_on(l, base, &other, TOKEN, NULL, &res, NULL), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(res.limit, 5);
+    CU_ASSERT_EQUAL(res.remaining, 4);
+    limiter_free(l);
+}
+
+static void test_unset_rate_is_none(void)
+{
+    conf_defaults();
+    conf->per_token.count = 0;
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    struct limiter_query q = {NULL, TOKEN, strlen(TOKEN), "192.0.2.1"};
+    enum limiter_verdict v = LIMITER_ALLOW;
+    struct rl_result res;
+    struct answer a = {0};
+    struct limiter_pending *p = (struct limiter_pending *)&a;
+    CU_ASSERT_EQUAL(limiter_check(l, &q, &v, &res, on_answer, &a, &p), 1);
+    CU_ASSERT_EQUAL(v, LIMITER_NONE);
+    CU_ASSERT_PTR_NULL(p);
+    CU_ASSERT_FALSE(a.done);
+    limiter_free(l);
+}
+
+/* Two limiters (two workers or two gateways) share one budget exactly. */
+static void test_shared_between_instances(void)
+{
+    conf_defaults();
+    conf->per_token.count = 20;
+    flushall();
+    struct event_base *base2 = event_base_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(base2);
+    struct limiter *a = limiter_new(base, conf);
+    struct limiter *b = limiter_new(base2, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    int passed = 0;
+    long last_remaining = 20;
+    for (int i = 0; i < 40; i++) {
+        struct rl_result res;
+        bool odd = i % 2;
+        enum limiter_verdict v =
+            check_on(odd ? b : a, odd ? base2 : base, NULL, TOKEN, NULL, &res, NULL);
+        CU_ASSERT(v == LIMITER_ALLOW || v == LIMITER_LIMITED);
+        if (v == LIMITER_ALLOW) {
+            passed++;
+            CU_ASSERT_EQUAL(res.remaining, last_remaining - 1);
+            last_remaining = res.remaining;
+        }
+    }
+    CU_ASSERT_EQUAL(passed, 20);
+    limiter_free(a);
+    limiter_free(b);
+    event_base_free(base2);
+}
+
+/* SCRIPT FLUSH: the next call meets NOSCRIPT, reloads and still decides. */
+static void test_noscript_reload(void)
+{
+    conf_defaults();
+    flushall();
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    struct rl_result res;
+    CU_ASSERT_EQUAL(check(l, TOKEN, &res), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(res.remaining, 4);
+    redisReply *r = admin_cmd("SCRIPT FLUSH");
+    CU_ASSERT_PTR_NOT_NULL(r);
+    if (r)
+        freeReplyObject(r);
+    log_reset();
+    CU_ASSERT_EQUAL(check(l, TOKEN, &res), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(res.remaining, 3);  /* decided by Redis, not on_error */
+    CU_ASSERT_EQUAL(log_count("ratelimit_undecided"), 0);
+    CU_ASSERT_EQUAL(check(l, TOKEN, &res), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(res.remaining, 2);
+    limiter_free(l);
+}
+
+/* Every key is prefix{32 hex}:route:rate and no part of a token shows. */
+static void test_keys_hide_tokens(void)
+{
+    conf_defaults();
+    flushall();
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    const char *tokens[] = {TOKEN, "abc", "Bearer-ish.token/with:colons{}", "0123456789abcdef"};
+    for (size_t i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(check(l, tokens[i], NULL), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(check_on(l, base, NULL, NULL, "203.0.113.9", NULL, NULL), LIMITER_ALLOW);
+    size_t nkeys = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = admin_cmd("SCAN %s COUNT 1000", cursor);
+        CU_ASSERT_FATAL(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const char *key = r->element[1]->element[i]->str;
+            nkeys++;
+            CU_ASSERT(strncmp(key, "envelopd:{", 10) == 0);
+            if (strncmp(key, "envelopd:{ip:", 13) == 0) {
+                CU_ASSERT_STRING_EQUAL(key, "envelopd:{ip:203.0.113.9}:default:3/60000");
+                continue;
+            }
+            CU_ASSERT(strlen(key) > 43 && key[42] == '}');
+            CU_ASSERT_STRING_EQUAL(key + 42, "}:default:5/60000");
+            for (size_t t = 0; t < 4; t++) {
+                /* no 6-character piece of any token (the short one: whole) */
+                size_t tl = strlen(tokens[t]);
+                size_t w = tl < 6 ? tl : 6;
+                for (size_t off = 0; off + w <= tl; off++) {
+                    char piece[8];
+                    memcpy(piece, tokens[t] + off, w);
+                    piece[w] = '\0';
+                    if (t == 3 && strspn(piece, "0123456789abcdef") == w)
+                        continue;  /* a hex token's pieces may occur in any hex */
+                    if (strstr(key, piece))
+                        printf("\n  key %s contains %s\n", key, piece);
+                    CU_ASSERT_PTR_NULL(strstr(key, piece));
+                }
+            }
+            /* and its TTL is set */
+            redisReply *ttl = admin_cmd("PTTL %s", key);
+            CU_ASSERT(ttl && ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0 &&
+                      ttl->integer <= 60001);
+            if (ttl)
+                freeReplyObject(ttl);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    CU_ASSERT_EQUAL(nkeys, 5);
+    limiter_free(l);
+}
+
+struct pause_arg {
+    pid_t child;
+};
+
+/* CLIENT PAUSE 500 with timeout 50 ms: answers come within ~the timeout,
+ * by on_error, and Redis decides again once the pause ends. */
+static void test_client_pause(void)
+{
+    conf_defaults();
+    flushall();
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_TRUE(wait_redis_ready(l, 3000));
+    redisReply *r = admin_cmd("CLIENT PAUSE 500");
+    CU_ASSERT(r && r->type == REDIS_REPLY_STATUS);
+    if (r)
+        freeReplyObject(r);
+    uint64_t paused_at = now_ms();
+    static const enum conf_on_error modes[] = {CONF_ON_ERROR_ALLOW, CONF_ON_ERROR_DENY,
+                                               CONF_ON_ERROR_LOCAL};
+    static const enum limiter_verdict expect[] = {LIMITER_NONE, LIMITER_UNAVAILABLE,
+                                                  LIMITER_ALLOW};
+    for (int m = 0; m < 3; m++) {
+        conf->redis_on_error = modes[m];
+        limiter_set_conf(l, conf);
+        uint64_t el = 0;
+        struct rl_result res;
+        enum limiter_verdict v = check_on(l, base, NULL, TOKEN, NULL, &res, &el);
+        CU_ASSERT_EQUAL(v, expect[m]);
+        CU_ASSERT(el >= 40 && el < 150);
+        if (el >= 150)
+            printf("\n  answered after %llu ms\n", (unsigned long long)el);
+    }
+    CU_ASSERT(now_ms() - paused_at < 450);  /* all of that happened inside the pause */
+    /* the late replies arrive after the pause and touch nothing freed */
+    run_for(base, 700);
+    conf->redis_on_error = CONF_ON_ERROR_DENY;
+    limiter_set_conf(l, conf);
+    struct rl_result res;
+    enum limiter_verdict v = check(l, TOKEN, &res);
+    CU_ASSERT_EQUAL(v, LIMITER_ALLOW);
+    /* the three timed-out calls did reach Redis: 5 - 3 - 1 */
+    CU_ASSERT_EQUAL(res.remaining, 1);
+    limiter_free(l);
+}
+
+/* A pending query cancelled, or left pending when the limiter is freed:
+ * its callback never runs, and nothing leaks or is touched after free. */
+static void test_cancel_and_free(void)
+{
+    conf_defaults();
+    flushall();
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_TRUE(wait_redis_ready(l, 3000));
+    struct limiter_query q = {NULL, TOKEN, strlen(TOKEN), NULL};
+    struct answer a = {0}, b = {0};
+    struct limiter_pending *pa = NULL, *pb = NULL;
+    enum limiter_verdict v;
+    struct rl_result res;
+    CU_ASSERT_EQUAL(limiter_check(l, &q, &v, &res, on_answer, &a, &pa), 0);
+    CU_ASSERT_EQUAL(limiter_check(l, &q, &v, &res, on_answer, &b, &pb), 0);
+    limiter_cancel(pa);
+    run_until(base, &b.done, 2000);
+    CU_ASSERT_TRUE(b.done);
+    run_for(base, 100);
+    CU_ASSERT_FALSE(a.done);
+    /* cancel during a pause: the timer must not fire into freed memory */
+    redisReply *r = admin_cmd("CLIENT PAUSE 300");
+    if (r)
+        freeReplyObject(r);
+    memset(&a, 0, sizeof(a));
+    CU_ASSERT_EQUAL(limiter_check(l, &q, &v, &res, on_answer, &a, &pa), 0);
+    limiter_cancel(pa);
+    memset(&b, 0, sizeof(b));
+    CU_ASSERT_EQUAL(limiter_check(l, &q, &v, &res, on_answer, &b, &pb), 0);
+    limiter_free(l);  /* b still pending: dropped */
+    run_for(base, 500);
+    CU_ASSERT_FALSE(a.done);
+    CU_ASSERT_FALSE(b.done);
+}
+
+/* Redis killed: every on_error mode obeyed within the timeout, one
+ * redis_lost line; restarted: limits enforced again by the same limiter. */
+static void test_redis_down_and_back(void)
+{
+    conf_defaults();
+    flushall();
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_TRUE(wait_redis_ready(l, 3000));
+    log_reset();
+    redis_stop();
+
+    static const enum conf_on_error modes[] = {CONF_ON_ERROR_ALLOW, CONF_ON_ERROR_DENY,
+                                               CONF_ON_ERROR_LOCAL};
+    uint64_t worst = 0;
+    for (int m = 0; m < 3; m++) {
+        conf->redis_on_error = modes[m];
+        limiter_set_conf(l, conf);
+        int allowed = 0, limited = 0;
+        for (int i = 0; i < 8; i++) {
+            uint64_t el = 0;
+            struct rl_result res;
+            enum limiter_verdict v = check_on(l, base, NULL, "down-token", NULL, &res, &el);
+            if (el > worst)
+                worst = el;
+            switch (modes[m]) {
+            case CONF_ON_ERROR_ALLOW:
+                CU_ASSERT_EQUAL(v, LIMITER_NONE);
+                break;
+            case CONF_ON_ERROR_DENY:
+                CU_ASSERT_EQUAL(v, LIMITER_UNAVAILABLE);
+                break;
+            case CONF_ON_ERROR_LOCAL:
+                allowed += v == LIMITER_ALLOW;
+                limited += v == LIMITER_LIMITED;
+                if (v == LIMITER_LIMITED)
+                    CU_ASSERT(res.retry_after_s >= 1);
+                break;
+            }
+            run_for(base, 20);  /* let reconnect attempts happen meanwhile */
+        }
+        if (modes[m] == CONF_ON_ERROR_LOCAL) {
+            CU_ASSERT_EQUAL(allowed, 5);  /* the same limit, from process memory */
+            CU_ASSERT_EQUAL(limited, 3);
+        }
+    }
+    CU_ASSERT(worst <= conf->redis_timeout_ms + 30);
+    run_for(base, 1000);  /* several reconnect attempts */
+    /* a second later the next undecided request reports the tally */
+    conf->redis_on_error = CONF_ON_ERROR_ALLOW;
+    limiter_set_conf(l, conf);
+    CU_ASSERT_EQUAL(check(l, "down-token", NULL), LIMITER_NONE);
+    CU_ASSERT_EQUAL(log_count("redis_lost"), 1);
+    CU_ASSERT_EQUAL(log_count("redis_back"), 0);
+    /* allow mode warns at most once a second however many requests */
+    CU_ASSERT(log_count("ratelimit_undecided") >= 1 && log_count("ratelimit_undecided") <= 3);
+
+    CU_ASSERT_FATAL(redis_start() == 0);
+    CU_ASSERT_TRUE(wait_redis_ready(l, 10000));
+    CU_ASSERT_EQUAL(log_count("redis_back"), 1);
+    CU_ASSERT_EQUAL(log_count("redis_lost"), 1);
+    conf->redis_on_error = CONF_ON_ERROR_DENY;
+    limiter_set_conf(l, conf);
+    struct rl_result res;
+    for (long i = 0; i < 5; i++) {
+        CU_ASSERT_EQUAL(check(l, TOKEN, &res), LIMITER_ALLOW);
+        CU_ASSERT_EQUAL(res.remaining, 4 - i);
+    }
+    CU_ASSERT_EQUAL(check(l, TOKEN, &res), LIMITER_LIMITED);
+    limiter_free(l);
+}
+
+/* A conf that names a dead address: never blocks, on_error applies at once,
+ * and a reload to the right address brings Redis in without a restart. */
+static void test_reload_address(void)
+{
+    conf_defaults();
+    flushall();
+    struct sockaddr_in *sin = (struct sockaddr_in *)&conf->redis_address.sa;
+    sin->sin_port = htons((uint16_t)free_port());
+    conf->redis_on_error = CONF_ON_ERROR_DENY;
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    uint64_t el = 0;
+    CU_ASSERT_EQUAL(check_on(l, base, NULL, TOKEN, NULL, NULL, &el), LIMITER_UNAVAILABLE);
+    CU_ASSERT(el <= 80);
+    conf_defaults();
+    limiter_set_conf(l, conf);
+    CU_ASSERT_TRUE(wait_redis_ready(l, 3000));
+    struct rl_result res;
+    CU_ASSERT_EQUAL(check(l, TOKEN, &res), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(res.remaining, 4);
+    limiter_free(l);
+}
+
+/* Without [redis]: synchronous decisions from process memory, said once. */
+static void test_memory_mode(void)
+{
+    conf_defaults();
+    conf->redis_enabled = false;
+    log_reset();
+    struct limiter *a = limiter_new(base, conf);
+    struct limiter *b = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(log_count("process memory"), 1);
+    struct limiter_query q = {NULL, "memory-token", 12, NULL};
+    int passed = 0;
+    for (int i = 0; i < 10; i++) {
+        enum limiter_verdict v;
+        struct rl_result res;
+        struct limiter_pending *p = NULL;
+        struct answer ans = {0};
+        /* alternate workers: they share the process-wide store */
+        CU_ASSERT_EQUAL(limiter_check(i % 2 ? b : a, &q, &v, &res, on_answer, &ans, &p), 1);
+        passed += v == LIMITER_ALLOW;
+        if (v == LIMITER_ALLOW)
+            CU_ASSERT_EQUAL(res.remaining, 5 - passed);
+    }
+    CU_ASSERT_EQUAL(passed, 5);
+    limiter_free(a);
+    limiter_free(b);
+}
+
+void test_register(void)
+{
+    CU_pSuite s = CU_add_suite("limiter_redis", suite_init, suite_clean);
+    CU_add_test(s, "L allowed then limited through Redis", test_limit_through_redis);
+    CU_add_test(s, "route limits override [limits], per route", test_route_override);
+    CU_add_test(s, "unset rate: no limit, synchronously", test_unset_rate_is_none);
+    CU_add_test(s, "two instances share one budget exactly", test_shared_between_instances);
+    CU_add_test(s, "NOSCRIPT: script reloaded after SCRIPT FLUSH", test_noscript_reload);
+    CU_add_test(s, "keys carry no token", test_keys_hide_tokens);
+    CU_add_test(s, "CLIENT PAUSE: answered within the timeout", test_client_pause);
+    CU_add_test(s, "cancel and free with queries pending", test_cancel_and_free);
+    CU_add_test(s, "reload to a new address", test_reload_address);
+    CU_add_test(s, "memory mode", test_memory_mode);
+    CU_add_test(s, "Redis killed, on_error, restarted", test_redis_down_and_back);
+}

@@ -1088,7 +1088,7 @@ static bool conf_apply(struct conf_parser *p, const struct conf_directive *d, co
     case T_LISTEN:
     case T_HEADER_LIST:
     case T_CIDR_LIST: {
-        char item[CONF_PATH_MAX + 8];
+        char item[CONF_PATH_MAX + 8], qi[96];
         const char *cur = v;
         size_t count;
         bool too_long;
@@ -1103,7 +1103,7 @@ static bool conf_apply(struct conf_parser *p, const struct conf_directive *d, co
                     conf_fail(p, ln, "%s: empty item in the list %s", k, q);
                 return false;
             }
-            conf_quote(item, q, sizeof(q));
+            conf_quote(item, qi, sizeof(qi));
             if (count >= d->max) {
                 conf_fail(p, ln, "%s: too many (at most %llu)", k, (unsigned long long)d->max);
                 return false;
@@ -1113,24 +1113,24 @@ static bool conf_apply(struct conf_parser *p, const struct conf_directive *d, co
                 struct conf_addr *ad = (struct conf_addr *)slot;
                 const struct conf_addr *all = (const struct conf_addr *)field;
                 if (!conf_addr_parse(item, ad, false, why, sizeof(why))) {
-                    conf_fail(p, ln, "%s: %s is not HOST:PORT: %s", k, q, why);
+                    conf_fail(p, ln, "%s: %s is not HOST:PORT: %s", k, qi, why);
                     return false;
                 }
                 /* A listen address twice would fail to bind; say so here. */
                 for (size_t i = 0; d->sect == SECT_SERVER && i < count; i++) {
                     if (all[i].salen == ad->salen && memcmp(&all[i].sa, &ad->sa, ad->salen) == 0) {
-                        conf_fail(p, ln, "%s: %s is listed twice", k, q);
+                        conf_fail(p, ln, "%s: %s is listed twice", k, qi);
                         return false;
                     }
                 }
             } else if (d->type == T_HEADER_LIST) {
                 if (!conf_header_name_ok(item)) {
-                    conf_fail(p, ln, "%s: %s is not a header name", k, q);
+                    conf_fail(p, ln, "%s: %s is not a header name", k, qi);
                     return false;
                 }
                 for (size_t i = 0; i < count; i++) {
                     if (strcasecmp(field + i * d->size, item) == 0) {
-                        conf_fail(p, ln, "%s: %s is listed twice", k, q);
+                        conf_fail(p, ln, "%s: %s is listed twice", k, qi);
                         return false;
                     }
                 }
@@ -1139,7 +1139,7 @@ static bool conf_apply(struct conf_parser *p, const struct conf_directive *d, co
                 struct conf_cidr cidr;
                 if (!conf_parse_cidr(item, &cidr)) {
                     conf_fail(p, ln, "%s: %s is not an address or CIDR range "
-                              "(e.g. 10.0.0.0/8, ::1)", k, q);
+                              "(e.g. 10.0.0.0/8, ::1)", k, qi);
                     return false;
                 }
                 memcpy(slot, &cidr, sizeof(cidr));

@@ -1,0 +1,1063 @@
+/*
+ * test_conf: the conf module. Every value parser against tables of good and
+ * bad values (overflows included), every directive set and read back, every
+ * default, every error message with its line number, and the fixtures under
+ * data/conf/: good.conf loads, each bad_*.conf fails with the message its
+ * first line ("# expect: LINE: message") announces. Runs with workdir tests/.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+#include <http_parser.h>
+
+#include "conf.h"
+
+void test_register(void);
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+#define BIT(m) (1ULL << (m))
+
+/* A route and an upstream: what every conf needs to load. */
+#define TAIL "[upstream u]\nserver = 127.0.0.1:9001\n[route r]\nprefix = /\nupstream = u\n"
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Write TEXT to a fresh temp file; PATH receives its name. */
+static void write_temp(const char *text, char *path, size_t pathlen)
+{
+    snprintf(path, pathlen, "/tmp/envelopd-test-conf-XXXXXX");
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    size_t len = strlen(text), off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        CU_ASSERT_FATAL(n > 0);
+        off += (size_t)n;
+    }
+    CU_ASSERT_FATAL(close(fd) == 0);
+}
+
+/* Load TEXT as a conf; ERR receives the message with the temp path cut off. */
+static struct conf *load_text(const char *text, char *err, size_t errlen)
+{
+    char path[64], raw[2048];
+    struct conf *c;
+
+    write_temp(text, path, sizeof(path));
+    c = conf_load(path, raw, sizeof(raw));
+    unlink(path);
+    err[0] = '\0';
+    if (!c) {
+        size_t pl = strlen(path);
+        if (strncmp(raw, path, pl) == 0 && raw[pl] == ':')
+            snprintf(err, errlen, "%s", raw + pl + 1);
+        else
+            snprintf(err, errlen, "(no path prefix) %s", raw);
+    }
+    return c;
+}
+
+static void expect_error(const char *text, const char *want)
+{
+    char err[2048];
+    struct conf *c = load_text(text, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    if (strcmp(err, want) != 0) {
+        fprintf(stderr, "\n  conf:\n%s\n  want: %s\n  got:  %s\n", text, want, err);
+        CU_FAIL("wrong error message");
+    }
+    conf_free(c);
+}
+
+/* ---------------------------------------------------------------- value parsers */
+
+static void test_parse_size(void)
+{
+    static const struct { const char *s; bool ok; size_t v; } t[] = {
+        {"0", true, 0}, {"1", true, 1}, {"16k", true, 16384}, {"16K", true, 16384},
+        {"10m", true, 10485760}, {"10M", true, 10485760}, {"1g", true, 1073741824},
+        {"2G", true, 2147483648u}, {"007", true, 7}, {"64k", true, 65536},
+        {"18446744073709551615", true, SIZE_MAX},
+        {"18446744073709551616", false, 0}, {"17179869184g", false, 0},
+        {"18014398509481984k", false, 0}, {"99999999999999999999999", false, 0},
+        {"", false, 0}, {"k", false, 0}, {"-1", false, 0}, {"+1", false, 0}, {"16q", false, 0},
+        {"16kb", false, 0}, {"16 k", false, 0}, {" 16k", false, 0}, {"16k ", false, 0},
+        {"1.5m", false, 0}, {"0x10", false, 0}, {"1t", false, 0},
+    };
+    for (size_t i = 0; i < N_OF(t); i++) {
+        size_t v = 12345;
+        bool ok = conf_parse_size(t[i].s, &v);
+        if (ok != t[i].ok || (ok && v != t[i].v))
+            fprintf(stderr, "\n  size %s: ok=%d v=%zu\n", t[i].s, ok, v);
+        CU_ASSERT_EQUAL(ok, t[i].ok);
+        if (t[i].ok)
+            CU_ASSERT_EQUAL(v, t[i].v);
+    }
+    size_t v;
+    CU_ASSERT_FALSE(conf_parse_size(NULL, &v));
+}
+
+static void test_parse_duration(void)
+{
+    static const struct { const char *s; bool ok; uint64_t v; } t[] = {
+        {"0ms", true, 0}, {"50ms", true, 50}, {"50MS", true, 50}, {"1s", true, 1000},
+        {"30s", true, 30000}, {"30S", true, 30000}, {"5m", true, 300000}, {"1h", true, 3600000},
+        {"0s", true, 0}, {"24h", true, 86400000},
+        {"18446744073709551615ms", true, UINT64_MAX},
+        {"18446744073709551616ms", false, 0}, {"18446744073709552s", false, 0},
+        {"5124095576030432h", false, 0},
+        {"30", false, 0}, {"", false, 0}, {"s", false, 0}, {"-1s", false, 0}, {"1.5s", false, 0},
+        {"1d", false, 0}, {"1sec", false, 0}, {"1 s", false, 0}, {"1m30s", false, 0},
+        {"ms", false, 0}, {"1mss", false, 0}, {"1us", false, 0},
+    };
+    for (size_t i = 0; i < N_OF(t); i++) {
+        uint64_t v = 12345;
+        bool ok = conf_parse_duration(t[i].s, &v);
+        if (ok != t[i].ok || (ok && v != t[i].v))
+            fprintf(stderr, "\n  duration %s: ok=%d v=%llu\n", t[i].s, ok, (unsigned long long)v);
+        CU_ASSERT_EQUAL(ok, t[i].ok);
+        if (t[i].ok)
+            CU_ASSERT_EQUAL(v, t[i].v);
+    }
+}
+
+static void test_parse_rate(void)
+{
+    static const struct { const char *s; bool ok; uint32_t n; uint64_t w; } t[] = {
+        {"100/1m", true, 100, 60000}, {"500/15m", true, 500, 900000},
+        {"5000/1h", true, 5000, 3600000}, {"10/s", true, 10, 1000}, {"10/m", true, 10, 60000},
+        {"10/h", true, 10, 3600000}, {"10/1s", true, 10, 1000}, {"1/500ms", true, 1, 500},
+        {"3/M", true, 3, 60000}, {"4294967295/1h", true, 4294967295u, 3600000},
+        {"4294967296/1h", false, 0, 0}, {"0/1m", false, 0, 0}, {"10/0s", false, 0, 0},
+        {"10", false, 0, 0}, {"10/", false, 0, 0}, {"/1m", false, 0, 0}, {"10/1", false, 0, 0},
+        {"10/1d", false, 0, 0}, {"-1/1m", false, 0, 0}, {"10 / 1m", false, 0, 0},
+        {"10/1m/2", false, 0, 0}, {"", false, 0, 0}, {"a/1m", false, 0, 0},
+        {"10/99999999999999999999ms", false, 0, 0},
+    };
+    for (size_t i = 0; i < N_OF(t); i++) {
+        struct conf_rate r = {7, 7};
+        bool ok = conf_parse_rate(t[i].s, &r);
+        if (ok != t[i].ok)
+            fprintf(stderr, "\n  rate %s: ok=%d\n", t[i].s, ok);
+        CU_ASSERT_EQUAL(ok, t[i].ok);
+        if (t[i].ok) {
+            CU_ASSERT_EQUAL(r.count, t[i].n);
+            CU_ASSERT_EQUAL(r.window_ms, t[i].w);
+        }
+    }
+}
+
+static void test_parse_bool(void)
+{
+    static const struct { const char *s; bool ok; bool v; } t[] = {
+        {"yes", true, true}, {"YES", true, true}, {"true", true, true}, {"on", true, true},
+        {"1", true, true}, {"True", true, true}, {"no", true, false}, {"No", true, false},
+        {"false", true, false}, {"off", true, false}, {"0", true, false},
+        {"", false, false}, {"y", false, false}, {"2", false, false}, {"yes ", false, false},
+        {"enabled", false, false}, {"nope", false, false},
+    };
+    for (size_t i = 0; i < N_OF(t); i++) {
+        bool v = !t[i].v;
+        bool ok = conf_parse_bool(t[i].s, &v);
+        CU_ASSERT_EQUAL(ok, t[i].ok);
+        if (t[i].ok)
+            CU_ASSERT_EQUAL(v, t[i].v);
+    }
+}
+
+static void test_parse_addr(void)
+{
+    static const struct { const char *s; bool ok; int family; const char *ip; int port; } t[] = {
+        {"1.2.3.4:80", true, AF_INET, "1.2.3.4", 80},
+        {"0.0.0.0:8080", true, AF_INET, "0.0.0.0", 8080},
+        {"127.0.0.1:65535", true, AF_INET, "127.0.0.1", 65535},
+        {"[::1]:8080", true, AF_INET6, "::1", 8080},
+        {"[::]:8080", true, AF_INET6, "::", 8080},
+        {"[2001:db8::7]:1", true, AF_INET6, "2001:db8::7", 1},
+        {"unix:/run/redis/redis.sock", true, AF_UNIX, NULL, 0},
+        {"1.2.3.4:0", false, 0, NULL, 0}, {"1.2.3.4:65536", false, 0, NULL, 0},
+        {"1.2.3.4:99999999999999999999", false, 0, NULL, 0}, {"1.2.3.4:", false, 0, NULL, 0},
+        {"1.2.3.4", false, 0, NULL, 0}, {":80", false, 0, NULL, 0}, {"1.2.3.4:8o", false, 0, NULL, 0},
+        {"1.2.3.4:-1", false, 0, NULL, 0}, {"::1:8080", false, 0, NULL, 0},
+        {"[::1]8080", false, 0, NULL, 0}, {"[::1]", false, 0, NULL, 0},
+        {"[1.2.3.4]:80", false, 0, NULL, 0}, {"[zz::1]:80", false, 0, NULL, 0},
+        {"1.2.3:80", false, 0, NULL, 0}, {"127.1:80", false, 0, NULL, 0},
+        {"256.1.1.1:80", false, 0, NULL, 0}, {"", false, 0, NULL, 0},
+        {"unix:", false, 0, NULL, 0}, {"unix:relative.sock", false, 0, NULL, 0},
+        {"no-such-host.invalid:80", false, 0, NULL, 0},
+    };
+    for (size_t i = 0; i < N_OF(t); i++) {
+        struct conf_addr a;
+        bool ok = conf_parse_addr(t[i].s, &a);
+        if (ok != t[i].ok)
+            fprintf(stderr, "\n  addr %s: ok=%d\n", t[i].s, ok);
+        CU_ASSERT_EQUAL(ok, t[i].ok);
+        if (!ok || !t[i].ok)
+            continue;
+        CU_ASSERT_STRING_EQUAL(a.text, t[i].s);
+        CU_ASSERT_EQUAL(a.sa.ss_family, t[i].family);
+        if (t[i].family == AF_INET) {
+            const struct sockaddr_in *sin = (const struct sockaddr_in *)&a.sa;
+            char ip[INET_ADDRSTRLEN];
+            CU_ASSERT_EQUAL(a.salen, sizeof(*sin));
+            CU_ASSERT_PTR_NOT_NULL(inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip)));
+            CU_ASSERT_STRING_EQUAL(ip, t[i].ip);
+            CU_ASSERT_EQUAL(ntohs(sin->sin_port), t[i].port);
+        } else if (t[i].family == AF_INET6) {
+            const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a.sa;
+            char ip[INET6_ADDRSTRLEN];
+            CU_ASSERT_EQUAL(a.salen, sizeof(*sin6));
+            CU_ASSERT_PTR_NOT_NULL(inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip)));
+            CU_ASSERT_STRING_EQUAL(ip, t[i].ip);
+            CU_ASSERT_EQUAL(ntohs(sin6->sin6_port), t[i].port);
+        } else {
+            const struct sockaddr_un *sun = (const struct sockaddr_un *)&a.sa;
+            CU_ASSERT_STRING_EQUAL(sun->sun_path, "/run/redis/redis.sock");
+            CU_ASSERT_EQUAL(a.salen, offsetof(struct sockaddr_un, sun_path) +
+                            strlen("/run/redis/redis.sock") + 1);
+        }
+    }
+
+    /* A host name is resolved at load time. */
+    struct conf_addr a;
+    CU_ASSERT_TRUE(conf_parse_addr("localhost:80", &a));
+    CU_ASSERT_TRUE(a.sa.ss_family == AF_INET || a.sa.ss_family == AF_INET6);
+
+    /* A socket path that does not fit sun_path, and text that does not fit conf_addr. */
+    char longpath[300], huge[CONF_PATH_MAX + 64];
+    snprintf(longpath, sizeof(longpath), "unix:/%0200d", 0);
+    CU_ASSERT_FALSE(conf_parse_addr(longpath, &a));
+    memset(huge, 'a', sizeof(huge) - 1);
+    huge[sizeof(huge) - 1] = '\0';
+    CU_ASSERT_FALSE(conf_parse_addr(huge, &a));
+}
+
+static void test_parse_cidr(void)
+{
+    static const struct {
+        const char *s; bool ok; int family; unsigned prefix; const char *net;
+    } t[] = {
+        {"10.0.0.0/8", true, AF_INET, 8, "10.0.0.0"},
+        {"10.1.2.3/8", true, AF_INET, 8, "10.0.0.0"},       /* host bits are masked */
+        {"127.0.0.1", true, AF_INET, 32, "127.0.0.1"},
+        {"192.168.1.77/25", true, AF_INET, 25, "192.168.1.0"},
+        {"192.168.1.200/25", true, AF_INET, 25, "192.168.1.128"},
+        {"0.0.0.0/0", true, AF_INET, 0, "0.0.0.0"},
+        {"::1", true, AF_INET6, 128, "::1"},
+        {"fe80::1234/10", true, AF_INET6, 10, "fe80::"},
+        {"2001:db8::/32", true, AF_INET6, 32, "2001:db8::"},
+        {"::/0", true, AF_INET6, 0, "::"},
+        {"10.0.0.0/33", false, 0, 0, NULL}, {"::/129", false, 0, 0, NULL},
+        {"10.0.0.0/", false, 0, 0, NULL}, {"/8", false, 0, 0, NULL}, {"", false, 0, 0, NULL},
+        {"10.0.0/8", false, 0, 0, NULL}, {"10.0.0.0/-1", false, 0, 0, NULL},
+        {"10.0.0.0/8x", false, 0, 0, NULL}, {"localhost", false, 0, 0, NULL},
+        {"10.0.0.0/99999999999999999999", false, 0, 0, NULL},
+        {"1:2:3:4:5:6:7:8:9/64", false, 0, 0, NULL},
+    };
+    for (size_t i = 0; i < N_OF(t); i++) {
+        struct conf_cidr c;
+        char ip[INET6_ADDRSTRLEN];
+        bool ok = conf_parse_cidr(t[i].s, &c);
+        if (ok != t[i].ok)
+            fprintf(stderr, "\n  cidr %s: ok=%d\n", t[i].s, ok);
+        CU_ASSERT_EQUAL(ok, t[i].ok);
+        if (!ok || !t[i].ok)
+            continue;
+        CU_ASSERT_EQUAL(c.family, t[i].family);
+        CU_ASSERT_EQUAL(c.prefix, t[i].prefix);
+        CU_ASSERT_PTR_NOT_NULL(inet_ntop(c.family, c.addr, ip, sizeof(ip)));
+        CU_ASSERT_STRING_EQUAL(ip, t[i].net);
+    }
+}
+
+static void test_parse_methods(void)
+{
+    static const struct { const char *s; bool ok; uint64_t m; } t[] = {
+        {"GET", true, BIT(HTTP_GET)},
+        {"GET, POST, PATCH, DELETE", true,
+         BIT(HTTP_GET) | BIT(HTTP_POST) | BIT(HTTP_PATCH) | BIT(HTTP_DELETE)},
+        {"get,post", true, BIT(HTTP_GET) | BIT(HTTP_POST)},
+        {"  PUT ,OPTIONS  ", true, BIT(HTTP_PUT) | BIT(HTTP_OPTIONS)},
+        {"GET, GET", true, BIT(HTTP_GET)},
+        {"M-SEARCH", true, BIT(HTTP_MSEARCH)},
+        {"SOURCE", true, BIT(HTTP_SOURCE)},   /* bit 33: the mask is 64-bit */
+        {"HEAD", true, BIT(HTTP_HEAD)},
+        {"", false, 0}, {",", false, 0}, {"GET,", false, 0}, {",GET", false, 0},
+        {"GET,,POST", false, 0}, {"FETCH", false, 0}, {"GET POST", false, 0},
+        {"GET;POST", false, 0}, {"<unknown>", false, 0},
+        {"AVERYLONGMETHODNAMETHATISNOTREALATALL", false, 0},
+    };
+    for (size_t i = 0; i < N_OF(t); i++) {
+        uint64_t m = 7;
+        bool ok = conf_parse_methods(t[i].s, &m);
+        if (ok != t[i].ok || (ok && m != t[i].m))
+            fprintf(stderr, "\n  methods %s: ok=%d m=%llx\n", t[i].s, ok, (unsigned long long)m);
+        CU_ASSERT_EQUAL(ok, t[i].ok);
+        if (t[i].ok)
+            CU_ASSERT_EQUAL(m, t[i].m);
+    }
+}
+
+/* ---------------------------------------------------------------- trusted proxies */
+
+static bool trusted4(const struct conf *c, const char *ip)
+{
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    CU_ASSERT_FATAL(inet_pton(AF_INET, ip, &sin.sin_addr) == 1);
+    return conf_is_trusted_proxy(c, (const struct sockaddr *)&sin);
+}
+
+static bool trusted6(const struct conf *c, const char *ip)
+{
+    struct sockaddr_in6 sin6;
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+    CU_ASSERT_FATAL(inet_pton(AF_INET6, ip, &sin6.sin6_addr) == 1);
+    return conf_is_trusted_proxy(c, (const struct sockaddr *)&sin6);
+}
+
+static void test_trusted_proxy(void)
+{
+    char err[1024];
+    struct conf *c = load_text(
+        "[limits]\n"
+        "trusted_proxies = 10.0.0.0/8, ::1\n"
+        "trusted_proxies = 192.168.1.0/24\n"
+        "trusted_proxies = fe80::/10, ::ffff:172.16.0.0/108\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->n_trusted_proxies, 5);
+
+    CU_ASSERT_TRUE(trusted4(c, "10.0.0.1"));
+    CU_ASSERT_TRUE(trusted4(c, "10.255.255.255"));
+    CU_ASSERT_FALSE(trusted4(c, "11.0.0.1"));
+    CU_ASSERT_FALSE(trusted4(c, "9.255.255.255"));
+    CU_ASSERT_TRUE(trusted4(c, "192.168.1.0"));
+    CU_ASSERT_TRUE(trusted4(c, "192.168.1.255"));
+    CU_ASSERT_FALSE(trusted4(c, "192.168.2.1"));
+    CU_ASSERT_FALSE(trusted4(c, "127.0.0.1"));
+    CU_ASSERT_TRUE(trusted4(c, "172.16.3.4"));          /* via the ::ffff: range */
+    CU_ASSERT_TRUE(trusted4(c, "172.31.255.255"));   /* /108 = v4 /12 */
+    CU_ASSERT_FALSE(trusted4(c, "172.32.0.1"));
+
+    CU_ASSERT_TRUE(trusted6(c, "::1"));
+    CU_ASSERT_FALSE(trusted6(c, "::2"));
+    CU_ASSERT_TRUE(trusted6(c, "fe80::1"));
+    CU_ASSERT_TRUE(trusted6(c, "febf:ffff::1"));
+    CU_ASSERT_FALSE(trusted6(c, "fec0::1"));
+    CU_ASSERT_TRUE(trusted6(c, "::ffff:10.1.2.3"));     /* v4-mapped against a v4 range */
+    CU_ASSERT_FALSE(trusted6(c, "::ffff:11.1.2.3"));
+    CU_ASSERT_TRUE(trusted6(c, "::ffff:172.16.0.9"));
+    CU_ASSERT_FALSE(trusted6(c, "::a00:1"));            /* v4-compatible is not v4-mapped */
+
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    CU_ASSERT_FALSE(conf_is_trusted_proxy(c, (const struct sockaddr *)&sun));
+    CU_ASSERT_FALSE(conf_is_trusted_proxy(c, NULL));
+    CU_ASSERT_FALSE(conf_is_trusted_proxy(NULL, NULL));
+    conf_free(c);
+
+    /* None by default: nobody's X-Forwarded-For is believed. */
+    c = load_text(TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_FALSE(trusted4(c, "127.0.0.1"));
+    CU_ASSERT_FALSE(trusted6(c, "::1"));
+    conf_free(c);
+
+    /* 0.0.0.0/0 and ::/0 trust everyone. */
+    c = load_text("[limits]\ntrusted_proxies = 0.0.0.0/0, ::/0\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(trusted4(c, "203.0.113.9"));
+    CU_ASSERT_TRUE(trusted6(c, "2001:db8::1"));
+    conf_free(c);
+}
+
+/* ---------------------------------------------------------------- loading */
+
+static void test_defaults(void)
+{
+    char err[1024];
+    struct conf *c = load_text(TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    CU_ASSERT_EQUAL(c->n_listen, 1);
+    CU_ASSERT_STRING_EQUAL(c->listen[0].text, "0.0.0.0:8080");
+    CU_ASSERT_EQUAL(c->listen[0].sa.ss_family, AF_INET);
+    CU_ASSERT_EQUAL(c->workers, (unsigned)(cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus));
+    CU_ASSERT_EQUAL(c->max_header_size, 16 * 1024);
+    CU_ASSERT_EQUAL(c->max_body_size, 10 * 1024 * 1024);
+    CU_ASSERT_EQUAL(c->client_timeout_ms, 30000);
+    CU_ASSERT_EQUAL(c->keepalive_timeout_ms, 30000);
+    CU_ASSERT_EQUAL(c->shutdown_timeout_ms, 20000);
+    CU_ASSERT_EQUAL(c->log_level, CONF_LOG_INFO);
+    CU_ASSERT_STRING_EQUAL(c->access_log, "stdout");
+
+    CU_ASSERT_EQUAL(c->profile, ENVELOPE_NESTED);
+    CU_ASSERT_FALSE(c->expose_upstream_5xx);
+    CU_ASSERT_EQUAL(c->max_error_body, 64 * 1024);
+
+    CU_ASSERT_STRING_EQUAL(c->corr_header, "X-Correlation-Id");
+    CU_ASSERT_EQUAL(c->n_accept, 2);
+    CU_ASSERT_STRING_EQUAL(c->accept[0], "X-Correlation-Id");
+    CU_ASSERT_STRING_EQUAL(c->accept[1], "X-Request-Id");
+
+    CU_ASSERT_FALSE(c->redis_enabled);
+    CU_ASSERT_STRING_EQUAL(c->redis_address.text, "127.0.0.1:6379");
+    CU_ASSERT_STRING_EQUAL(c->redis_password, "");
+    CU_ASSERT_EQUAL(c->redis_db, 0);
+    CU_ASSERT_STRING_EQUAL(c->redis_key_prefix, "envelopd:");
+    CU_ASSERT_EQUAL(c->redis_timeout_ms, 50);
+    CU_ASSERT_EQUAL(c->redis_on_error, CONF_ON_ERROR_ALLOW);
+
+    CU_ASSERT_STRING_EQUAL(c->token_header, "Authorization");
+    CU_ASSERT_EQUAL(c->per_token.count, 100);
+    CU_ASSERT_EQUAL(c->per_token.window_ms, 60000);
+    CU_ASSERT_EQUAL(c->per_ip.count, 500);
+    CU_ASSERT_EQUAL(c->per_ip.window_ms, 900000);
+    CU_ASSERT_EQUAL(c->n_trusted_proxies, 0);
+    CU_ASSERT_FALSE(c->hash_secret_set);
+
+    CU_ASSERT_EQUAL_FATAL(c->n_upstreams, 1);
+    const struct conf_upstream *u = &c->upstreams[0];
+    CU_ASSERT_STRING_EQUAL(u->name, "u");
+    CU_ASSERT_EQUAL(u->n_servers, 1);
+    CU_ASSERT_STRING_EQUAL(u->servers[0].text, "127.0.0.1:9001");
+    CU_ASSERT_EQUAL(u->keepalive, 64);
+    CU_ASSERT_EQUAL(u->connect_timeout_ms, 2000);
+    CU_ASSERT_EQUAL(u->timeout_ms, 30000);
+    CU_ASSERT_EQUAL(u->retries, 2);
+    CU_ASSERT_EQUAL(u->retry_backoff_ms, 25);
+    CU_ASSERT_EQUAL(u->retry_backoff_max_ms, 1000);
+    CU_ASSERT_EQUAL(u->down_backoff_ms, 1000);
+    CU_ASSERT_EQUAL(u->down_backoff_max_ms, 30000);
+    CU_ASSERT_EQUAL(u->line, 1);
+
+    CU_ASSERT_EQUAL_FATAL(c->n_routes, 1);
+    const struct conf_route *r = &c->routes[0];
+    CU_ASSERT_STRING_EQUAL(r->name, "r");
+    CU_ASSERT_STRING_EQUAL(r->prefix, "/");
+    CU_ASSERT_EQUAL(r->prefix_len, 1);
+    CU_ASSERT_EQUAL(r->upstream, 0);
+    CU_ASSERT_STRING_EQUAL(r->upstream_name, "u");
+    CU_ASSERT_FALSE(r->strip_prefix);
+    CU_ASSERT_EQUAL(r->methods, 0);
+    CU_ASSERT_FALSE(r->require_token);
+    CU_ASSERT_EQUAL(r->per_token.count, 0);
+    CU_ASSERT_EQUAL(r->per_ip.count, 0);
+    CU_ASSERT_EQUAL(r->line, 3);
+    conf_free(c);
+}
+
+/* good.conf sets every directive to a value other than its default. */
+static void test_every_directive(void)
+{
+    char err[1024];
+    struct conf *c = conf_load("data/conf/good.conf", err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+
+    CU_ASSERT_STRING_EQUAL(c->path, "data/conf/good.conf");
+    CU_ASSERT_EQUAL_FATAL(c->n_listen, 2);
+    CU_ASSERT_STRING_EQUAL(c->listen[0].text, "127.0.0.1:18080");
+    CU_ASSERT_STRING_EQUAL(c->listen[1].text, "[::1]:18080");
+    CU_ASSERT_EQUAL(c->listen[1].sa.ss_family, AF_INET6);
+    CU_ASSERT_EQUAL(c->workers, 3);
+    CU_ASSERT_EQUAL(c->max_header_size, 32 * 1024);
+    CU_ASSERT_EQUAL(c->max_body_size, 2 * 1024 * 1024);
+    CU_ASSERT_EQUAL(c->client_timeout_ms, 15000);
+    CU_ASSERT_EQUAL(c->keepalive_timeout_ms, 75000);
+    CU_ASSERT_EQUAL(c->shutdown_timeout_ms, 5000);
+    CU_ASSERT_EQUAL(c->log_level, CONF_LOG_DEBUG);
+    CU_ASSERT_STRING_EQUAL(c->access_log, "/var/log/envelopd/access.log");
+
+    CU_ASSERT_EQUAL(c->profile, ENVELOPE_PROBLEM);
+    CU_ASSERT_TRUE(c->expose_upstream_5xx);
+    CU_ASSERT_EQUAL(c->max_error_body, 128 * 1024);
+
+    CU_ASSERT_STRING_EQUAL(c->corr_header, "X-Request-Id");
+    CU_ASSERT_EQUAL_FATAL(c->n_accept, 3);
+    CU_ASSERT_STRING_EQUAL(c->accept[0], "X-Request-Id");
+    CU_ASSERT_STRING_EQUAL(c->accept[1], "X-Amzn-Trace-Id");
+    CU_ASSERT_STRING_EQUAL(c->accept[2], "Traceparent");
+
+    CU_ASSERT_TRUE(c->redis_enabled);
+    CU_ASSERT_STRING_EQUAL(c->redis_address.text, "unix:/run/redis/redis.sock");
+    CU_ASSERT_EQUAL(c->redis_address.sa.ss_family, AF_UNIX);
+    CU_ASSERT_STRING_EQUAL(c->redis_password, "s3cret pass");
+    CU_ASSERT_EQUAL(c->redis_db, 3);
+    CU_ASSERT_STRING_EQUAL(c->redis_key_prefix, "gw1:");
+    CU_ASSERT_EQUAL(c->redis_timeout_ms, 100);
+    CU_ASSERT_EQUAL(c->redis_on_error, CONF_ON_ERROR_LOCAL);
+
+    CU_ASSERT_STRING_EQUAL(c->token_header, "X-Api-Key");
+    CU_ASSERT_EQUAL(c->per_token.count, 1000);
+    CU_ASSERT_EQUAL(c->per_token.window_ms, 3600000);
+    CU_ASSERT_EQUAL(c->per_ip.count, 50);
+    CU_ASSERT_EQUAL(c->per_ip.window_ms, 1000);
+    CU_ASSERT_EQUAL(c->n_trusted_proxies, 3);
+    CU_ASSERT_TRUE(c->hash_secret_set);
+    CU_ASSERT_STRING_EQUAL(c->hash_secret, "0123456789abcdef0123456789abcdef");
+
+    CU_ASSERT_EQUAL_FATAL(c->n_upstreams, 2);
+    const struct conf_upstream *u = &c->upstreams[0];
+    CU_ASSERT_STRING_EQUAL(u->name, "tasks");
+    CU_ASSERT_EQUAL_FATAL(u->n_servers, 3);
+    CU_ASSERT_STRING_EQUAL(u->servers[0].text, "127.0.0.1:9001");
+    CU_ASSERT_STRING_EQUAL(u->servers[1].text, "127.0.0.1:9002");
+    CU_ASSERT_STRING_EQUAL(u->servers[2].text, "localhost:9003");
+    CU_ASSERT_EQUAL(u->keepalive, 8);
+    CU_ASSERT_EQUAL(u->connect_timeout_ms, 500);
+    CU_ASSERT_EQUAL(u->timeout_ms, 10000);
+    CU_ASSERT_EQUAL(u->retries, 3);
+    CU_ASSERT_EQUAL(u->retry_backoff_ms, 10);
+    CU_ASSERT_EQUAL(u->retry_backoff_max_ms, 200);
+    CU_ASSERT_EQUAL(u->down_backoff_ms, 2000);
+    CU_ASSERT_EQUAL(u->down_backoff_max_ms, 60000);
+
+    CU_ASSERT_EQUAL_FATAL(c->n_routes, 2);
+    /* [route tasks] names upstream "tasks" defined above it; [route users]
+     * names "users", defined after it: order in the file does not matter. */
+    const struct conf_route *r = &c->routes[0];
+    CU_ASSERT_STRING_EQUAL(r->name, "tasks");
+    CU_ASSERT_STRING_EQUAL(r->prefix, "/api/v1/tasks");
+    CU_ASSERT_EQUAL(r->prefix_len, strlen("/api/v1/tasks"));
+    CU_ASSERT_EQUAL(r->upstream, 0);
+    CU_ASSERT_TRUE(r->strip_prefix);
+    CU_ASSERT_EQUAL(r->methods, BIT(HTTP_GET) | BIT(HTTP_HEAD) | BIT(HTTP_POST) |
+                    BIT(HTTP_PATCH) | BIT(HTTP_DELETE));
+    CU_ASSERT_TRUE(r->require_token);
+    CU_ASSERT_EQUAL(r->per_token.count, 1000);
+    CU_ASSERT_EQUAL(r->per_token.window_ms, 3600000);
+    CU_ASSERT_EQUAL(r->per_ip.count, 10);
+    CU_ASSERT_EQUAL(r->per_ip.window_ms, 60000);
+
+    r = &c->routes[1];
+    CU_ASSERT_STRING_EQUAL(r->name, "users");
+    CU_ASSERT_STRING_EQUAL(r->upstream_name, "users");
+    CU_ASSERT_EQUAL(r->upstream, 1);
+    CU_ASSERT_STRING_EQUAL(c->upstreams[1].name, "users");
+    CU_ASSERT_EQUAL(r->methods, BIT(HTTP_POST));        /* no GET: no implied HEAD */
+    conf_free(c);
+}
+
+static void test_syntax_forms(void)
+{
+    char err[1024];
+    struct conf *c;
+
+    /* Comments (# and ;, whole-line and inline), blanks, CRLF, a BOM, indentation,
+     * spaces inside the brackets, tabs. */
+    c = load_text("\xEF\xBB\xBF# leading comment\r\n"
+                  "; another\r\n"
+                  "\r\n"
+                  "[ server ]   # comment after a header\r\n"
+                  "  workers = 2 ; inline\r\n"
+                  "\tlog_level=warn#not a comment: no blank before it? it is part of...\r\n"
+                  "[upstream\tu]\n"
+                  "server = 127.0.0.1:9001  # the server\n"
+                  "[route r]\n"
+                  "prefix = /a#b\n"
+                  "upstream = u\n", err, sizeof(err));
+    /* "warn#not ..." keeps the # (no blank before it), so log_level is wrong. */
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_STRING_EQUAL(err, "6: log_level: \"warn#not a comment: no blank before it? it is "
+                           "part of...\" is not one of debug, info, warn, error");
+    conf_free(c);
+
+    c = load_text("\xEF\xBB\xBF# leading comment\r\n"
+                  "[ server ]   # comment after a header\r\n"
+                  "  workers = 2 ; inline\r\n"
+                  "\tlog_level=warn\t# tabbed comment\r\n"
+                  "[upstream\tu]\n"
+                  "server = 127.0.0.1:9001  # the server\n"
+                  "[route r]\n"
+                  "prefix = /a;b\n"
+                  "upstream = u\n", err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->workers, 2);
+    CU_ASSERT_EQUAL(c->log_level, CONF_LOG_WARN);
+    CU_ASSERT_STRING_EQUAL(c->upstreams[0].servers[0].text, "127.0.0.1:9001");
+    CU_ASSERT_STRING_EQUAL(c->routes[0].prefix, "/a;b");
+    conf_free(c);
+
+    /* Empty [redis] still turns Redis on; an empty value is fine where allowed. */
+    c = load_text("[redis]\n[envelope]\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(c->redis_enabled);
+    conf_free(c);
+    c = load_text("[redis]\npassword =\nkey_prefix =\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->redis_password, "");
+    CU_ASSERT_STRING_EQUAL(c->redis_key_prefix, "");
+    conf_free(c);
+
+    /* Lines longer than inih's 200-byte buffer work the same. */
+    char text[2048], prefix[600];
+    prefix[0] = '/';
+    memset(prefix + 1, 'p', 500);
+    prefix[501] = '\0';
+    snprintf(text, sizeof(text), "[upstream u]\nserver = 127.0.0.1:9001\n"
+             "[route %s]\nprefix = %s   # a long one\nupstream = u\n",
+             "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr", prefix);
+    c = load_text(text, err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->routes[0].prefix, prefix);
+    CU_ASSERT_EQUAL(c->routes[0].prefix_len, 501);
+    CU_ASSERT_EQUAL(strlen(c->routes[0].name), 63);
+    conf_free(c);
+
+    /* A long bad line is reported on its own line number. */
+    snprintf(text, sizeof(text), "[server]\n\n# x\nmax_body_size = %0250dq\n" TAIL, 7);
+    c = load_text(text, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_EQUAL(strncmp(err, "4: max_body_size: \"0000", 23), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "...\" is not a size"));
+    conf_free(c);
+
+    /* Lists may repeat and use commas; the first use replaces the default. */
+    c = load_text("[server]\nlisten = 127.0.0.1:1, 127.0.0.1:2\nlisten = [::1]:3\n"
+                  "[correlation]\naccept = A\naccept = B, C\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->n_listen, 3);
+    CU_ASSERT_STRING_EQUAL(c->listen[2].text, "[::1]:3");
+    CU_ASSERT_EQUAL(c->n_accept, 3);
+    CU_ASSERT_STRING_EQUAL(c->accept[0], "A");
+    CU_ASSERT_STRING_EQUAL(c->accept[2], "C");
+    conf_free(c);
+
+    /* keepalive_timeout follows client_timeout unless set. */
+    c = load_text("[server]\nclient_timeout = 7s\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->keepalive_timeout_ms, 7000);
+    conf_free(c);
+
+    /* Every alias of every enum. */
+    static const struct { const char *v; enum conf_log_level l; } lv[] = {
+        {"debug", CONF_LOG_DEBUG}, {"info", CONF_LOG_INFO}, {"warn", CONF_LOG_WARN},
+        {"warning", CONF_LOG_WARN}, {"error", CONF_LOG_ERROR}, {"ERROR", CONF_LOG_ERROR},
+    };
+    for (size_t i = 0; i < N_OF(lv); i++) {
+        snprintf(text, sizeof(text), "[server]\nlog_level = %s\n" TAIL, lv[i].v);
+        c = load_text(text, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->log_level, lv[i].l);
+        conf_free(c);
+    }
+    static const struct { const char *v; enum envelope_profile p; } pr[] = {
+        {"nested", ENVELOPE_NESTED}, {"flat", ENVELOPE_FLAT}, {"simple", ENVELOPE_SIMPLE},
+        {"status", ENVELOPE_STATUS}, {"i18n", ENVELOPE_I18N}, {"problem", ENVELOPE_PROBLEM},
+    };
+    for (size_t i = 0; i < N_OF(pr); i++) {
+        snprintf(text, sizeof(text), "[envelope]\nprofile = %s\n" TAIL, pr[i].v);
+        c = load_text(text, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->profile, pr[i].p);
+        conf_free(c);
+    }
+    static const struct { const char *v; enum conf_on_error e; } oe[] = {
+        {"allow", CONF_ON_ERROR_ALLOW}, {"deny", CONF_ON_ERROR_DENY},
+        {"local", CONF_ON_ERROR_LOCAL},
+    };
+    for (size_t i = 0; i < N_OF(oe); i++) {
+        snprintf(text, sizeof(text), "[redis]\non_error = %s\n" TAIL, oe[i].v);
+        c = load_text(text, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->redis_on_error, oe[i].e);
+        conf_free(c);
+    }
+    c = load_text("[server]\naccess_log = off\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->access_log, "off");
+    conf_free(c);
+}
+
+static void test_hash_secret_file(void)
+{
+    char secret[64], text[512], err[1024];
+    struct conf *c;
+
+    write_temp("fedcba9876543210fedcba9876543210\r\nsecond line ignored\n", secret,
+               sizeof(secret));
+    snprintf(text, sizeof(text), "[limits]\nhash_secret_file = %s\n" TAIL, secret);
+    c = load_text(text, err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(c->hash_secret_set);
+    CU_ASSERT_STRING_EQUAL(c->hash_secret, "fedcba9876543210fedcba9876543210");
+    conf_free(c);
+
+    /* Both forms at once is ambiguous. */
+    snprintf(text, sizeof(text), "[limits]\nhash_secret = 0123456789abcdef\n"
+             "hash_secret_file = %s\n" TAIL, secret);
+    c = load_text(text, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_STRING_EQUAL(err, "3: hash_secret_file: hash_secret is already set (line 2); "
+                           "use one of them");
+    unlink(secret);
+
+    /* Missing, empty, too short. */
+    snprintf(text, sizeof(text), "[limits]\nhash_secret_file = %s\n" TAIL, secret);
+    c = load_text(text, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    char want[256];
+    snprintf(want, sizeof(want), "2: hash_secret_file: cannot open \"%s\": No such file or "
+             "directory", secret);
+    CU_ASSERT_STRING_EQUAL(err, want);
+
+    write_temp("", secret, sizeof(secret));
+    snprintf(text, sizeof(text), "[limits]\nhash_secret_file = %s\n" TAIL, secret);
+    c = load_text(text, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    snprintf(want, sizeof(want), "2: hash_secret_file: \"%s\" is empty", secret);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    unlink(secret);
+
+    write_temp("short\n", secret, sizeof(secret));
+    snprintf(text, sizeof(text), "[limits]\nhash_secret_file = %s\n" TAIL, secret);
+    c = load_text(text, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    snprintf(want, sizeof(want), "2: hash_secret_file: the secret in \"%s\" must be 16 to 255 "
+             "characters", secret);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    unlink(secret);
+}
+
+/* Every error message, with its line. TAIL follows the text unless noted. */
+static void test_errors(void)
+{
+    static const struct { const char *text; const char *want; } t[] = {
+        /* syntax */
+        {"[server\n" TAIL, "1: section header \"[server\" has no closing ]"},
+        {"[server] x\n" TAIL, "1: unexpected text after ] in \"[server] x\""},
+        {"[server]\nworkers\n" TAIL, "2: expected key = value or [section], got \"workers\""},
+        {"[server]\n= 4\n" TAIL, "2: expected key = value or [section], got \"= 4\""},
+        {"[server]\nworkers: 4\n" TAIL, "2: expected key = value or [section], got \"workers: 4\""},
+        {"workers = 4\n" TAIL, "1: 'workers' is outside any section (add e.g. [server] above it)"},
+        /* sections */
+        {"[servers]\n" TAIL, "1: unknown section [servers] (known: server, envelope, correlation, "
+         "redis, limits, upstream NAME, route NAME)"},
+        {"[]\n" TAIL, "1: unknown section [] (known: server, envelope, correlation, redis, "
+         "limits, upstream NAME, route NAME)"},
+        {"[Server]\n" TAIL, "1: unknown section [Server] (known: server, envelope, correlation, "
+         "redis, limits, upstream NAME, route NAME)"},
+        {"[server main]\n" TAIL, "1: section [server] takes no name (only [upstream NAME] and "
+         "[route NAME] do)"},
+        {"[server]\n\n[server]\n" TAIL, "3: section [server] appears twice (first at line 1)"},
+        {"[upstream]\n" TAIL, "1: section [upstream] needs a name: [upstream NAME]"},
+        {"[route]\n" TAIL, "1: section [route] needs a name: [route NAME]"},
+        {"[upstream a/b]\n" TAIL, "1: [upstream \"a/b\"]: a name is 1-63 characters of A-Z a-z "
+         "0-9 _ . -"},
+        {"[upstream a b]\n" TAIL, "1: [upstream \"a b\"]: a name is 1-63 characters of A-Z a-z "
+         "0-9 _ . -"},
+        {TAIL "[upstream u]\nserver = 127.0.0.1:1\n", "6: [upstream u] appears twice (first at "
+         "line 1)"},
+        {TAIL "[route r]\nprefix = /x\nupstream = u\n", "6: [route r] appears twice (first at "
+         "line 3)"},
+        /* keys */
+        {"[server]\nfoo = 1\n" TAIL, "2: unknown key 'foo' in [server]"},
+        {"[server]\nWorkers = 1\n" TAIL, "2: unknown key 'Workers' in [server]"},
+        {"[envelope]\nprefix = /\n" TAIL, "2: unknown key 'prefix' in [envelope]"},
+        {"[upstream u]\nserver = 127.0.0.1:9001\nprefix = /\n[route r]\nprefix = /\n"
+         "upstream = u\n", "3: unknown key 'prefix' in [upstream u]"},
+        {"[server]\nworkers = 1\n# c\nworkers = 2\n" TAIL, "4: workers is set twice in [server] "
+         "(first at line 2)"},
+        {TAIL "prefix = /b\n", "6: prefix is set twice in [route r] (first at line 4)"},
+        {"[server]\nworkers =\n" TAIL, "2: workers: empty value"},
+        {"[server]\nlisten =   \n" TAIL, "2: listen: empty value"},
+        /* [server] */
+        {"[server]\nlisten = 1.2.3.4:99999\n" TAIL, "2: listen: \"1.2.3.4:99999\" is not "
+         "HOST:PORT: the port must be a number from 1 to 65535"},
+        {"[server]\nlisten = 8080\n" TAIL, "2: listen: \"8080\" is not HOST:PORT: missing :PORT"},
+        {"[server]\nlisten = :8080\n" TAIL, "2: listen: \":8080\" is not HOST:PORT: missing host"},
+        {"[server]\nlisten = ::1:8080\n" TAIL, "2: listen: \"::1:8080\" is not HOST:PORT: an IPv6 "
+         "address needs brackets, e.g. [::1]:8080"},
+        {"[server]\nlisten = 127.1:80\n" TAIL, "2: listen: \"127.1:80\" is not HOST:PORT: "
+         "\"127.1\" is not an IPv4 address"},
+        {"[server]\nlisten = unix:/run/e.sock\n" TAIL, "2: listen: \"unix:/run/e.sock\" is not "
+         "HOST:PORT: a unix socket is not allowed here; use HOST:PORT"},
+        {"[server]\nlisten = 127.0.0.1:80, 127.0.0.1:80\n" TAIL, "2: listen: \"127.0.0.1:80\" is "
+         "listed twice"},
+        {"[server]\nlisten = 127.0.0.1:80,\n" TAIL, "2: listen: empty item in the list "
+         "\"127.0.0.1:80,\""},
+        {"[server]\nlisten = 127.0.0.1:1,127.0.0.1:2,127.0.0.1:3,127.0.0.1:4,127.0.0.1:5,"
+         "127.0.0.1:6,127.0.0.1:7,127.0.0.1:8,127.0.0.1:9,127.0.0.1:10,127.0.0.1:11,127.0.0.1:12,"
+         "127.0.0.1:13,127.0.0.1:14,127.0.0.1:15,127.0.0.1:16,127.0.0.1:17\n" TAIL,
+         "2: listen: too many (at most 16)"},
+        {"[server]\nworkers = -1\n" TAIL, "2: workers: \"-1\" is not a whole number"},
+        {"[server]\nworkers = 1025\n" TAIL, "2: workers: \"1025\" must be from 0 to 1024"},
+        {"[server]\nworkers = 99999999999999999999999\n" TAIL, "2: workers: "
+         "\"99999999999999999999999\" is not a whole number"},
+        {"[server]\nmax_header_size = 16q\n" TAIL, "2: max_header_size: \"16q\" is not a size "
+         "(use e.g. 16k, 1m)"},
+        {"[server]\nmax_header_size = -16k\n" TAIL, "2: max_header_size: \"-16k\" is not a size "
+         "(use e.g. 16k, 1m)"},
+        {"[server]\nmax_header_size = 512\n" TAIL, "2: max_header_size: \"512\" must be from 1k "
+         "to 1m"},
+        {"[server]\nmax_header_size = 2m\n" TAIL, "2: max_header_size: \"2m\" must be from 1k "
+         "to 1m"},
+        {"[server]\nmax_body_size = 0\n" TAIL, "2: max_body_size: \"0\" must be at least 1"},
+        {"[server]\nmax_body_size = 99999999999g\n" TAIL, "2: max_body_size: \"99999999999g\" "
+         "is not a size (use e.g. 16k, 1m)"},
+        {"[server]\nclient_timeout = 30\n" TAIL, "2: client_timeout: \"30\" needs a unit (e.g. "
+         "30s or 30ms)"},
+        {"[server]\nclient_timeout = 30x\n" TAIL, "2: client_timeout: \"30x\" is not a duration "
+         "(use e.g. 500ms, 30s, 5m, 1h)"},
+        {"[server]\nclient_timeout = 0s\n" TAIL, "2: client_timeout: \"0s\" must be from 1ms "
+         "to 24h"},
+        {"[server]\nclient_timeout = 25h\n" TAIL, "2: client_timeout: \"25h\" must be from 1ms "
+         "to 24h"},
+        {"[server]\nkeepalive_timeout = 1d\n" TAIL, "2: keepalive_timeout: \"1d\" is not a "
+         "duration (use e.g. 500ms, 30s, 5m, 1h)"},
+        {"[server]\nshutdown_timeout = 20\n" TAIL, "2: shutdown_timeout: \"20\" needs a unit "
+         "(e.g. 20s or 20ms)"},
+        {"[server]\nlog_level = verbose\n" TAIL, "2: log_level: \"verbose\" is not one of debug, "
+         "info, warn, error"},
+        {"[server]\naccess_log = access.log\n" TAIL, "2: access_log: \"access.log\" is not "
+         "stdout, off or an absolute path"},
+        /* [envelope] */
+        {"[envelope]\nprofile = json\n" TAIL, "2: profile: \"json\" is not one of nested, flat, "
+         "simple, status, i18n, problem"},
+        {"[envelope]\nexpose_upstream_5xx = maybe\n" TAIL, "2: expose_upstream_5xx: \"maybe\" "
+         "is not yes or no"},
+        {"[envelope]\nmax_error_body = 65m\n" TAIL, "2: max_error_body: \"65m\" must be from 1 "
+         "to 64m"},
+        /* [correlation] */
+        {"[correlation]\nheader = X Id\n" TAIL, "2: header: \"X Id\" is not a header name (1-63 "
+         "characters, no blanks)"},
+        {"[correlation]\nheader = X-Id:\n" TAIL, "2: header: \"X-Id:\" is not a header name "
+         "(1-63 characters, no blanks)"},
+        {"[correlation]\naccept = X-Id, X(Id)\n" TAIL, "2: accept: \"X(Id)\" is not a header "
+         "name"},
+        {"[correlation]\naccept = X-Id, x-id\n" TAIL, "2: accept: \"x-id\" is listed twice"},
+        {"[correlation]\naccept = A,B,C,D,E\naccept = F,G,H,I\n" TAIL, "3: accept: too many (at "
+         "most 8)"},
+        {"[correlation]\naccept = A,,B\n" TAIL, "2: accept: empty item in the list \"A,,B\""},
+        /* [redis] */
+        {"[redis]\naddress = localhost\n" TAIL, "2: address: \"localhost\" is not HOST:PORT or "
+         "unix:/PATH: missing :PORT"},
+        {"[redis]\naddress = unix:redis.sock\n" TAIL, "2: address: \"unix:redis.sock\" is not "
+         "HOST:PORT or unix:/PATH: the socket path must be absolute (unix:/run/x.sock)"},
+        {"[redis]\ndb = x\n" TAIL, "2: db: \"x\" is not a whole number"},
+        {"[redis]\ndb = 2147483648\n" TAIL, "2: db: \"2147483648\" must be from 0 to 2147483647"},
+        {"[redis]\nkey_prefix = a b\n" TAIL, "2: key_prefix: \"a b\" may not contain blanks or "
+         "control characters"},
+        {"[redis]\nkey_prefix = 0123456789012345678901234567890123456789012345678901234567890123\n"
+         TAIL, "2: key_prefix: longer than 63 characters"},
+        {"[redis]\ntimeout = 50\n" TAIL, "2: timeout: \"50\" needs a unit (e.g. 50s or 50ms)"},
+        {"[redis]\ntimeout = 2h\n" TAIL, "2: timeout: \"2h\" must be from 1ms to 1h"},
+        {"[redis]\non_error = retry\n" TAIL, "2: on_error: \"retry\" is not one of allow, deny, "
+         "local"},
+        /* [limits] */
+        {"[limits]\ntoken_header =\n" TAIL, "2: token_header: empty value"},
+        {"[limits]\nper_token = 100\n" TAIL, "2: per_token: \"100\" is not a rate (use "
+         "N/DURATION with N >= 1, e.g. 100/1m, 500/15m, 5000/1h)"},
+        {"[limits]\nper_ip = 0/1m\n" TAIL, "2: per_ip: \"0/1m\" is not a rate (use N/DURATION "
+         "with N >= 1, e.g. 100/1m, 500/15m, 5000/1h)"},
+        {"[limits]\ntrusted_proxies = 10.0.0.0/33\n" TAIL, "2: trusted_proxies: \"10.0.0.0/33\" "
+         "is not an address or CIDR range (e.g. 10.0.0.0/8, ::1)"},
+        {"[limits]\nhash_secret = short\n" TAIL, "2: hash_secret: must be 16 to 255 characters "
+         "(e.g. the output of openssl rand -hex 32)"},
+        /* [upstream] */
+        {"[upstream u]\nkeepalive = 2\n[route r]\nprefix = /\nupstream = u\n",
+         "1: [upstream u]: missing server = ..."},
+        {"[upstream u]\n[route r]\nprefix = /\nupstream = u\n",
+         "1: [upstream u]: missing server = ..."},
+        {"[upstream u]\nserver = unix:/run/app.sock\n[route r]\nprefix = /\nupstream = u\n",
+         "2: server: \"unix:/run/app.sock\" is not HOST:PORT: a unix socket is not allowed here; "
+         "use HOST:PORT"},
+        {"[upstream u]\nserver = 127.0.0.1:0\n", "2: server: \"127.0.0.1:0\" is not HOST:PORT: "
+         "the port must be a number from 1 to 65535"},
+        {TAIL "[upstream v]\nserver = 127.0.0.1:1\nretries = 11\n", "8: retries: \"11\" must be "
+         "from 0 to 10"},
+        {TAIL "[upstream v]\nserver = 127.0.0.1:1\nkeepalive = 100001\n", "8: keepalive: "
+         "\"100001\" must be from 0 to 100000"},
+        {TAIL "[upstream v]\nserver = 127.0.0.1:1\nconnect_timeout = 0ms\n", "8: connect_timeout: "
+         "\"0ms\" must be from 1ms to 24h"},
+        {TAIL "[upstream v]\nserver = 127.0.0.1:1\ntimeout = 2\n", "8: timeout: \"2\" needs a "
+         "unit (e.g. 2s or 2ms)"},
+        {TAIL "[upstream v]\nserver = 127.0.0.1:1\nretry_backoff = 2s\n", "6: [upstream v]: "
+         "retry_backoff (2s) is larger than retry_backoff_max (1s)"},
+        {TAIL "[upstream v]\nserver = 127.0.0.1:1\ndown_backoff_max = 500ms\n", "6: [upstream v]: "
+         "down_backoff (1s) is larger than down_backoff_max (500ms)"},
+        {TAIL "[upstream v]\nserver = 127.0.0.1:1\nretry_backoff_max = 61m\n", "8: "
+         "retry_backoff_max: \"61m\" must be from 0ms to 1h"},
+        {TAIL "[upstream v]\nserver = 127.0.0.1:1\ndown_backoff = 0s\n", "8: down_backoff: "
+         "\"0s\" must be from 1ms to 24h"},
+        /* [route] */
+        {"[upstream u]\nserver = 127.0.0.1:9001\n[route r]\nupstream = u\n",
+         "3: [route r]: missing prefix = ..."},
+        {"[upstream u]\nserver = 127.0.0.1:9001\n[route r]\nprefix = /\n",
+         "3: [route r]: missing upstream = ..."},
+        {"[upstream u]\nserver = 127.0.0.1:9001\n[route r]\nprefix = api\nupstream = u\n",
+         "4: prefix: \"api\" must start with /"},
+        {"[upstream u]\nserver = 127.0.0.1:9001\n[route r]\nprefix = /a?b\nupstream = u\n",
+         "4: prefix: \"/a?b\" may hold only path characters (no blanks, ? or #)"},
+        {"[upstream u]\nserver = 127.0.0.1:9001\n[route r]\nprefix = /a b\nupstream = u\n",
+         "4: prefix: \"/a b\" may hold only path characters (no blanks, ? or #)"},
+        {TAIL "[route s]\nprefix = /\nupstream = u\n", "7: prefix: \"/\" is already the prefix "
+         "of [route r] (line 3)"},
+        {"[route r]\nprefix = /\nupstream = nope\n" "[upstream u]\nserver = 127.0.0.1:9001\n",
+         "3: [route r]: upstream \"nope\" is not defined (no [upstream nope] section)"},
+        {"[upstream u]\nserver = 127.0.0.1:9001\n[route r]\nprefix = /\nupstream = u/v\n",
+         "5: upstream: \"u/v\" is not a section name (A-Z a-z 0-9 _ . -)"},
+        {TAIL "strip_prefix = sure\n", "6: strip_prefix: \"sure\" is not yes or no"},
+        {TAIL "require_token = 2\n", "6: require_token: \"2\" is not yes or no"},
+        {TAIL "methods = GET, FETCH\n", "6: methods: \"GET, FETCH\" is not a list of HTTP methods "
+         "(e.g. GET, POST, DELETE)"},
+        {TAIL "per_token = 1000/1d\n", "6: per_token: \"1000/1d\" is not a rate (use N/DURATION "
+         "with N >= 1, e.g. 100/1m, 500/15m, 5000/1h)"},
+        {TAIL "per_ip = x\n", "6: per_ip: \"x\" is not a rate (use N/DURATION with N >= 1, e.g. "
+         "100/1m, 500/15m, 5000/1h)"},
+        /* whole file */
+        {"", "0: no [route] section: every request would get 404 (add e.g. [route all] with "
+         "prefix = / and upstream = NAME)"},
+        {"[server]\nworkers = 1\n[upstream u]\nserver = 127.0.0.1:9001\n", "0: no [route] "
+         "section: every request would get 404 (add e.g. [route all] with prefix = / and "
+         "upstream = NAME)"},
+        /* the first problem wins, even when a later one is also there */
+        {"[server]\nfoo = 1\nbar = 2\n", "2: unknown key 'foo' in [server]"},
+        /* a NUL byte means this is not a text file (the table's strings stop at it,
+         * so this one is below) */
+    };
+    for (size_t i = 0; i < N_OF(t); i++)
+        expect_error(t[i].text, t[i].want);
+}
+
+static void test_binary_and_missing(void)
+{
+    char path[64], err[1024];
+    struct conf *c;
+
+    /* A NUL byte in a line. */
+    snprintf(path, sizeof(path), "/tmp/envelopd-test-conf-XXXXXX");
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    static const char bin[] = "[server]\nworkers = 1\x00\x01\n";
+    CU_ASSERT_FATAL(write(fd, bin, sizeof(bin) - 1) == (ssize_t)(sizeof(bin) - 1));
+    close(fd);
+    c = conf_load(path, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    char want[256];
+    snprintf(want, sizeof(want), "%s:2: the line holds a NUL byte (is this a text file?)", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    unlink(path);
+
+    c = conf_load("data/conf/does-not-exist.conf", err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_STRING_EQUAL(err, "data/conf/does-not-exist.conf:0: cannot open: No such file or "
+                           "directory");
+
+    /* A host name that does not resolve (the resolver's wording varies). */
+    c = load_text("[upstream u]\nserver = no-such-host.invalid:80\n", err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    const char *pre = "2: server: \"no-such-host.invalid:80\" is not HOST:PORT: "
+                      "cannot resolve \"no-such-host.invalid\": ";
+    CU_ASSERT_EQUAL(strncmp(err, pre, strlen(pre)), 0);
+
+    c = conf_load("data/conf", err, sizeof(err));   /* a directory */
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_EQUAL(strncmp(err, "data/conf:", 10), 0);
+
+    /* A small err buffer is truncated, never overrun; a NULL one is allowed. */
+    char small[8];
+    memset(small, 'x', sizeof(small));
+    c = conf_load("data/conf/does-not-exist.conf", small, sizeof(small));
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_EQUAL(strlen(small), 7);
+    c = conf_load("data/conf/does-not-exist.conf", NULL, 0);
+    CU_ASSERT_PTR_NULL(c);
+    c = conf_load(NULL, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    conf_free(NULL);
+}
+
+/* Every bad_*.conf fixture fails with what its first line announces. */
+static void test_bad_fixtures(void)
+{
+    DIR *dir = opendir("data/conf");
+    struct dirent *de;
+    int n = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    while ((de = readdir(dir)) != NULL) {
+        char path[512], first[512], want[1024], err[1024];
+        size_t len = strlen(de->d_name);
+        if (strncmp(de->d_name, "bad_", 4) != 0 || len < 6 ||
+            strcmp(de->d_name + len - 5, ".conf") != 0)
+            continue;
+        snprintf(path, sizeof(path), "data/conf/%s", de->d_name);
+        FILE *f = fopen(path, "r");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        CU_ASSERT_PTR_NOT_NULL(fgets(first, sizeof(first), f));
+        fclose(f);
+        CU_ASSERT_EQUAL_FATAL(strncmp(first, "# expect: ", 10), 0);
+        first[strcspn(first, "\n")] = '\0';
+        snprintf(want, sizeof(want), "%s:%s", path, first + 10);
+
+        struct conf *c = conf_load(path, err, sizeof(err));
+        CU_ASSERT_PTR_NULL(c);
+        if (strcmp(err, want) != 0) {
+            fprintf(stderr, "\n  %s\n  want: %s\n  got:  %s\n", path, want, err);
+            CU_FAIL("wrong error for a bad fixture");
+        }
+        conf_free(c);
+        n++;
+    }
+    closedir(dir);
+    CU_ASSERT(n >= 5);
+}
+
+/* The shipped sample conf loads. */
+static void test_sample_conf(void)
+{
+    char err[1024];
+    struct conf *c = conf_load("../conf/envelopd.conf", err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->listen[0].text, "127.0.0.1:8080");
+    CU_ASSERT_TRUE(c->redis_enabled);
+    CU_ASSERT_EQUAL(c->n_routes, 1);
+    CU_ASSERT_STRING_EQUAL(c->routes[0].prefix, "/");
+    CU_ASSERT_STRING_EQUAL(c->upstreams[c->routes[0].upstream].name, "demo");
+    conf_free(c);
+}
+
+void test_register(void)
+{
+    CU_pSuite s = CU_add_suite("conf_values", NULL, NULL);
+    CU_add_test(s, "parse_size", test_parse_size);
+    CU_add_test(s, "parse_duration", test_parse_duration);
+    CU_add_test(s, "parse_rate", test_parse_rate);
+    CU_add_test(s, "parse_bool", test_parse_bool);
+    CU_add_test(s, "parse_addr", test_parse_addr);
+    CU_add_test(s, "parse_cidr", test_parse_cidr);
+    CU_add_test(s, "parse_methods", test_parse_methods);
+    CU_add_test(s, "trusted_proxy", test_trusted_proxy);
+
+    s = CU_add_suite("conf_load", NULL, NULL);
+    CU_add_test(s, "defaults", test_defaults);
+    CU_add_test(s, "every_directive", test_every_directive);
+    CU_add_test(s, "syntax_forms", test_syntax_forms);
+    CU_add_test(s, "hash_secret_file", test_hash_secret_file);
+    CU_add_test(s, "errors", test_errors);
+    CU_add_test(s, "binary_and_missing", test_binary_and_missing);
+    CU_add_test(s, "bad_fixtures", test_bad_fixtures);
+    CU_add_test(s, "sample_conf", test_sample_conf);
+}

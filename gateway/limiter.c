@@ -135,8 +135,8 @@ static void note_undecided(const struct conf *conf, const char *why)
     unsigned mode = (unsigned)conf->redis_on_error;
     const char *fields[] = {"on_error", mode < 3 ? modes[mode] : "?", NULL};
     LOG_AT(CONF_LOG_WARN, "ratelimit_undecided", NULL, fields,
-           "Redis could not decide (%s): %llu request(s) handled by on_error = %s",
-           why, n, mode < 3 ? modes[mode] : "?");
+           "Redis could not decide (%.100s): %llu request(s) since the last report "
+           "handled by on_error = %s", why, n, mode < 3 ? modes[mode] : "?");
 }
 
 /* The verdict when Redis cannot answer. */
@@ -257,7 +257,7 @@ static bool parse_reply(const redisReply *reply, bool *allowed, uint64_t *d, con
         return false;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        *why = "error reply";
+        *why = reply->str ? reply->str : "error reply";  /* never names a key */
         return false;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -415,7 +415,7 @@ int limiter_check(struct limiter *l, const struct limiter_query *q,
 
     if (!conf->redis_enabled || !l->redis || !p || !cb) {
         *v = decide_fallback(conf, &rate, key, keylen, res,
-                             p ? "Redis not configured" : "no memory");
+                             !p ? "no memory" : !cb ? "no callback" : "Redis not set up");
         free(p);
         return 1;
     }

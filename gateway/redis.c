@@ -135,7 +135,7 @@ static void redis_set_state(struct redis *r, enum redis_state st, const char *wh
     const char *fields[] = {"address", r->addr.text, "state", state_names[st], NULL};
     if (st == REDIS_S_READY) {
         if (!r->believed_up)
-            LOG_AT(CONF_LOG_WARN, "redis_back", NULL, fields, "Redis is back at %s",
+            LOG_AT(CONF_LOG_INFO, "redis_back", NULL, fields, "Redis is back at %s",
                    r->addr.text);
         else if (!r->ever_ready)
             LOG_AT(CONF_LOG_INFO, "redis_connected", NULL, fields, "connected to Redis at %s",
@@ -405,6 +405,9 @@ static void redis_connect(struct redis *r)
     }
     ac->data = r;
     r->ac = ac;
+    /* TCP keepalive finds a peer that vanished without a RST (not fatal if refused). */
+    if (sa->sa_family != AF_UNIX && redisEnableKeepAlive(&ac->c) != REDIS_OK)
+        LOG_AT(CONF_LOG_DEBUG, "redis_keepalive", NULL, NULL, "cannot enable TCP keepalive");
     if (redisLibeventAttach(ac, r->base) != REDIS_OK ||
         redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
         redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK) {

@@ -473,6 +473,10 @@ static void test_keys_hide_tokens(void)
         for (size_t i = 0; i < r->element[1]->elements; i++) {
             const char *key = r->element[1]->element[i]->str;
             nkeys++;
+            if (!key) {
+                CU_FAIL("SCAN returned a non-string key");
+                continue;
+            }
             CU_ASSERT(strncmp(key, "envelopd:{", 10) == 0);
             if (strncmp(key, "envelopd:{ip:", 13) == 0) {
                 CU_ASSERT_STRING_EQUAL(key, "envelopd:{ip:203.0.113.9}:default:3/60000");
@@ -554,6 +558,21 @@ static void test_client_pause(void)
     limiter_free(l);
 }
 
+struct free_arg {
+    struct limiter *l;
+    bool done;
+};
+
+static void free_in_cb(enum limiter_verdict v, const struct rl_result *res, void *arg)
+{
+    struct free_arg *fa = arg;
+    (void)v;
+    (void)res;
+    limiter_free(fa->l);
+    fa->l = NULL;
+    fa->done = true;
+}
+
 /* A pending query cancelled, or left pending when the limiter is freed:
  * its callback never runs, and nothing leaks or is touched after free. */
 static void test_cancel_and_free(void)
@@ -587,6 +606,19 @@ static void test_cancel_and_free(void)
     limiter_free(l);  /* b still pending: dropped */
     run_for(base, 500);
     CU_ASSERT_FALSE(a.done);
+    CU_ASSERT_FALSE(b.done);
+
+    /* a callback that frees the limiter while another query is in flight
+     * (the late replies then meet only detached call objects) */
+    struct free_arg fa = {limiter_new(base, conf), false};
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fa.l);
+    CU_ASSERT_TRUE(wait_redis_ready(fa.l, 3000));
+    memset(&b, 0, sizeof(b));
+    CU_ASSERT_EQUAL(limiter_check(fa.l, &q, &v, &res, free_in_cb, &fa, &pa), 0);
+    CU_ASSERT_EQUAL(limiter_check(fa.l, &q, &v, &res, on_answer, &b, &pb), 0);
+    run_until(base, &fa.done, 2000);
+    CU_ASSERT_TRUE(fa.done);
+    run_for(base, 100);
     CU_ASSERT_FALSE(b.done);
 }
 

@@ -27,8 +27,8 @@ struct redis_call;
  * the command. An error reply other than NOSCRIPT is passed as is
  * (type REDIS_REPLY_ERROR): the caller decides what it means.
  * The callback is always run from the event loop, never from inside a
- * redis_* function, and may call any redis_* function except redis_free on
- * the connection... it may even call redis_free.
+ * redis_* function, and may call any redis_* function, redis_free included.
+ * The call's handle is invalid once the callback starts.
  */
 typedef void (*redis_reply_cb)(const redisReply *reply, void *arg);
 

@@ -59,7 +59,7 @@ static struct conf *load_text(const char *text, char *err, size_t errlen)
         if (strncmp(raw, path, pl) == 0 && raw[pl] == ':')
             snprintf(err, errlen, "%s", raw + pl + 1);
         else
-            snprintf(err, errlen, "(no path prefix) %s", raw);
+            snprintf(err, errlen, "(no path prefix) %.1000s", raw);
     }
     return c;
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,8 +102,11 @@ static int redis_start(void)
             dup2(devnull, STDOUT_FILENO);
             dup2(devnull, STDERR_FILENO);
         }
+        char sock[96];
+        snprintf(sock, sizeof(sock), "%s/redis.sock", redis_dir);
         execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--dir", redis_dir, (char *)NULL);
+               "--unixsocket", sock, "--unixsocketperm", "700", "--save", "", "--appendonly",
+               "no", "--dir", redis_dir, (char *)NULL);
         _exit(127);
     }
     redis_pid = pid;
@@ -293,6 +297,8 @@ static int suite_clean(void)
     redis_stop();
     char path[64];
     snprintf(path, sizeof(path), "%s/dump.rdb", redis_dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/redis.sock", redis_dir);
     unlink(path);
     rmdir(redis_dir);
     if (base)
@@ -746,6 +752,67 @@ static void test_memory_mode(void)
     limiter_free(b);
 }
 
+/* A Unix socket, SELECT of another db, AUTH right and wrong. */
+static void test_unix_auth_select(void)
+{
+    conf_defaults();
+    flushall();
+    struct conf_addr *a = &conf->redis_address;
+    memset(a, 0, sizeof(*a));
+    struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
+    un->sun_family = AF_UNIX;
+    snprintf(un->sun_path, sizeof(un->sun_path), "%s/redis.sock", redis_dir);
+    a->salen = sizeof(*un);
+    snprintf(a->text, sizeof(a->text), "unix:%s", un->sun_path);
+    conf->redis_db = 3;
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_TRUE(wait_redis_ready(l, 3000));
+    struct rl_result res;
+    CU_ASSERT_EQUAL(check(l, TOKEN, &res), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(res.remaining, 4);
+    redisReply *r = admin_cmd("DBSIZE");  /* db 0 stays empty: the keys went to db 3 */
+    CU_ASSERT(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    if (r)
+        freeReplyObject(r);
+    limiter_free(l);
+
+    /* AUTH: the right password works, a wrong one falls to on_error */
+    r = admin_cmd("CONFIG SET requirepass %s", "s3cret");
+    CU_ASSERT(r && r->type == REDIS_REPLY_STATUS);
+    if (r)
+        freeReplyObject(r);
+    conf->redis_db = 0;
+    snprintf(conf->redis_password, sizeof(conf->redis_password), "s3cret");
+    l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_TRUE(wait_redis_ready(l, 3000));
+    CU_ASSERT_EQUAL(check(l, "auth-token", &res), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(res.remaining, 4);
+    limiter_free(l);
+    log_reset();
+    snprintf(conf->redis_password, sizeof(conf->redis_password), "wrong");
+    conf->redis_on_error = CONF_ON_ERROR_DENY;
+    l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    uint64_t el = 0;
+    CU_ASSERT_EQUAL(check_on(l, base, NULL, TOKEN, NULL, NULL, &el), LIMITER_UNAVAILABLE);
+    CU_ASSERT(el <= 80);
+    run_for(base, 300);
+    CU_ASSERT_EQUAL(log_count("AUTH failed"), 1);
+    limiter_free(l);
+    redisContext *c = admin();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    redisReply *r1 = redisCommand(c, "AUTH s3cret");
+    redisReply *r2 = redisCommand(c, "CONFIG SET requirepass %s", "");
+    CU_ASSERT(r2 && r2->type == REDIS_REPLY_STATUS);
+    if (r1)
+        freeReplyObject(r1);
+    if (r2)
+        freeReplyObject(r2);
+    redisFree(c);
+}
+
 void test_register(void)
 {
     CU_pSuite s = CU_add_suite("limiter_redis", suite_init, suite_clean);
@@ -759,5 +826,6 @@ void test_register(void)
     CU_add_test(s, "cancel and free with queries pending", test_cancel_and_free);
     CU_add_test(s, "reload to a new address", test_reload_address);
     CU_add_test(s, "memory mode", test_memory_mode);
+    CU_add_test(s, "unix socket, SELECT, AUTH", test_unix_auth_select);
     CU_add_test(s, "Redis killed, on_error, restarted", test_redis_down_and_back);
 }

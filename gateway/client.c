@@ -372,7 +372,8 @@ static void handle_head(struct client *c, const char *data, size_t len)
         return;  /* answered already */
     c->px = px;
     if (req.has_body) {
-        httpbody_init(&c->body, &req.parser, conf->max_body_size, body_data, c);
+        httpbody_init(&c->body, req.chunked ? HTTPBODY_CHUNKED : HTTPBODY_LENGTH,
+                      req.content_length, conf->max_body_size, body_data, c);
         c->body_active = true;
         client_set_state(c, CS_BODY);
     } else {

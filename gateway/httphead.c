@@ -194,52 +194,205 @@ void httphead_mark_hop(struct httphead *h)
     }
 }
 
-static int body_on_body(http_parser *p, const char *at, size_t len)
-{
-    struct httpbody *b = p->data;
-    b->total += len;
-    if (b->max && b->total > b->max) {
-        b->too_large = true;
-        return 1;
-    }
-    return b->on_data ? b->on_data(b->arg, at, len) : 0;
-}
-
-static int body_on_complete(http_parser *p)
-{
-    struct httpbody *b = p->data;
-    b->done = true;
-    http_parser_pause(p, 1);  /* stop at the message boundary (pipelining) */
-    return 0;
-}
-
-static const http_parser_settings body_settings = {
-    .on_body = body_on_body,
-    .on_message_complete = body_on_complete,
+/* Chunked decoder states. */
+enum {
+    CH_SIZE,        /* hex digits of a chunk size */
+    CH_EXT,         /* ";ext" up to CR */
+    CH_SIZE_LF,     /* LF after the size line's CR */
+    CH_DATA,
+    CH_DATA_CR,     /* CR after chunk data */
+    CH_DATA_LF,
+    CH_TRAILER,     /* start of a trailer line (or the final CRLF) */
+    CH_TRAILER_LINE,
+    CH_TRAILER_LF,  /* LF ending a trailer line */
+    CH_END_LF,      /* LF of the final empty line */
 };
 
-void httpbody_init(struct httpbody *b, const http_parser *p, uint64_t max,
+#define CHUNK_LINE_MAX 4096
+#define TRAILER_MAX 8192
+
+void httpbody_init(struct httpbody *b, enum httpbody_mode mode, uint64_t length, uint64_t max,
                    int (*on_data)(void *, const char *, size_t), void *arg)
 {
     memset(b, 0, sizeof *b);
-    b->p = *p;
-    b->p.data = b;
+    b->mode = mode;
     b->max = max;
     b->on_data = on_data;
     b->arg = arg;
+    b->state = CH_SIZE;
+    if (mode == HTTPBODY_LENGTH) {
+        b->left = length;
+        if (max && length > max)
+            b->too_large = true;
+        if (length == 0)
+            b->done = true;
+    }
+}
+
+static size_t body_fail(struct httpbody *b)
+{
+    b->error = true;
+    return (size_t)-1;
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static size_t feed_chunked(struct httpbody *b, const char *data, size_t len)
+{
+    size_t i = 0;
+    while (i < len && !b->done) {
+        unsigned char ch = (unsigned char)data[i];
+        switch (b->state) {
+        case CH_SIZE: {
+            int v = hexval(ch);
+            if (v >= 0) {
+                /* 15 hex digits keep the size far below 2^64 and any limit. */
+                if (++b->digits > 15)
+                    return body_fail(b);
+                b->left = (b->left << 4) | (uint64_t)v;
+                i++;
+                break;
+            }
+            if (b->digits == 0)
+                return body_fail(b);
+            if (b->max && b->total + b->left > b->max) {
+                b->too_large = true;
+                return body_fail(b);
+            }
+            if (ch == ';' || ch == ' ' || ch == '\t') {
+                b->state = CH_EXT;
+                b->line = 0;
+            } else if (ch == '\r') {
+                b->state = CH_SIZE_LF;
+            } else {
+                return body_fail(b);
+            }
+            i++;
+            break;
+        }
+        case CH_EXT:
+            if (ch == '\r')
+                b->state = CH_SIZE_LF;
+            else if (ch == '\n' || (ch < 0x20 && ch != '\t') || ch == 0x7f ||
+                     ++b->line > CHUNK_LINE_MAX)
+                return body_fail(b);
+            i++;
+            break;
+        case CH_SIZE_LF:
+            if (ch != '\n')
+                return body_fail(b);
+            i++;
+            b->digits = 0;
+            b->state = b->left ? CH_DATA : CH_TRAILER;
+            break;
+        case CH_DATA: {
+            size_t n = len - i;
+            if (n > b->left)
+                n = (size_t)b->left;
+            b->left -= n;
+            b->total += n;
+            if (b->on_data && b->on_data(b->arg, data + i, n) != 0)
+                return body_fail(b);
+            i += n;
+            if (b->left == 0)
+                b->state = CH_DATA_CR;
+            break;
+        }
+        case CH_DATA_CR:
+            if (ch != '\r')
+                return body_fail(b);
+            b->state = CH_DATA_LF;
+            i++;
+            break;
+        case CH_DATA_LF:
+            if (ch != '\n')
+                return body_fail(b);
+            b->state = CH_SIZE;
+            i++;
+            break;
+        case CH_TRAILER:
+            if (ch == '\r') {
+                b->state = CH_END_LF;
+            } else if (httphead_is_tchar(ch)) {
+                b->state = CH_TRAILER_LINE;
+            } else {
+                return body_fail(b);
+            }
+            if (++b->trailer > TRAILER_MAX)
+                return body_fail(b);
+            i++;
+            break;
+        case CH_TRAILER_LINE:
+            /* Trailers are read and dropped: nothing downstream asked for them. */
+            if (ch == '\r')
+                b->state = CH_TRAILER_LF;
+            else if (ch == '\n' || (ch < 0x20 && ch != '\t') || ch == 0x7f)
+                return body_fail(b);
+            if (++b->trailer > TRAILER_MAX)
+                return body_fail(b);
+            i++;
+            break;
+        case CH_TRAILER_LF:
+            if (ch != '\n')
+                return body_fail(b);
+            b->state = CH_TRAILER;
+            i++;
+            break;
+        case CH_END_LF:
+            if (ch != '\n')
+                return body_fail(b);
+            b->done = true;
+            i++;
+            break;
+        }
+    }
+    return i;
 }
 
 size_t httpbody_feed(struct httpbody *b, const char *data, size_t len)
 {
+    if (b->error || b->too_large)
+        return (size_t)-1;
     if (b->done)
         return 0;
-    size_t n = http_parser_execute(&b->p, &body_settings, data, len);
-    enum http_errno e = HTTP_PARSER_ERRNO(&b->p);
-    if (e == HPE_PAUSED) {
-        http_parser_pause(&b->p, 0);
+    if (len == 0) {
+        if (b->mode == HTTPBODY_EOF) {
+            b->done = true;
+            return 0;
+        }
+        return body_fail(b);
+    }
+    switch (b->mode) {
+    case HTTPBODY_LENGTH: {
+        size_t n = len < b->left ? len : (size_t)b->left;
+        b->left -= n;
+        b->total += n;
+        if (b->on_data && b->on_data(b->arg, data, n) != 0)
+            return body_fail(b);
+        if (b->left == 0)
+            b->done = true;
         return n;
     }
-    if (e != HPE_OK || b->too_large)
-        return (size_t)-1;
-    return n;
+    case HTTPBODY_EOF:
+        b->total += len;
+        if (b->max && b->total > b->max) {
+            b->too_large = true;
+            return (size_t)-1;
+        }
+        if (b->on_data && b->on_data(b->arg, data, len) != 0)
+            return body_fail(b);
+        return len;
+    case HTTPBODY_CHUNKED:
+        return feed_chunked(b, data, len);
+    }
+    return body_fail(b);
 }

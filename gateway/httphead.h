@@ -57,26 +57,37 @@ void httphead_mark_hop(struct httphead *h);
 bool httphead_is_tchar(unsigned char c);
 
 /*
- * A message body being decoded (Content-Length, chunked, or until EOF) by
- * the same http_parser that read its head. Decoded bytes go to on_data.
+ * A message body being decoded. Our own decoder rather than http_parser's:
+ * Debian builds http_parser non-strict, which takes any two bytes after
+ * chunk data as the CRLF (a smuggling vector), and it learns a chunk is
+ * too large only as its bytes arrive. Chunk sizes are checked against the
+ * limit when announced; every framing line must end in CRLF.
  */
+enum httpbody_mode { HTTPBODY_LENGTH, HTTPBODY_CHUNKED, HTTPBODY_EOF };
+
 struct httpbody {
-    http_parser p;
+    enum httpbody_mode mode;
     int (*on_data)(void *arg, const char *at, size_t len);  /* nonzero aborts */
     void *arg;
+    uint64_t left;        /* LENGTH: bytes to go; CHUNKED: of the current chunk */
     uint64_t total;       /* decoded bytes so far */
     uint64_t max;         /* 0: unlimited; more -> too_large */
+    unsigned state;       /* chunked decoder state */
+    unsigned digits;      /* hex digits of the current size line */
+    unsigned line;        /* bytes of the current extension/trailer line */
+    unsigned trailer;     /* bytes of trailers so far */
     bool done;
     bool too_large;
+    bool error;
 };
 
-/* Start decoding after a head parsed by P (copied). */
-void httpbody_init(struct httpbody *b, const http_parser *p, uint64_t max,
+void httpbody_init(struct httpbody *b, enum httpbody_mode mode, uint64_t length, uint64_t max,
                    int (*on_data)(void *, const char *, size_t), void *arg);
 /*
  * Feed stream bytes; returns how many were consumed (the rest belong to the
- * next message once done is set). On a framing error returns (size_t)-1.
- * len == 0 signals EOF (ends an EOF-delimited body; an error otherwise).
+ * next message once done is set). On a framing error or a body over max
+ * returns (size_t)-1. len == 0 signals EOF: it ends an EOF-delimited body
+ * and is an error for the others.
  */
 size_t httpbody_feed(struct httpbody *b, const char *data, size_t len);
 

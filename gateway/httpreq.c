@@ -131,6 +131,10 @@ static int check_target(struct httpreq *r, const char **why)
 
 static int judge(struct httpreq *r, const char **why)
 {
+    if (r->major == 0) {
+        *why = "invalid request line";
+        return 400;
+    }
     if (r->major != 1 || r->minor > 1) {
         *why = "HTTP version not supported";
         return 505;

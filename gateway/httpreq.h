@@ -20,7 +20,7 @@
 #define HTTPREQ_MAX_LINE 8192   /* request line; longer -> 414 */
 
 struct httpreq {
-    http_parser parser;     /* continues into the body (httpbody_init) */
+    http_parser parser;     /* the head parser; bodies go through httpbody */
     struct httphead head;
     const char *target;     /* request-target as sent upstream: path[?query] */
     size_t target_len;

@@ -18,7 +18,7 @@
 #define HTTPRESP_MAX_HEAD (64 * 1024)
 
 struct httpresp {
-    http_parser parser;     /* continues into the body (httpbody_init) */
+    http_parser parser;     /* the head parser; bodies go through httpbody */
     struct httphead head;
     int status;
     unsigned short major, minor;

@@ -422,6 +422,7 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
         goto oom;
     px->copy_mode = true;
     px->has_body = req->has_body;
+    px->body_done = !req->has_body;
     px->body_chunked = req->chunked;
     px->idempotent = is_idempotent(req->method);
     px->head_method = req->method == HTTP_HEAD;
@@ -555,6 +556,8 @@ static void px_connect(struct proxy *px)
     struct client *c = px->c;
     uint64_t now = upstream_now_ms();
     struct up_server *s = upstream_pick(px->group, now, px->tried);
+    if (!s && px->attempt > 0)
+        s = upstream_pick(px->group, now, 0);  /* every server tried: one that is up again */
     if (!s) {
         if (px->last_fail_status)
             px_fail_answer(px, px->last_fail_status, px->last_fail_why);
@@ -859,7 +862,9 @@ static bool px_on_head(struct proxy *px, const char *data, size_t len)
             px_finish(px);
         return false;
     }
-    httpbody_init(&px->rbody, &r.parser, 0, relay_body, px);
+    httpbody_init(&px->rbody,
+                  r.chunked ? HTTPBODY_CHUNKED : r.until_eof ? HTTPBODY_EOF : HTTPBODY_LENGTH,
+                  r.content_length, 0, relay_body, px);
     px_set_state(px, PX_BODY);
     return true;
 }

@@ -1390,8 +1390,12 @@ static char *conf_reader(char *str, int num, void *stream)
     size_t len;
     char q[96];
 
-    if (p->failed || num < 4)
+    if (p->failed)
         return NULL;
+    if (num < 4) {
+        conf_fail(p, p->lineno, "internal error: inih's line buffer is too small");
+        return NULL;
+    }
     n = getline(&p->line, &p->linecap, p->fp);
     if (n < 0) {
         if (ferror(p->fp))

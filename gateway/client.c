@@ -94,6 +94,8 @@ static void client_close(struct client *c)
 static void client_free(struct client *c)
 {
     struct worker *w = c->w;
+    /* From here on nothing may schedule another close of this client. */
+    c->freed_pending = true;
     if (c->px) {
         struct proxy *px = c->px;
         c->px = NULL;
@@ -145,8 +147,6 @@ void client_resume_read(struct client *c)
 
 static void write_access_line(struct client *c)
 {
-    const struct conf *conf = c->gen ? c->gen->conf : c->w->gen->conf;
-    (void)conf;
     struct access_entry e = {
         .request_id = c->ri.id,
         .client = c->ip,
@@ -204,7 +204,6 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 
 void client_response_done(struct client *c)
 {
-    bool was_active = c->px != NULL || c->gen != NULL;
     c->px = NULL;
     if (c->ri.status)
         write_access_line(c);
@@ -213,7 +212,6 @@ void client_response_done(struct client *c)
         c->gen = NULL;
         c->w->inflight--;
     }
-    (void)was_active;
     c->resp_started = false;
     c->body_active = false;
     if (c->freed_pending)

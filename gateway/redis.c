@@ -19,6 +19,7 @@
  *    frees those contexts itself).
  */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,45 @@ static struct timeval ms_tv(uint64_t ms)
     return tv;
 }
 
+/*
+ * Process-wide view for the log: every worker has its own connection, but
+ * "Redis lost" / "Redis back" is one fact. lost is logged when the first
+ * connection goes down, back when the last one is up again, "connected" once
+ * per address.
+ */
+static pthread_mutex_t proc_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned proc_down;                  /* connections believed down */
+static char proc_connected[sizeof(((struct conf_addr *)0)->text)];
+
+/* Adjust the process count when R's belief changes; returns the new count. */
+static unsigned proc_note(struct redis *r, bool up)
+{
+    unsigned n = 0;
+    if (pthread_mutex_lock(&proc_mu) != 0)
+        return 1;  /* cannot happen with a default mutex; log nothing */
+    if (up && !r->believed_up && proc_down > 0)
+        proc_down--;
+    else if (!up && r->believed_up)
+        proc_down++;
+    n = proc_down;
+    pthread_mutex_unlock(&proc_mu);
+    r->believed_up = up;
+    return n;
+}
+
+static bool proc_first_connect(const struct redis *r)
+{
+    bool first = false;
+    if (pthread_mutex_lock(&proc_mu) != 0)
+        return false;
+    if (strcmp(proc_connected, r->addr.text) != 0) {
+        snprintf(proc_connected, sizeof(proc_connected), "%s", r->addr.text);
+        first = true;
+    }
+    pthread_mutex_unlock(&proc_mu);
+    return first;
+}
+
 /* Every state change goes through here, and is logged here. */
 static void redis_set_state(struct redis *r, enum redis_state st, const char *why)
 {
@@ -133,19 +173,23 @@ static void redis_set_state(struct redis *r, enum redis_state st, const char *wh
     if (old == st)
         return;
     const char *fields[] = {"address", r->addr.text, "state", state_names[st], NULL};
+    enum conf_log_level lvl_lost = CONF_LOG_DEBUG, lvl_back = CONF_LOG_DEBUG;
     if (st == REDIS_S_READY) {
-        if (!r->believed_up)
-            LOG_AT(CONF_LOG_INFO, "redis_back", NULL, fields, "Redis is back at %s",
-                   r->addr.text);
-        else if (!r->ever_ready)
-            LOG_AT(CONF_LOG_INFO, "redis_connected", NULL, fields, "connected to Redis at %s",
-                   r->addr.text);
-        r->believed_up = true;
+        bool was_down = !r->believed_up;
+        if (was_down) {
+            if (proc_note(r, true) == 0)
+                lvl_back = CONF_LOG_INFO;
+            LOG_AT(lvl_back, "redis_back", NULL, fields, "Redis is back at %s", r->addr.text);
+        } else if (!r->ever_ready) {
+            LOG_AT(proc_first_connect(r) ? CONF_LOG_INFO : CONF_LOG_DEBUG, "redis_connected",
+                   NULL, fields, "connected to Redis at %s", r->addr.text);
+        }
         r->ever_ready = true;
     } else if (st == REDIS_S_WAIT && r->believed_up) {
-        LOG_AT(CONF_LOG_WARN, "redis_lost", NULL, fields, "Redis at %s lost: %s",
-               r->addr.text, why ? why : "unknown error");
-        r->believed_up = false;
+        if (proc_note(r, false) == 1)
+            lvl_lost = CONF_LOG_WARN;
+        LOG_AT(lvl_lost, "redis_lost", NULL, fields, "Redis at %s lost: %s", r->addr.text,
+               why ? why : "unknown error");
     } else {
         LOG_AT(CONF_LOG_DEBUG, "redis_state", NULL, fields, "Redis %s -> %s (%s)",
                state_names[old], state_names[st], why ? why : "");
@@ -518,6 +562,7 @@ void redis_free(struct redis *r)
     }
     r->calls = NULL;
     r->enabled = false;
+    (void)proc_note(r, true);  /* no longer counted as down */
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
     if (ac) {
@@ -541,7 +586,7 @@ void redis_set_conf(struct redis *r, const struct conf *conf)
     if (r->ac || r->state != REDIS_S_OFF)
         redis_drop(r, "configuration changed");
     evtimer_del(r->reconnect_ev);
-    r->believed_up = true;  /* a new target: report its first failure */
+    (void)proc_note(r, true);  /* a new target: report its first failure */
     r->ever_ready = false;
     redis_connect(r);
 }

@@ -4,7 +4,9 @@
  * SCRIPT LOADs by itself; reconnects with capped, jittered exponential
  * backoff; gives every call its own deadline (hiredis 0.14 has none) and
  * never lets a late reply reach a caller that was already answered or that
- * cancelled. Logs only connection transitions (redis_lost / redis_back).
+ * cancelled. Logs only connection transitions, once per process however
+ * many workers see them: redis_lost when the first connection goes down,
+ * redis_back when the last one is up again.
  */
 #ifndef ENVELOPD_REDIS_H
 #define ENVELOPD_REDIS_H

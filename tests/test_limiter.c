@@ -635,8 +635,11 @@ static void test_redis_down_and_back(void)
     conf_defaults();
     flushall();
     struct limiter *l = limiter_new(base, conf);
+    struct limiter *l2 = limiter_new(base, conf);  /* a second worker */
     CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l2);
     CU_ASSERT_TRUE(wait_redis_ready(l, 3000));
+    CU_ASSERT_TRUE(wait_redis_ready(l2, 3000));
     log_reset();
     redis_stop();
 
@@ -685,8 +688,13 @@ static void test_redis_down_and_back(void)
     /* allow mode warns at most once a second however many requests */
     CU_ASSERT(log_count("ratelimit_undecided") >= 1 && log_count("ratelimit_undecided") <= 3);
 
+    CU_ASSERT_EQUAL(check(l2, "down-token", NULL), LIMITER_NONE);  /* l2 noticed too */
+    run_for(base, 200);
+    CU_ASSERT_EQUAL(log_count("redis_lost"), 1);  /* one line per process, not per worker */
+
     CU_ASSERT_FATAL(redis_start() == 0);
     CU_ASSERT_TRUE(wait_redis_ready(l, 10000));
+    CU_ASSERT_TRUE(wait_redis_ready(l2, 10000));
     CU_ASSERT_EQUAL(log_count("redis_back"), 1);
     CU_ASSERT_EQUAL(log_count("redis_lost"), 1);
     conf->redis_on_error = CONF_ON_ERROR_DENY;
@@ -697,7 +705,9 @@ static void test_redis_down_and_back(void)
         CU_ASSERT_EQUAL(res.remaining, 4 - i);
     }
     CU_ASSERT_EQUAL(check(l, TOKEN, &res), LIMITER_LIMITED);
+    CU_ASSERT_EQUAL(check(l2, TOKEN, &res), LIMITER_LIMITED);
     limiter_free(l);
+    limiter_free(l2);
 }
 
 /* A conf that names a dead address: never blocks, on_error applies at once,

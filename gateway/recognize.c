@@ -324,6 +324,7 @@ struct rctx {
     struct cand msg;
     struct cand code;
     bool oom;
+    bool json;   /* candidates come from JSON keys */
     size_t fields_cap;
 };
 
@@ -393,6 +394,36 @@ static bool looks_code_like(const char *s, size_t len)
     return sep || !lower;
 }
 
+/* "EMAIL_NOT_FOUND": upper case, digits and at least one '_'. */
+static bool is_upper_snake(const char *s, size_t len)
+{
+    bool sep = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '_')
+            sep = true;
+        else if (!isupper(ch) && !isdigit(ch))
+            return false;
+    }
+    return sep && len >= 3 && isupper((unsigned char)s[0]);
+}
+
+/* "NotFound", "AlreadyExists": PascalCase with two capitals or more. */
+static bool is_pascal_code(const char *s, size_t len)
+{
+    if (len < 3 || len > RECOGNIZE_MAX_CODE || !isupper((unsigned char)s[0]))
+        return false;
+    int caps = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!isalnum(ch))
+            return false;
+        if (isupper(ch))
+            caps++;
+    }
+    return caps >= 2 && islower((unsigned char)s[1]);
+}
+
 /* Offer a message candidate: S/LEN raw, WEIGHT by key, DEPTH. */
 static void offer_message(struct rctx *c, const char *s, size_t len, int weight, int depth)
 {
@@ -408,6 +439,11 @@ static void offer_message(struct rctx *c, const char *s, size_t len, int weight,
     if (!t)
         return;
     size_t tl = strlen(t);
+    /* "invalid", "notFound" from reason/error/title: a token, not a message */
+    if (c->json && weight < 80 && !strchr(t, ' ')) {
+        free(t);
+        return;
+    }
     if (looks_leaky(t) || (looks_code_like(t, tl) && strchr(t, '_')) ||
         strcasecmp(t, "No message available") == 0 || strcasecmp(t, "null") == 0) {
         free(t);
@@ -564,7 +600,8 @@ struct jparse {
     char *key;
 };
 
-static char *arena_strndup(struct arena *a, const unsigned char *s, size_t len, size_t cap)
+static char *arena_strndup(struct arena *a, const unsigned char *s, size_t len, size_t cap,
+                           size_t *stored)
 {
     if (len > cap) {
         len = cap;
@@ -577,6 +614,8 @@ static char *arena_strndup(struct arena *a, const unsigned char *s, size_t len, 
         return NULL;
     memcpy(p, s, len);
     p[len] = '\0';
+    if (stored)
+        *stored = len;
     return p;
 }
 
@@ -615,12 +654,11 @@ static int jp_scalar(struct jparse *jp, enum jtype type, const unsigned char *s,
     if (!n)
         return 0;
     if (s) {
-        char *v = arena_strndup(jp->arena, s, len, MAX_STORED_STRING);
+        /* the stored length: \u0000 may sit inside, clean_text drops it */
+        char *v = arena_strndup(jp->arena, s, len, MAX_STORED_STRING, &n->len);
         if (!v)
             return 0;
         n->str = v;
-        /* embedded NULs (\u0000) end the stored string early */
-        n->len = strlen(v);
     }
     return 1;
 }
@@ -672,7 +710,7 @@ static int cb_start_map(void *ctx)
 static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
 {
     struct jparse *jp = ctx;
-    jp->key = arena_strndup(jp->arena, s, len, MAX_STORED_KEY);
+    jp->key = arena_strndup(jp->arena, s, len, MAX_STORED_KEY, NULL);
     return jp->key != NULL;
 }
 
@@ -760,7 +798,7 @@ static const struct { const char *key; int weight; } message_keys[] = {
     {"message", 100}, {"fallbackMessage", 100}, {"detail", 96}, {"error_description", 95},
     {"errorMessage", 95}, {"error_message", 95}, {"userMessage", 98}, {"msg", 85},
     {"description", 80}, {"error", 70}, {"cause", 66}, {"reason", 60}, {"title", 55},
-    {"statusText", 40}, {"errorSummary", 90},
+    {"statusText", 40}, {"errorSummary", 90}, {"errors", 60},
 };
 
 static int message_weight(const char *key)
@@ -855,12 +893,12 @@ static size_t item_field(const struct jnode *item, bool in_list, char *buf, size
 {
     static const char *const name_keys[] = {
         "field", "fieldName", "field_name", "property", "propertyPath", "property_path",
-        "attribute", "param", "parameter", "argument", "key_path", NULL,
+        "attribute", "param", "parameter", "argument", "key_path", "pointer", "target", NULL,
     };
     buf[0] = '\0';
     for (const struct jnode *n = item->first; n; n = n->next) {
         if (key_in(n->key, name_keys) && jstr_nonempty(n)) {
-            if (n->str[0] == '/')
+            if (n->str[0] == '/' || (n->str[0] == '#' && n->len > 1 && n->str[1] == '/'))
                 return field_from_pointer(n->str, n->len, buf, size);
             size_t l = n->len < size - 1 ? n->len : size - 1;
             memcpy(buf, n->str, l);
@@ -1119,6 +1157,11 @@ static void walk(struct rctx *c, const struct jnode *node, int depth)
             int w = message_weight(k);
             if (w > 0)
                 offer_message(c, n->str, n->len, w, depth);
+            if (w > 0 && is_upper_snake(n->str, n->len))
+                offer_code(c, n->str, n->len, 70, depth);   /* Firebase "EMAIL_NOT_FOUND" */
+            if (key_is(k, "reason") && (is_upper_snake(n->str, n->len) ||
+                                        is_pascal_code(n->str, n->len)))
+                offer_code(c, n->str, n->len, 75, depth);   /* Kubernetes "NotFound" */
             if (key_is(k, "code") || key_is(k, "errorCode") || key_is(k, "error_code"))
                 offer_code(c, n->str, n->len, key_is(k, "code") ? 100 : 95, depth);
             else if (key_is(k, "status") && looks_code_like(n->str, n->len) &&
@@ -1180,6 +1223,7 @@ static bool root_is_field_map(const struct jnode *root)
 
 static void recognize_json(struct rctx *c, const struct jnode *root)
 {
+    c->json = true;
     if (root->type == J_OBJ && root_is_field_map(root)) {
         add_field_map(c, root, "", 0, 0);
         return;
@@ -1276,7 +1320,10 @@ static size_t html_entity(const char *s, size_t n, struct hbuf *b)
     return 0;
 }
 
-enum html_el { EL_NONE, EL_TITLE, EL_H1, EL_H2, EL_P, EL_PRE, EL_MESSAGE, EL_CODE };
+enum html_el {
+    EL_NONE, EL_TITLE, EL_H1, EL_H2, EL_H3, EL_P, EL_PRE, EL_MESSAGE, EL_CODE,
+    EL_LOOSE,   /* text directly in <body> or a <div>, outside the elements above */
+};
 
 static enum html_el html_element(const char *name, size_t n, bool xml)
 {
@@ -1286,6 +1333,8 @@ static enum html_el html_element(const char *name, size_t n, bool xml)
         return EL_H1;
     if (ci_eq_n(name, n, "h2"))
         return EL_H2;
+    if (ci_eq_n(name, n, "h3") || ci_eq_n(name, n, "h4"))
+        return EL_H3;
     if (ci_eq_n(name, n, "p"))
         return EL_P;
     if (ci_eq_n(name, n, "pre"))
@@ -1335,6 +1384,8 @@ static void html_offer(struct rctx *c, enum html_el el, char *text, size_t len,
     case EL_P: w = 72 - (p_index > 10 ? 10 : p_index); break;
     case EL_H1: w = 62; break;
     case EL_H2: w = 58; break;
+    case EL_H3: w = 54; break;
+    case EL_LOOSE: w = 58; break;
     case EL_TITLE: w = 50; break;
     case EL_CODE:
         if (!strchr(s, ' '))
@@ -1361,7 +1412,8 @@ static void html_offer(struct rctx *c, enum html_el el, char *text, size_t len,
                 return;
             }
             w = labels[i].w;
-            s += ll + (by_colon ? 1 : 0);
+            if (by_colon)   /* a bold label is not part of the text */
+                s += ll + 1;
             while (*s == ' ' || *s == ':')
                 s++;
             break;
@@ -1376,6 +1428,16 @@ static void html_offer(struct rctx *c, enum html_el el, char *text, size_t len,
             s++;
     }
     size_t sl = strlen(s);
+    /* the more words, the more specific: "Not Found" < "The requested URL was not found" */
+    int words = 0;
+    for (size_t q = 0; q < sl; q++)
+        if (s[q] != ' ' && (q == 0 || s[q - 1] == ' '))
+            words++;
+    if (el == EL_LOOSE && words < 3) {
+        free(t);
+        return;
+    }
+    w += words > 10 ? 10 : words;
     /* a labelled HTML line ends with a period the message does not need */
     if (sl > 1 && s[sl - 1] == '.' && s[sl - 2] != '.')
         s[--sl] = '\0';
@@ -1393,6 +1455,15 @@ static void recognize_html(struct rctx *c, const char *body, size_t len, bool xm
     bool in_label = false, label_done = false;
     enum html_el cur = EL_NONE;
     int p_index = 0;
+    /* loose text: what sits in <body> outside the elements we read */
+    char loosebuf[2048];
+    struct hbuf lt = {loosebuf, 0, sizeof loosebuf};
+    bool in_head = false;
+    int skip = 0;   /* inside <address>, <footer>, <nav>...: server banners, menus */
+    static const char *const inline_tags[] = {"a", "span", "b", "i", "em", "strong", "code",
+                                              "small", "abbr", "font", "u", "tt", NULL};
+    static const char *const skip_tags[] = {"address", "footer", "nav", "button", "select",
+                                            "noscript", "label", "option", "header", NULL};
     size_t i = 0;
     while (i < len && !c->oom) {
         char ch = body[i];
@@ -1426,6 +1497,21 @@ static void recognize_html(struct rctx *c, const char *body, size_t len, bool xm
                 continue;
             }
             const char *name = body + ns;
+            char tag[16];
+            size_t tl = nl < sizeof tag - 1 ? nl : sizeof tag - 1;
+            memcpy(tag, name, tl);
+            tag[tl] = '\0';
+            if (!key_in(tag, inline_tags) && lt.len > 0) {
+                if (cur == EL_NONE && !xml)
+                    html_offer(c, EL_LOOSE, lt.p, lt.len, NULL, 0);
+                lt.len = 0;
+            }
+            if (ci_eq_n(name, nl, "head"))
+                in_head = !closing;
+            else if (ci_eq_n(name, nl, "body"))
+                in_head = false;
+            else if (key_in(tag, skip_tags))
+                skip = closing ? (skip > 0 ? skip - 1 : 0) : (skip < 64 ? skip + 1 : skip);
             if (!closing && (ci_eq_n(name, nl, "script") || ci_eq_n(name, nl, "style"))) {
                 /* skip to the matching close tag */
                 const char *close = ci_eq_n(name, nl, "script") ? "</script" : "</style";
@@ -1464,11 +1550,11 @@ static void recognize_html(struct rctx *c, const char *body, size_t len, bool xm
             i = end;
             continue;
         }
-        if (cur == EL_NONE) {
+        if (cur == EL_NONE && (xml || in_head || skip > 0)) {
             i++;
             continue;
         }
-        struct hbuf *dst = &tb;
+        struct hbuf *dst = cur == EL_NONE ? &lt : &tb;
         char lbuf_tmp[16];
         struct hbuf lb = {lbuf_tmp, 0, sizeof lbuf_tmp};
         if (in_label)
@@ -1493,6 +1579,8 @@ static void recognize_html(struct rctx *c, const char *body, size_t len, bool xm
     }
     if (cur != EL_NONE && tb.len > 0 && !c->oom)
         html_offer(c, cur, tb.p, tb.len, label_done ? label : NULL, p_index);
+    if (lt.len > 0 && !xml && !c->oom)
+        html_offer(c, EL_LOOSE, lt.p, lt.len, NULL, 0);
 }
 
 /* ---- plain text ---------------------------------------------------------------------- */

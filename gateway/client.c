@@ -302,7 +302,8 @@ void client_send_error(struct client *c, int status, const char *message, const 
     c->ri.bytes_out += evbuffer_get_length(out) - before;
     c->ri.status = status;
     c->ri.error_code = e.code;
-    log_debug("gateway_error", "%d %s", status, message ? message : "");
+    LOG_AT(CONF_LOG_DEBUG, "gateway_error", c->ri.id, NULL, "%d %s", status,
+           message ? message : "");
     client_response_done(c);
 }
 
@@ -356,7 +357,7 @@ static void handle_head(struct client *c, const char *data, size_t len)
     c->req_done = st != 0 || !req.has_body;
     if (st) {
         /* After a malformed head the stream cannot be trusted: answer and close. */
-        log_info("bad_request", "%d from %s: %s", st, c->ip, why);
+        LOG_AT(CONF_LOG_INFO, "bad_request", c->ri.id, NULL, "%d from %s: %s", st, c->ip, why);
         client_send_error(c, st, why, NULL, NULL, true);
         return;
     }
@@ -520,8 +521,9 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
         c->req_done = true;
         if (c->ri.id[0] == '\0' && !reqid_generate(c->ri.id))
             snprintf(c->ri.id, sizeof c->ri.id, "unavailable");
-        log_info("client_timeout", "request head not received within %llu ms from %s",
-                 (unsigned long long)c->w->gen->conf->client_timeout_ms, c->ip);
+        LOG_AT(CONF_LOG_INFO, "client_timeout", c->ri.id, NULL,
+               "request head not received within %llu ms from %s",
+               (unsigned long long)c->w->gen->conf->client_timeout_ms, c->ip);
         client_send_error(c, 408, "The request was not received in time", NULL, NULL, true);
         return;
     case CS_BODY:

@@ -11,8 +11,10 @@
 static int on_url(http_parser *p, const char *at, size_t len)
 {
     struct httpreq *r = p->data;
-    if (r->url == NULL)
+    if (r->url == NULL) {
         r->url = at;
+        r->method = (enum http_method)p->method;  /* known once the URL starts */
+    }
     r->url_len += len;
     return 0;
 }

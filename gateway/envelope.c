@@ -602,6 +602,12 @@ int envelope_render(const struct envelope *e, enum envelope_profile profile, cha
     *body = NULL;
     *len = 0;
 
+    struct envelope safe;
+    if (e->n_fields > 0 && !e->fields) {
+        safe = *e;
+        safe.n_fields = 0;
+        e = &safe;
+    }
     const char *code = e->code && e->code[0] ? e->code : envelope_code_for_status(e->status);
     const char *msg = e->message && e->message[0] ? e->message : envelope_reason(e->status);
 

@@ -405,6 +405,9 @@ static void test_defaults(void)
     check_exact(&e, ENVELOPE_PROBLEM,
                 "{\"type\":\"about:blank\",\"title\":\"Server Error\",\"status\":599,\"detail\":"
                 "\"Server Error\",\"code\":\"INTERNAL_ERROR\",\"request_id\":\"r\"}");
+    /* n_fields without fields: rendered as no field errors */
+    struct envelope nf = {.status = 422, .request_id = "r", .n_fields = 3};
+    check_exact(&nf, ENVELOPE_SIMPLE, "{\"error\":\"Unprocessable Entity\"}");
     e.request_id = NULL;
     e.status = 404;
     check_exact(&e, ENVELOPE_I18N,

@@ -1,0 +1,159 @@
+/*
+ * fuzz_httpreq: a client byte stream through the request path the proxy
+ * takes: httpreq_head_end fed at random split points (the first input byte
+ * seeds them), httpreq_parse of the head it found, then httpbody decoding of
+ * whatever follows, again in random pieces, ending with EOF. Besides memory
+ * errors it checks the invariants callers rely on: the head end does not
+ * depend on how the bytes arrived, every pointer in the result lies inside
+ * the buffer, a body never decodes past its limit.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "httphead.h"
+#include "httpreq.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static uint32_t rng_next(uint32_t *s)
+{
+    /* xorshift32: deterministic per input, so crashes reproduce */
+    uint32_t x = *s ? *s : 0x9e3779b9u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *s = x;
+    return x;
+}
+
+static size_t piece(uint32_t *s, size_t left)
+{
+    if (left == 0)
+        return 0;
+    uint32_t r = rng_next(s);
+    size_t n = (r & 3) == 0 ? 1 : (size_t)(r >> 8) % 64 + 1;
+    return n < left ? n : left;
+}
+
+static void inside(const char *base, size_t len, const char *p, size_t n)
+{
+    /* a pointer into the request must lie within it (static strings aside) */
+    if (p >= base && p <= base + len && (size_t)(base + len - p) < n)
+        abort();
+}
+
+static int on_data(void *arg, const char *at, size_t len)
+{
+    uint64_t *sum = arg;
+    volatile char sink = 0;
+    for (size_t i = 0; i < len; i++)
+        sink ^= at[i];  /* touch every byte: ASan sees a bad span */
+    (void)sink;
+    *sum += len;
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2)
+        return 0;
+    uint32_t seed = (uint32_t)data[0] * 0x01000193u + 1;
+    size_t max_header = (data[0] & 0x80) ? 16 * 1024 : 1024;
+    uint64_t max_body = (data[0] & 0x40) ? 0 : 256;
+    /* Copy so that ASan catches any read past the end of the stream. */
+    size_t len = size - 1;
+    char *buf = malloc(len);
+    if (!buf)
+        return 0;
+    memcpy(buf, data + 1, len);
+
+    /* One shot over everything, then the same bytes arriving in pieces. */
+    size_t pos1 = 0;
+    unsigned st1 = 0;
+    long once = httpreq_head_end(buf, len, max_header, &pos1, &st1);
+    size_t pos = 0, avail = 0;
+    unsigned state = 0;
+    long end = 0;
+    while (avail < len) {
+        avail += piece(&seed, len - avail);
+        end = httpreq_head_end(buf, avail, max_header, &pos, &state);
+        if (end != 0)
+            break;
+    }
+    if (end > 0 && once > 0 && end != once)
+        abort();  /* the first blank line is where it is, however it arrived */
+    if (end > 0 && ((size_t)end > len || (size_t)end > max_header))
+        abort();
+    if (end <= 0) {
+        free(buf);
+        return 0;
+    }
+
+    /* The head alone, in its own allocation, as the connection hands it over. */
+    size_t hlen = (size_t)end;
+    char *head = malloc(hlen);
+    if (!head) {
+        free(buf);
+        return 0;
+    }
+    memcpy(head, buf, hlen);
+    struct httpreq r;
+    const char *why = NULL;
+    int status = httpreq_parse(&r, head, hlen, &why);
+    if (status != 0) {
+        if (!why || (status != 400 && status != 414 && status != 417 && status != 431 &&
+                     status != 501 && status != 505))
+            abort();
+        free(head);
+        free(buf);
+        return 0;
+    }
+    if (!r.target || r.target_len == 0 || !r.path || r.path_len == 0 ||
+        r.path_len > r.target_len)
+        abort();
+    inside(head, hlen, r.target, r.target_len);
+    inside(head, hlen, r.path, r.path_len);
+    if (r.major != 1 || r.minor > 1 || r.head.n > HTTPHEAD_MAX_HEADERS)
+        abort();
+    if (r.chunked && r.has_length)
+        abort();  /* the smuggling pattern must never pass */
+    for (size_t i = 0; i < r.head.n; i++) {
+        const struct httphead_field *f = &r.head.f[i];
+        inside(head, hlen, f->name, f->name_len);
+        inside(head, hlen, f->value, f->value_len);
+        if (f->name_len == 0)
+            abort();
+        for (uint32_t k = 0; k < f->name_len; k++)
+            if (!httphead_is_tchar((unsigned char)f->name[k]))
+                abort();
+    }
+
+    if (r.has_body) {
+        uint64_t sum = 0;
+        struct httpbody b;
+        httpbody_init(&b, r.chunked ? HTTPBODY_CHUNKED : HTTPBODY_LENGTH, r.content_length,
+                      max_body, on_data, &sum);
+        size_t off = hlen;
+        while (!b.done) {
+            size_t n = piece(&seed, len - off);
+            size_t used = httpbody_feed(&b, n ? buf + off : NULL, n);
+            if (used == (size_t)-1)
+                break;
+            if (used > n)
+                abort();
+            if (n == 0)
+                break;  /* EOF: an error or the end, either way done */
+            off += used;
+            if (used < n && !b.done)
+                abort();  /* bytes left over only once the message ended */
+        }
+        if ((!b.too_large && sum != b.total) || (max_body && sum > max_body))
+            abort();
+        if (b.done && r.has_length && !r.chunked && sum != r.content_length)
+            abort();
+    }
+    free(head);
+    free(buf);
+    return 0;
+}

@@ -424,6 +424,19 @@ static bool is_pascal_code(const char *s, size_t len)
     return caps >= 2 && islower((unsigned char)s[1]);
 }
 
+/* Binary read as text: a quarter or more of the characters were invalid UTF-8. */
+static bool is_mostly_junk(const char *t)
+{
+    size_t chars = 0, bad = 0;
+    for (const unsigned char *p = (const unsigned char *)t; *p; p++) {
+        if ((*p & 0xC0) != 0x80)
+            chars++;
+        if (p[0] == 0xEF && p[1] == 0xBF && p[2] == 0xBD)
+            bad++;
+    }
+    return chars > 0 && bad * 4 >= chars;
+}
+
 /* Offer a message candidate: S/LEN raw, WEIGHT by key, DEPTH. */
 static void offer_message(struct rctx *c, const char *s, size_t len, int weight, int depth)
 {
@@ -444,7 +457,7 @@ static void offer_message(struct rctx *c, const char *s, size_t len, int weight,
         free(t);
         return;
     }
-    if (looks_leaky(t) || (looks_code_like(t, tl) && strchr(t, '_')) ||
+    if (looks_leaky(t) || is_mostly_junk(t) || (looks_code_like(t, tl) && strchr(t, '_')) ||
         strcasecmp(t, "No message available") == 0 || strcasecmp(t, "null") == 0) {
         free(t);
         return;

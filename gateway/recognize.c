@@ -1100,7 +1100,7 @@ static void walk_array(struct rctx *c, const struct jnode *arr, const char *key,
             if (idx == 0) {
                 if (w > 0)
                     offer_message(c, e->str, e->len, w - 5, depth);
-                else if (list || key_is(key, "messages"))
+                else if (list || !key || key_is(key, "messages"))
                     offer_message(c, e->str, e->len, 60, depth);
             }
             continue;
@@ -1668,7 +1668,7 @@ int recognize_error(int status, const char *content_type, const char *body, size
     bool json_ct = ct_has(content_type, "json");
     bool html_ct = ct_has(content_type, "html") || ct_has(content_type, "xml");
 
-    if (json_ct || b[0] == '{' || b[0] == '[' ||
+    if ((json_ct && b[0] != '<') || b[0] == '{' || b[0] == '[' ||
         (b[0] == '"' && !html_ct && !ct_has(content_type, "text/plain"))) {
         struct arena arena = {0};
         struct jnode *root = json_parse(&arena, b, bl);

@@ -32,6 +32,13 @@
 static void client_process(struct client *c);
 static void client_free(struct client *c);
 
+/* In-flight requests: the worker's own count, mirrored for the admin thread. */
+static void inflight_add(struct worker *w, int d)
+{
+    w->inflight = (unsigned)((int)w->inflight + d);
+    atomic_store_explicit(&w->metrics.inflight, w->inflight, memory_order_relaxed);
+}
+
 static uint64_t now_us(void)
 {
     struct timespec ts;
@@ -108,7 +115,7 @@ static void client_free(struct client *c)
     if (c->gen) {
         worker_gen_put(c->gen);
         c->gen = NULL;
-        w->inflight--;
+        inflight_add(w, -1);
     }
     if (c->timer)
         event_free(c->timer);
@@ -165,11 +172,7 @@ static void write_access_line(struct client *c)
         .error_code = c->ri.error_code,
     };
     accesslog_write(&e);
-    struct worker_stats *s = &c->w->stats;
-    atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
-    int cls = c->ri.status / 100;
-    if (cls >= 0 && cls < 6)
-        atomic_fetch_add_explicit(&s->status_class[cls], 1, memory_order_relaxed);
+    metrics_request(&c->w->metrics, c->ri.route, c->ri.status, e.duration_ms);
 }
 
 static void start_linger(struct client *c)
@@ -210,7 +213,7 @@ void client_response_done(struct client *c)
     if (c->gen) {
         worker_gen_put(c->gen);
         c->gen = NULL;
-        c->w->inflight--;
+        inflight_add(c->w, -1);
     }
     c->resp_started = false;
     c->body_active = false;
@@ -348,7 +351,7 @@ static void handle_head(struct client *c, const char *data, size_t len)
 {
     struct worker *w = c->w;
     c->gen = worker_gen_get(w);
-    w->inflight++;
+    inflight_add(w, 1);
     const struct conf *conf = c->gen->conf;
     struct httpreq req;
     const char *why = NULL;
@@ -432,7 +435,7 @@ static void client_process(struct client *c)
                 break;
             if (end < 0) {
                 c->gen = worker_gen_get(c->w);
-                c->w->inflight++;
+                inflight_add(c->w, 1);
                 c->req_done = true;
                 if (!reqid_generate(c->ri.id))
                     snprintf(c->ri.id, sizeof c->ri.id, "unavailable");
@@ -517,7 +520,7 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     case CS_HEAD:
         c->gen = worker_gen_get(c->w);
-        c->w->inflight++;
+        inflight_add(c->w, 1);
         c->req_done = true;
         if (c->ri.id[0] == '\0' && !reqid_generate(c->ri.id))
             snprintf(c->ri.id, sizeof c->ri.id, "unavailable");

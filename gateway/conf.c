@@ -483,6 +483,7 @@ enum conf_sect {
     SECT_CORRELATION,
     SECT_REDIS,
     SECT_LIMITS,
+    SECT_ADMIN,
     SECT_UPSTREAM,
     SECT_ROUTE,
     SECT_COUNT
@@ -491,6 +492,7 @@ enum conf_sect {
 static const char *const conf_sect_names[SECT_COUNT] = {
     [SECT_NONE] = "", [SECT_SERVER] = "server", [SECT_ENVELOPE] = "envelope",
     [SECT_CORRELATION] = "correlation", [SECT_REDIS] = "redis", [SECT_LIMITS] = "limits",
+    [SECT_ADMIN] = "admin",
     [SECT_UPSTREAM] = "upstream", [SECT_ROUTE] = "route",
 };
 
@@ -585,6 +587,9 @@ static const struct conf_directive conf_directives[] = {
      16, 0, 0},
     {SECT_LIMITS, "hash_secret_file", T_SECRET_FILE, C_(hash_secret), 0,
      SZ(struct conf, hash_secret), 16, 0, 0},
+
+    {SECT_ADMIN, "listen", T_LISTEN, C_(admin_listen), C_(n_admin_listen),
+     sizeof(struct conf_addr), 0, CONF_MAX_LISTEN, D_REPEAT},
 
     {SECT_UPSTREAM, "server", T_LISTEN, U_(servers), U_(n_servers), sizeof(struct conf_addr),
      0, CONF_MAX_SERVERS, D_REPEAT | D_REQUIRED},

@@ -119,6 +119,10 @@ struct conf {
     char hash_secret[256];         /* key for the token HMAC; random if unset */
     bool hash_secret_set;
 
+    /* [admin]: /healthz and /metrics; n_admin_listen 0 = off */
+    struct conf_addr admin_listen[CONF_MAX_LISTEN];
+    size_t n_admin_listen;
+
     struct conf_upstream upstreams[CONF_MAX_UPSTREAMS];
     size_t n_upstreams;
     struct conf_route routes[CONF_MAX_ROUTES];

@@ -343,6 +343,11 @@ static const char *find_token(const struct conf *conf, const struct httpreq *req
 static void px_limit_decided(struct proxy *px, enum limiter_verdict v, const struct rl_result *r)
 {
     struct client *c = px->c;
+    static const enum metrics_rl kinds[] = {
+        [LIMITER_ALLOW] = METRICS_RL_ALLOW, [LIMITER_LIMITED] = METRICS_RL_LIMITED,
+        [LIMITER_UNAVAILABLE] = METRICS_RL_UNAVAILABLE, [LIMITER_NONE] = METRICS_RL_NONE,
+    };
+    metrics_ratelimit(&px->w->metrics, kinds[v]);
     switch (v) {
     case LIMITER_LIMITED: {
         struct envelope_limit lim = {
@@ -616,7 +621,10 @@ static void px_attempt_failed(struct proxy *px, enum px_fail kind, int status, c
         upstream_release(uc, false);
     px->last_fail_status = status;
     px->last_fail_why = why;
-    px->w->stats.upstream_failures++;
+    metrics_upstream_error(&px->w->metrics, kind == FAIL_CONNECT ? METRICS_UP_CONNECT
+                                            : kind == FAIL_CONNECT_TIMEOUT ? METRICS_UP_TIMEOUT
+                                            : kind == FAIL_RESET ? METRICS_UP_RESET
+                                                                 : METRICS_UP_INVALID);
     if (!may) {
         px_fail_answer(px, status, why);
         return;
@@ -800,7 +808,7 @@ static bool px_on_head(struct proxy *px, const char *data, size_t len)
     if (httpresp_parse(&r, data, len, px->head_method, &why) != 0) {
         LOG_AT(CONF_LOG_WARN, "upstream_invalid", c->ri.id, NULL,
                "invalid response from %s: %s", px->srv->addr->text, why);
-        px->w->stats.upstream_failures++;
+        metrics_upstream_error(&px->w->metrics, METRICS_UP_INVALID);
         px_fail_answer(px, 502, "The upstream server sent an invalid response");
         return false;
     }
@@ -967,7 +975,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
             px_attempt_failed(px, FAIL_RESET, 502,
                               "The upstream server closed the connection without answering");
         } else {
-            px->w->stats.upstream_failures++;
+            metrics_upstream_error(&px->w->metrics, METRICS_UP_INVALID);
             px_fail_answer(px, 502, "The upstream server sent an invalid response");
         }
         return;
@@ -980,7 +988,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
             px_body_ended(px);
             return;
         }
-        px->w->stats.upstream_failures++;
+        metrics_upstream_error(&px->w->metrics, METRICS_UP_RESET);
         LOG_AT(CONF_LOG_WARN, "upstream_cut", px->c->ri.id, NULL,
                "upstream %s closed the connection mid-body", px->srv->addr->text);
         if (px->error_mode) {
@@ -1013,14 +1021,14 @@ static void px_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     case PX_WAITING:
         upstream_server_failed(px->srv, upstream_now_ms(), "response timeout");
-        px->w->stats.upstream_failures++;
+        metrics_upstream_error(&px->w->metrics, METRICS_UP_TIMEOUT);
         LOG_AT(CONF_LOG_WARN, "upstream_timeout", px->c->ri.id, NULL,
                "no response from %s within %llu ms", px->srv->addr->text,
                (unsigned long long)px->group->cu->timeout_ms);
         px_fail_answer(px, 504, "The upstream server did not answer in time");
         return;
     case PX_BODY:
-        px->w->stats.upstream_failures++;
+        metrics_upstream_error(&px->w->metrics, METRICS_UP_TIMEOUT);
         if (px->error_mode) {
             px->err_truncated = true;
             px->resp_keepalive = false;

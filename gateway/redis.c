@@ -152,6 +152,16 @@ static unsigned proc_note(struct redis *r, bool up)
     return n;
 }
 
+unsigned redis_process_down(void)
+{
+    unsigned n = 0;
+    if (pthread_mutex_lock(&proc_mu) != 0)
+        return 1;
+    n = proc_down;
+    pthread_mutex_unlock(&proc_mu);
+    return n;
+}
+
 static bool proc_first_connect(const struct redis *r)
 {
     bool first = false;

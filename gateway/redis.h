@@ -81,4 +81,7 @@ struct redis_call *redis_eval(struct redis *r, int nkeys, int argc, const char *
  */
 void redis_call_cancel(struct redis_call *c);
 
+/* Worker connections to Redis currently down, across the process. */
+unsigned redis_process_down(void);
+
 #endif

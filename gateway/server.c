@@ -18,7 +18,10 @@
 
 #include "accesslog.h"
 #include "config.h"
+#include "admin.h"
 #include "log.h"
+#include "metrics.h"
+#include "redis.h"
 #include "worker.h"
 
 #if HAVE_SYSTEMD
@@ -52,6 +55,7 @@ struct server {
     struct event_base *base;
     struct event *ev_hup, *ev_term, *ev_int, *ev_usr1, *ev_done, *ev_stop, *ev_watchdog,
         *ev_stats;
+    struct admin *admin;
     bool draining;
     unsigned exited;        /* touched only on the main thread (ev_done) */
     atomic_uint exited_async;
@@ -174,23 +178,46 @@ static void stats_cb(evutil_socket_t fd, short what, void *arg)
     struct server *s = arg;
     (void)fd;
     (void)what;
-    unsigned long long req = 0, cls[6] = {0}, upf = 0;
+    unsigned long long req = 0, cls[6] = {0}, upf = 0, undecided = 0;
     for (unsigned i = 0; i < s->n_workers; i++) {
-        struct worker_stats *st = &s->workers[i].stats;
-        req += atomic_load(&st->requests);
-        upf += atomic_load(&st->upstream_failures);
-        for (int k = 0; k < 6; k++)
-            cls[k] += atomic_load(&st->status_class[k]);
+        struct metrics *m = &s->workers[i].metrics;
+        req += atomic_load(&m->requests);
+        for (int k = 0; k < METRICS_UP_KINDS; k++)
+            upf += atomic_load(&m->upstream_errors[k]);
+        undecided += atomic_load(&m->ratelimit[METRICS_RL_NONE]);
+        for (size_t r = 0; r < METRICS_ROUTES && atomic_load(&m->routes[r].used); r++)
+            for (int k = 0; k < 6; k++)
+                cls[k] += atomic_load(&m->routes[r].status[k]);
     }
-    char b[6][24], r[24], u[24];
+    char b[6][24], r[24], u[24], d[24];
     snprintf(r, sizeof r, "%llu", req);
     snprintf(u, sizeof u, "%llu", upf);
+    snprintf(d, sizeof d, "%llu", undecided);
     for (int k = 1; k < 6; k++)
         snprintf(b[k], sizeof b[k], "%llu", cls[k]);
     const char *fields[] = {"requests", r, "status_2xx", b[2], "status_3xx", b[3],
                             "status_4xx", b[4], "status_5xx", b[5], "upstream_failures", u,
-                            NULL};
+                            "ratelimit_unlimited", d, NULL};
     LOG_AT(CONF_LOG_INFO, "stats", NULL, fields, "%llu requests since start", req);
+}
+
+static bool admin_ready(void *arg)
+{
+    struct server *s = arg;
+    return !s->draining;
+}
+
+static int admin_metrics(void *arg, struct evbuffer *out)
+{
+    struct server *s = arg;
+    struct metrics *ms[1024];
+    size_t n = s->n_workers < 1024 ? s->n_workers : 1024;
+    for (size_t i = 0; i < n; i++)
+        ms[i] = &s->workers[i].metrics;
+    int redis = -1;
+    if (s->cref->conf->redis_enabled)
+        redis = redis_process_down() == 0 ? 1 : 0;
+    return metrics_render(ms, n, redis, s->draining, out);
 }
 
 int server_run(const char *conf_path, struct conf *conf)
@@ -257,6 +284,16 @@ int server_run(const char *conf_path, struct conf *conf)
             goto out;  /* exit(1) below ends the threads already running */
         }
     }
+    if (conf->n_admin_listen) {
+        struct admin_source src = {s, admin_ready, admin_metrics};
+        s->admin = admin_new(s->base, conf, &src, err, sizeof err);
+        if (!s->admin) {
+            const char *fields[] = {"error", err, NULL};
+            LOG_AT(CONF_LOG_ERROR, "start_failed", NULL, fields, "cannot start: %s", err);
+            fprintf(stderr, "envelopd: %s\n", err);
+            goto out;
+        }
+    }
     char listens[1024] = "";
     for (size_t i = 0; i < conf->n_listen; i++) {
         size_t l = strlen(listens);
@@ -283,7 +320,7 @@ int server_run(const char *conf_path, struct conf *conf)
         worker_join(&s->workers[i]);
     unsigned long long total = 0;
     for (unsigned i = 0; i < s->n_workers; i++)
-        total += atomic_load(&s->workers[i].stats.requests);
+        total += atomic_load(&s->workers[i].metrics.requests);
     log_info("stop", "stopped after %llu request(s)", total);
     for (unsigned i = 0; i < s->n_workers; i++)
         worker_cleanup(&s->workers[i]);
@@ -291,6 +328,7 @@ int server_run(const char *conf_path, struct conf *conf)
 out:
     if (rc != 0)
         exit(1);
+    admin_free(s->admin);
     struct event *evs[] = {s->ev_hup, s->ev_term, s->ev_int, s->ev_usr1, s->ev_done,
                            s->ev_stop, s->ev_watchdog, s->ev_stats};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)

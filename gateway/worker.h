@@ -18,6 +18,7 @@
 #include <event2/listener.h>
 
 #include "conf.h"
+#include "metrics.h"
 
 /* A conf shared by every worker; freed when the last generation lets go. */
 struct confref {
@@ -36,12 +37,6 @@ struct gen {
     unsigned refs;          /* the worker's current pointer + each request */
 };
 
-struct worker_stats {
-    atomic_ullong requests;
-    atomic_ullong status_class[6];   /* index status / 100 */
-    atomic_ullong upstream_failures;
-};
-
 struct server;
 struct client;
 
@@ -58,7 +53,7 @@ struct worker {
     unsigned nclients;
     unsigned inflight;       /* requests between head and response end */
     bool draining;
-    struct worker_stats stats;
+    struct metrics metrics;  /* written by this worker only; read by the admin listener */
 };
 
 /* Take / drop a reference on the worker's current generation. */

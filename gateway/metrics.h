@@ -1,0 +1,55 @@
+/*
+ * metrics: per-worker counters for the Prometheus endpoint. Each worker
+ * writes only its own struct with relaxed atomics; the admin thread sums
+ * them when scraped, so the request path never takes a lock.
+ */
+#ifndef ENVELOPD_METRICS_H
+#define ENVELOPD_METRICS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/buffer.h>
+
+#include "conf.h"
+
+#define METRICS_BUCKETS 12
+#define METRICS_ROUTES (CONF_MAX_ROUTES + 1)   /* +1: requests with no route */
+
+enum metrics_upstream_error {
+    METRICS_UP_CONNECT,     /* refused or failed to connect */
+    METRICS_UP_TIMEOUT,     /* connect or response timeout */
+    METRICS_UP_RESET,       /* closed before or during the response */
+    METRICS_UP_INVALID,     /* unparsable response */
+    METRICS_UP_KINDS,
+};
+
+enum metrics_rl { METRICS_RL_ALLOW, METRICS_RL_LIMITED, METRICS_RL_UNAVAILABLE, METRICS_RL_NONE,
+                  METRICS_RL_KINDS };
+
+struct metrics_route {
+    atomic_bool used;
+    char name[CONF_NAME_MAX];           /* written once, before used is set */
+    atomic_ullong status[6];            /* by status / 100 */
+    atomic_ullong bucket[METRICS_BUCKETS + 1];
+    atomic_ullong sum_us;
+};
+
+struct metrics {
+    struct metrics_route routes[METRICS_ROUTES];
+    atomic_ullong upstream_errors[METRICS_UP_KINDS];
+    atomic_ullong ratelimit[METRICS_RL_KINDS];
+    atomic_ullong requests;
+    atomic_uint inflight;
+};
+
+void metrics_request(struct metrics *m, const char *route, int status, double ms);
+void metrics_upstream_error(struct metrics *m, enum metrics_upstream_error kind);
+void metrics_ratelimit(struct metrics *m, enum metrics_rl kind);
+
+/* Append the exposition text for N workers' metrics to OUT. redis: -1 off, 0 down, 1 up. */
+int metrics_render(struct metrics *const *ms, size_t n, int redis, bool draining,
+                   struct evbuffer *out);
+
+#endif

@@ -22,6 +22,7 @@
 #include "recognize.h"
 
 #define DEFAULT_MAX_ERROR_BODY 65536
+#define MAX_ERROR_BODY_LIMIT (64u << 20)   /* whatever the conf says */
 
 /* The message a 5xx carries when upstream text must not be shown. */
 static const char *generic_5xx_message(int status)
@@ -171,6 +172,8 @@ int normalize_error(const struct normalize_opts *opts, const struct normalize_in
     if (!opts || !in || !body || !len)
         return -1;
     size_t cap = opts->max_error_body ? opts->max_error_body : DEFAULT_MAX_ERROR_BODY;
+    if (cap > MAX_ERROR_BODY_LIMIT)
+        cap = MAX_ERROR_BODY_LIMIT;
     bool is_5xx = in->status >= 500 && in->status <= 599;
     bool show_text = !is_5xx || opts->expose_upstream_5xx;
 

@@ -637,10 +637,19 @@ static void px_attempt_failed(struct proxy *px, enum px_fail kind, int status, c
 
 /* ---- response ------------------------------------------------------------------ */
 
-static bool skip_response_header(const struct conf *conf, const struct httphead_field *f,
+static bool is_ratelimit_header(const struct httphead_field *f)
+{
+    return f->name_len > 12 && strncasecmp(f->name, "X-RateLimit-", 12) == 0;
+}
+
+static bool skip_response_header(const struct proxy *px, const struct httphead_field *f,
                                  bool error_mode)
 {
-    if (f->hop || httphead_name_is(f, "Content-Length") || httphead_name_is(f, conf->corr_header))
+    if (f->hop || httphead_name_is(f, "Content-Length") ||
+        httphead_name_is(f, px->conf->corr_header))
+        return true;
+    /* When the gateway's own limit applied, its headers are the ones that hold. */
+    if (px->rl_applied && is_ratelimit_header(f))
         return true;
     if (!error_mode)
         return false;
@@ -648,10 +657,7 @@ static bool skip_response_header(const struct conf *conf, const struct httphead_
     if (f->name_len >= 8 && strncasecmp(f->name, "Content-", 8) == 0)
         return true;
     return httphead_name_is(f, "ETag") || httphead_name_is(f, "Last-Modified") ||
-           httphead_name_is(f, "Accept-Ranges") || httphead_name_is(f, "Date") ||
-           httphead_name_is(f, "X-RateLimit-Limit") ||
-           httphead_name_is(f, "X-RateLimit-Remaining") ||
-           httphead_name_is(f, "X-RateLimit-Reset");
+           httphead_name_is(f, "Accept-Ranges") || httphead_name_is(f, "Date");
 }
 
 static void copy_value(char *dst, size_t cap, const struct httphead_field *f)
@@ -769,7 +775,7 @@ static void px_relay_head(struct proxy *px, const struct httpresp *r)
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", r->status, envelope_reason(r->status));
     for (size_t i = 0; i < r->head.n; i++) {
         const struct httphead_field *f = &r->head.f[i];
-        if (skip_response_header(px->conf, f, false))
+        if (skip_response_header(px, f, false))
             continue;
         evbuffer_add(out, f->name, f->name_len);
         evbuffer_add(out, ": ", 2);
@@ -851,7 +857,7 @@ static bool px_on_head(struct proxy *px, const char *data, size_t len)
                 copy_value(px->cenc, sizeof px->cenc, f);
             else if (httphead_name_is(f, "Retry-After"))
                 copy_value(px->retry_after, sizeof px->retry_after, f);
-            if (skip_response_header(px->conf, f, true))
+            if (skip_response_header(px, f, true))
                 continue;
             evbuffer_add(px->err_headers, f->name, f->name_len);
             evbuffer_add(px->err_headers, ": ", 2);

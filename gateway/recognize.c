@@ -408,6 +408,20 @@ static bool is_upper_snake(const char *s, size_t len)
     return sep && len >= 3 && isupper((unsigned char)s[0]);
 }
 
+/* "not_found": letters joined by '_', no digits (so not an ID like "req_a1b2"). */
+static bool is_word_snake(const char *s, size_t len)
+{
+    bool sep = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '_')
+            sep = true;
+        else if (!isalpha(ch))
+            return false;
+    }
+    return sep && len >= 3 && len <= RECOGNIZE_MAX_CODE && s[0] != '_';
+}
+
 /* "NotFound", "AlreadyExists": PascalCase with two capitals or more. */
 static bool is_pascal_code(const char *s, size_t len)
 {
@@ -829,7 +843,7 @@ static const char *const field_msg_keys[] = {
 
 static const char *const field_type_keys[] = {
     "type", "code", "keyword", "rule", "kind", "validation", "validator", "errorCode",
-    "error_code", NULL,
+    "error_code", "issue", NULL,
 };
 
 /*
@@ -957,15 +971,22 @@ static size_t item_field(const struct jnode *item, bool in_list, char *buf, size
         }
     }
     /* "path": express-validator / Joi / zod, but not GraphQL (which has locations) */
-    const struct jnode *path = jget(item, "path");
+    const struct jnode *path = in_list ? jget(item, "path") : NULL;
     if (path && !jget(item, "locations")) {
         if (path->type == J_ARR) {
             size_t l = field_from_array(path, buf, size);
             if (l)
                 return l;
         } else if (jstr_nonempty(path) && path->str[0] != '/') {
-            size_t l = path->len < size - 1 ? path->len : size - 1;
-            memcpy(buf, path->str, l);
+            /* JSONPath "$.user.email" -> "user.email" */
+            const char *ps = path->str;
+            size_t pl = path->len;
+            if (pl > 2 && ps[0] == '$' && ps[1] == '.') {
+                ps += 2;
+                pl -= 2;
+            }
+            size_t l = pl < size - 1 ? pl : size - 1;
+            memcpy(buf, ps, l);
             buf[l] = '\0';
             return l;
         }
@@ -1172,6 +1193,10 @@ static void walk(struct rctx *c, const struct jnode *node, int depth)
                 offer_message(c, n->str, n->len, w, depth);
             if (w > 0 && is_upper_snake(n->str, n->len))
                 offer_code(c, n->str, n->len, 70, depth);   /* Firebase "EMAIL_NOT_FOUND" */
+            if (key_is(k, "name") && is_upper_snake(n->str, n->len))
+                offer_code(c, n->str, n->len, 85, depth);   /* PayPal "INVALID_REQUEST" */
+            if (key_is(k, "id") && is_word_snake(n->str, n->len))
+                offer_code(c, n->str, n->len, 60, depth);   /* Heroku "not_found" */
             if (key_is(k, "reason") && (is_upper_snake(n->str, n->len) ||
                                         is_pascal_code(n->str, n->len)))
                 offer_code(c, n->str, n->len, 75, depth);   /* Kubernetes "NotFound" */

@@ -7,6 +7,8 @@ import base64
 import json
 import os
 import select
+import socket
+import threading
 import time
 import unittest
 
@@ -474,6 +476,206 @@ class KeepAlive(GatewayTestCase):
         self.assertEqual(res.responses()[0].status, 200)
         self.assertTrue(res.closed)
         self.assertLess(res.elapsed, 2.0, res)
+
+
+class MoreForwarding(GatewayTestCase):
+    def test_repeated_request_headers_forwarded_in_order(self):
+        gw, _ = self.simple()
+        res = gw.raw_ex(request_bytes("GET", API, [("X-Multi", "one"), ("X-Multi", "two"),
+                                                   ("Connection", "close")]), 3)
+        e = json.loads(res.responses()[0].body)
+        vals = upstream_header(e, "X-Multi")
+        self.assertIn(vals, (["one", "two"], ["one, two"]), e["headers"])
+
+    def test_repeated_response_headers_relayed(self):
+        gw, _ = self.simple()
+        r = gw.request("GET", API, headers=scripted(body="ok", headers=[["Set-Cookie", "a=1; Path=/"],
+                                                                        ["Set-Cookie", "b=2; Path=/"]]))
+        self.assertEqual(r.header_all("Set-Cookie"), ["a=1; Path=/", "b=2; Path=/"], r.headers)
+
+    def test_response_hop_by_hop_not_relayed(self):
+        gw, _ = self.simple()
+        r = gw.request("GET", API, headers=scripted(body="ok", headers=[
+            ["Connection", "X-Up-Hop"], ["X-Up-Hop", "secret"], ["Keep-Alive", "timeout=99"],
+            ["Proxy-Connection", "keep-alive"], ["X-Up-E2E", "kept"]]))
+        self.assertEqual(r.status, 200)
+        self.assertIsNone(r.header("X-Up-Hop"), r.headers)
+        self.assertIsNone(r.header("Keep-Alive"), r.headers)
+        self.assertIsNone(r.header("Proxy-Connection"), r.headers)
+        self.assertEqual(r.header("X-Up-E2E"), "kept")
+        self.assertEqual(r.body, b"ok")
+
+    def test_via_appended(self):
+        gw, _ = self.simple()
+        r = gw.request("GET", API, headers={"Via": "1.0 corp-proxy"})
+        via = ", ".join(upstream_header(echo_of(r), "Via"))
+        self.assertIn("1.0 corp-proxy", via)
+        self.assertIn("1.1 envelopd", via)
+        self.assertLess(via.index("corp-proxy"), via.index("envelopd"), via)
+
+    def test_custom_correlation_header(self):
+        up = self.upstream()
+        port = free_port()
+        c = base_conf(port, [up.port])
+        c.set("correlation", "header", "X-Trace-Id")
+        c.set("correlation", "accept", "X-Trace-Id")
+        gw = self.gateway(c, port)
+        r = gw.request("GET", API, headers={"X-Trace-Id": "trace-77"})
+        self.assertEqual(r.header("X-Trace-Id"), "trace-77", r.headers)
+        self.assertEqual(upstream_header(echo_of(r), "X-Trace-Id"), ["trace-77"])
+        r = gw.request("GET", "/no-route")
+        body = self.assertEnvelope(r, 404, "NOT_FOUND", corr_header="X-Trace-Id")
+        self.assertTrue(is_generated_id(body["error"]["details"]["request_id"]))
+
+    def test_correlation_header_preferred_over_request_id(self):
+        gw, _ = self.simple()
+        r = gw.request("GET", API, headers={"X-Correlation-Id": "first-1", "X-Request-Id": "second-2"})
+        self.assertEqual(r.header("X-Correlation-Id"), "first-1")
+
+    def test_errors_keep_connection_alive(self):
+        # a well-formed request answered 404/405 does not cost the client its connection
+        gw, _ = self.simple()
+        reqs = (request_bytes("GET", API + "/a") + request_bytes("GET", "/no-route") +
+                request_bytes("PUT", API, [("Content-Length", "2")], b"{}") +
+                request_bytes("GET", API + "/b", [("Connection", "close")]))
+        res = gw.raw_ex(reqs, 5)
+        rs = [r for r in res.responses() if r.status >= 200]
+        if rs and len(rs) < 4 and res.closed:
+            self.assertIn("close", (rs[-1].header("Connection") or "").lower(),
+                          "gateway closed after its %d (request had a body) without "
+                          "Connection: close" % rs[-1].status)
+        self.assertEqual([r.status for r in rs], [200, 404, 405, 200], res)
+        self.assertEqual(json.loads(rs[3].body)["target"], API + "/b")
+
+    def test_pipelined_posts_with_bodies(self):
+        gw, (up,) = self.simple()
+        reqs = b"".join(request_bytes("POST", API + "/%d" % i, [("Content-Length", str(len(b)))], b)
+                        for i, b in enumerate([b"alpha", b"", b"gamma" * 1000]))
+        reqs += request_bytes("GET", API + "/end", [("Connection", "close")])
+        res = gw.raw_ex(reqs, 5)
+        rs = [r for r in res.responses() if r.status >= 200]
+        self.assertEqual(len(rs), 4, res)
+        bodies = [json.loads(r.body)["body"] for r in rs]
+        self.assertEqual(bodies, ["alpha", "", "gamma" * 1000, ""])
+
+    def test_chunked_request_with_extensions_and_trailers(self):
+        gw, (up,) = self.simple()
+        body = b"5;name=val\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+        res = gw.raw_ex(request_bytes("POST", API, [("Transfer-Encoding", "chunked"),
+                                                    ("Connection", "close")], body), 5)
+        rs = res.responses()
+        self.assertEqual(rs[0].status, 200, res)
+        self.assertEqual(up.stats()["last"]["body"], "hello world")
+
+    def test_transfer_encoding_case_insensitive(self):
+        gw, (up,) = self.simple()
+        res = gw.raw_ex(request_bytes("POST", API, [("Transfer-Encoding", "Chunked"), ("Connection", "close")],
+                                      b"3\r\nabc\r\n0\r\n\r\n"), 5)
+        self.assertEqual(res.responses()[0].status, 200, res)
+        self.assertEqual(up.stats()["last"]["body"], "abc")
+
+    def test_http10_client_gets_no_chunked(self):
+        # HTTP/1.0 has no chunked coding: the body must be relayed close-delimited or with a length
+        gw, (up,) = self.simple()
+        res = gw.raw_ex(b"GET " + API.encode() + b" HTTP/1.0\r\n" +
+                        b"X-Test-Script: " + scripted(body="0123456789" * 50, framing="chunked",
+                                                      chunk_size=64)["X-Test-Script"].encode() +
+                        b"\r\n\r\n", 5)
+        self.assertTrue(res.closed, res)
+        head, _, rest = res.data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1."), res)
+        self.assertNotIn(b"transfer-encoding", head.lower(), res)
+        self.assertEqual(rest, b"0123456789" * 50)
+
+    def test_path_traversal_does_not_escape_route(self):
+        gw, (up,) = self.simple()
+        for path in (API + "/../../admin", API + "/%2e%2e/%2e%2e/admin", API + "/..%2f..%2fadmin"):
+            res = gw.raw_ex(request_bytes("GET", path, [("Connection", "close")]), 3)
+            rs = res.responses()
+            self.assertTrue(rs, res)
+            if rs[0].status == 200:
+                target = json.loads(rs[0].body)["target"]
+                norm = os.path.normpath(target.replace("%2e", ".").replace("%2E", ".")
+                                        .replace("%2f", "/").replace("%2F", "/"))
+                self.assertTrue(norm.startswith(API), "%s reached the upstream as %s (outside %s)" % (
+                    path, target, API))
+            else:
+                self.assertIn(rs[0].status, (400, 404), res)
+
+    def test_long_uri_under_limit_passes(self):
+        gw, _ = self.simple()
+        path = API + "/" + "a" * 7000
+        r = gw.request("GET", path)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(echo_of(r)["target"], path)
+
+    def test_response_streamed_not_buffered(self):
+        gw, (up,) = self.simple()
+        size = 64 * 1024 * 1024
+        s = gw.sock()
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        base = rss_kb(gw.pid)
+        s.sendall(request_bytes("GET", API, list(scripted(body_size=size).items())))
+        first = s.recv(1024)
+        self.assertTrue(first.startswith(b"HTTP/1.1 200"), first)
+        # the client reads nothing for a while: the gateway must not swallow the whole body
+        peak = max(rss_kb(gw.pid) for _ in iter_for(1.5))
+        self.assertLess(peak - base, 32 * 1024, "gateway RSS grew by %d kB while the client "
+                        "did not read a 64 MB response" % (peak - base))
+        total = len(first)
+        s.settimeout(20)
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total >= size:
+                break
+        self.assertGreaterEqual(total, size)
+
+    def test_concurrent_clients(self):
+        gw, (up,) = self.simple()
+        errors = []
+
+        def client(n):
+            try:
+                c = gw.connection()
+                for i in range(20):
+                    r = gw.request("GET", API + "/%d/%d" % (n, i), conn=c)
+                    if r.status != 200 or echo_of(r)["target"] != API + "/%d/%d" % (n, i):
+                        errors.append((n, i, r.status))
+                c.close()
+            except Exception as e:  # noqa
+                errors.append((n, repr(e)))
+        ts = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        self.assertEqual(errors, [])
+        st = up.stats()
+        self.assertEqual(st["requests"], 400)
+        self.assertLessEqual(st["connections"], 40, "no upstream connection reuse under load")
+        self.assertAlive(gw)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def iter_for(seconds, interval=0.05):
+    """Yield every INTERVAL for SECONDS (a bounded observation window)."""
+    end = time.monotonic() + seconds
+    while True:
+        yield None
+        if time.monotonic() >= end:
+            return
+        time.sleep(interval)
 
 
 class UpstreamErrorsBasic(GatewayTestCase):

@@ -10,6 +10,7 @@
 #endif
 #include <ctype.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -169,6 +170,14 @@ static long parse_retry_after(const char *v)
 int normalize_error(const struct normalize_opts *opts, const struct normalize_input *in,
                     char **body, size_t *len)
 {
+    return normalize_error_code(opts, in, body, len, NULL, 0);
+}
+
+int normalize_error_code(const struct normalize_opts *opts, const struct normalize_input *in,
+                         char **body, size_t *len, char *code, size_t code_size)
+{
+    if (code && code_size > 0)
+        code[0] = '\0';
     if (!opts || !in || !body || !len)
         return -1;
     size_t cap = opts->max_error_body ? opts->max_error_body : DEFAULT_MAX_ERROR_BODY;
@@ -240,6 +249,9 @@ int normalize_error(const struct normalize_opts *opts, const struct normalize_in
         }
     }
 
+    if (code && code_size > 0)
+        snprintf(code, code_size, "%s",
+                 e.code && e.code[0] ? e.code : envelope_code_for_status(e.status));
     int rc = envelope_render(&e, opts->profile, body, len);
     free(fields);
     recognized_free(&r);

@@ -39,4 +39,13 @@ struct normalize_input {
 int normalize_error(const struct normalize_opts *opts, const struct normalize_input *in,
                     char **body, size_t *len) __attribute__((warn_unused_result));
 
+/*
+ * normalize_error(), and the machine code the envelope carries (upstream's or
+ * the status's, "TASK_NOT_FOUND") copied into CODE (CODE_SIZE bytes, always
+ * NUL-terminated; may be NULL) for the access log's error_code.
+ */
+int normalize_error_code(const struct normalize_opts *opts, const struct normalize_input *in,
+                         char **body, size_t *len, char *code, size_t code_size)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -354,6 +354,29 @@ static void test_429(void)
     expect(ENVELOPE_NESTED, &in, nested_404_default);
 }
 
+static void test_code_out(void)
+{
+    struct normalize_opts o = {.profile = ENVELOPE_SIMPLE, .max_error_body = 65536};
+    struct normalize_input in = input(404, "application/json",
+                                      "{\"code\":\"task-not-found\",\"message\":\"x y\"}");
+    char *b = NULL;
+    size_t l = 0;
+    char code[64];
+    CU_ASSERT_EQUAL_FATAL(normalize_error_code(&o, &in, &b, &l, code, sizeof code), 0);
+    CU_ASSERT_STRING_EQUAL(code, "TASK_NOT_FOUND");
+    free(b);
+    in = input(429, NULL, NULL);
+    CU_ASSERT_EQUAL_FATAL(normalize_error_code(&o, &in, &b, &l, code, sizeof code), 0);
+    CU_ASSERT_STRING_EQUAL(code, "RATE_LIMITED");
+    free(b);
+    char tiny[4];
+    CU_ASSERT_EQUAL_FATAL(normalize_error_code(&o, &in, &b, &l, tiny, sizeof tiny), 0);
+    CU_ASSERT_STRING_EQUAL(tiny, "RAT");
+    free(b);
+    CU_ASSERT_EQUAL_FATAL(normalize_error_code(&o, &in, &b, &l, NULL, 0), 0);
+    free(b);
+}
+
 static void test_bad_args(void)
 {
     struct normalize_opts o = {.profile = ENVELOPE_NESTED};
@@ -377,5 +400,6 @@ void test_register(void)
     CU_add_test(s, "hostile bodies", test_hostile_bodies);
     CU_add_test(s, "5xx policy", test_5xx_policy);
     CU_add_test(s, "429 facts", test_429);
+    CU_add_test(s, "code out", test_code_out);
     CU_add_test(s, "bad arguments", test_bad_args);
 }

@@ -7,6 +7,7 @@ keeps serving the next client.
 Run: cd tests/integration && ENVELOPD=/path/to/envelopd python3 -m unittest -v test_hostile_client
 """
 
+import json
 import random
 import select
 import socket
@@ -209,6 +210,16 @@ class Hostile(GatewayTestCase):
         self.assertLessEqual(res.elapsed, CLIENT_TIMEOUT + 1.0, res)
         self.assertAlive(self.gw)
 
+    def test_partial_chunk_then_silence_408(self):
+        s = self.gw.sock()
+        self.addCleanup(s.close)
+        t0 = time.monotonic()
+        s.sendall(request_bytes("POST", API, [("Transfer-Encoding", "chunked")], b"a\r\nhel"))
+        res = read_until_close(s, CLIENT_TIMEOUT + 3, t0)
+        self.assertClosedAfter(res, 408, "REQUEST_TIMEOUT")
+        self.assertLessEqual(res.elapsed, CLIENT_TIMEOUT + 1.0, res)
+        self.assertEqual(self.up.stats()["requests"], 0)
+
     def test_idle_connection_closed(self):
         s = self.gw.sock()
         self.addCleanup(s.close)
@@ -262,6 +273,17 @@ class Hostile(GatewayTestCase):
         rs = res.responses()
         self.assertTrue(rs, res)
         self.assertEqual(rs[0].status, 200, res)
+
+    def test_many_pipelined_requests(self):
+        n = 300
+        data = b"".join(request_bytes("GET", API + "/%d" % i) for i in range(n))
+        data += request_bytes("GET", API + "/last", [("Connection", "close")])
+        res = self.gw.raw_ex(data, 20)
+        rs = [r for r in res.responses() if r.status >= 200]
+        self.assertEqual(len(rs), n + 1, "got %d responses" % len(rs))
+        self.assertEqual([r.status for r in rs], [200] * (n + 1))
+        targets = [json.loads(r.body)["target"] for r in rs]
+        self.assertEqual(targets, [API + "/%d" % i for i in range(n)] + [API + "/last"])
 
     # -- ambiguous inputs: no crash, a well-formed answer
     def ambiguous(self, data):

@@ -7,6 +7,7 @@ POST/PATCH only when the request never reached the upstream; never a 500.
 Run: cd tests/integration && ENVELOPD=/path/to/envelopd python3 -m unittest -v test_upstream
 """
 
+import threading
 import time
 import unittest
 
@@ -130,6 +131,22 @@ class Pool(GatewayTestCase):
         self.assertFalse(sent_a & sent_b, "POSTs sent to both servers: %r" % (sent_a & sent_b))
         self.assertIn(502, statuses)
 
+    def test_patch_not_retried_once_sent(self):
+        a = self.upstream(default={"action": "reset"})
+        gw = self.gw_over([a.port])
+        r = gw.request("PATCH", API + "/1", body=b'{"done":true}')
+        self.assertEnvelope(r, 502, "BAD_GATEWAY")
+        self.assertEqual(a.stats()["requests"], 1)
+
+    def test_delete_retried_after_reset(self):
+        a = self.upstream(default={"action": "reset"})
+        b = self.upstream()
+        gw = self.gw_over([a.port, b.port])
+        for i in range(4):
+            r = gw.request("DELETE", API + "/%d" % i)
+            self.assertEqual(r.status, 200, (i, r))
+        self.assertGreaterEqual(a.stats()["requests"], 1)
+
     def test_get_retried_on_503(self):
         a = self.upstream(default={"status": 503, "json": {"error": "busy"}})
         b = self.upstream()
@@ -142,8 +159,11 @@ class Pool(GatewayTestCase):
     def test_get_retried_on_502_bounded(self):
         a = self.upstream(default={"status": 502, "body": "bad gateway"})
         gw = self.gw_over([a.port])
+        t0 = time.monotonic()
         r = gw.request("GET", API)
+        elapsed = time.monotonic() - t0
         self.assertEnvelope(r, 502, "BAD_GATEWAY")
+        self.assertLess(elapsed, 2.0, "retry backoff too long: %.2fs for 2 retries" % elapsed)
         n = a.stats()["requests"]
         self.assertGreaterEqual(n, 2, "GET not retried on 502")
         self.assertLessEqual(n, 3, "more than 1 + retries (2) attempts: %d" % n)
@@ -201,6 +221,7 @@ class Pool(GatewayTestCase):
         self.assertEnvelope(r, 504, "GATEWAY_TIMEOUT")
         self.assertGreaterEqual(elapsed, UP_TIMEOUT - 0.2, elapsed)
         self.assertLessEqual(elapsed, UP_TIMEOUT + 1.0, "504 after %.2fs, timeout is 2s" % elapsed)
+        self.assertEqual(a.stats()["requests"], 1, "a timed-out request was sent again")
         line = gw.wait_access(r.header("X-Correlation-Id"))
         self.assertIsNotNone(line)
         self.assertEqual(line["status"], 504)
@@ -215,7 +236,6 @@ class Pool(GatewayTestCase):
 
     def test_concurrent_requests_one_slow(self):
         # a slow request must not block others (event loop, one worker)
-        import threading
         a = self.upstream()
         gw = self.gw_over([a.port])
         out = {}

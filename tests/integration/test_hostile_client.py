@@ -239,6 +239,19 @@ class Hostile(GatewayTestCase):
         self.assertTrue(res.closed, res)
         self.assertLessEqual(res.elapsed, CLIENT_TIMEOUT + 1.0, res)
 
+    def test_many_slow_clients_do_not_block_others(self):
+        socks = []
+        self.addCleanup(lambda: [x.close() for x in socks])
+        for i in range(100):
+            x = self.gw.sock()
+            x.sendall(b"GET " + API.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Slow-%d: " % i)
+            socks.append(x)
+        t0 = time.monotonic()
+        for _ in range(5):
+            r = self.gw.request("GET", API)
+            self.assertEqual(r.status, 200, r)
+        self.assertLess(time.monotonic() - t0, 1.0, "100 stalled clients slowed others down")
+
     # -- early closes
     def test_client_closes_mid_request(self):
         for cut in (b"GET /api/v1", request_bytes("POST", API, [("Content-Length", "100")], b"abc")):

@@ -84,6 +84,31 @@ class HostileUpstream(GatewayTestCase):
         self.assertEnvelope(r, 504, "GATEWAY_TIMEOUT")
         self.assertLessEqual(elapsed, UP_TIMEOUT + 1.0, elapsed)
 
+    def test_trickled_headers_504(self):
+        # one header byte every 0.3 s: the response deadline is not reset per read
+        t0 = time.monotonic()
+        r = self.gw.request("POST", API, headers=scripted(trickle=0.3, body="late"), body=b"{}",
+                            timeout=20)
+        elapsed = time.monotonic() - t0
+        self.assertEnvelope(r, 504, "GATEWAY_TIMEOUT")
+        self.assertLessEqual(elapsed, UP_TIMEOUT + 1.0, elapsed)
+
+    def test_extra_bytes_after_body_not_taken_as_next_response(self):
+        # an upstream that sends more than its Content-Length must not desync the pool
+        raw = (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+               b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nX-Smuggled: yes\r\n\r\nSMUGGLED")
+        r = self.gw.request("GET", API, headers=scripted(action="raw", keep_open=True,
+                                                         raw_b64=base64.b64encode(raw).decode()))
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"ok")
+        for i in range(3):
+            r = self.gw.request("GET", API + "/next%d" % i)
+            self.assertNotEqual(r.body, b"SMUGGLED", "response desync: a smuggled upstream "
+                                                      "response answered another request")
+            self.assertIsNone(r.header("X-Smuggled"))
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(json.loads(r.body)["target"], API + "/next%d" % i)
+
     def death_mid_body(self, **script):
         res = self.gw.raw_ex(request_bytes("GET", API, list(scripted(**script).items())), 5)
         self.assertTrue(res.closed, "client connection not closed after the upstream died: %r" % res)

@@ -29,6 +29,8 @@ A script is a JSON object; every key is optional:
               length header, no body)
   chunk_size  bytes per chunk for chunked framings (default 7)
   delay       seconds to wait before sending anything
+  trickle     seconds between single bytes of the status line and headers
+              (a slow-headers upstream); the body follows at once
   close       true: add "Connection: close" and close after the response
   action      what to do instead of (or around) a normal answer:
                 "close"      close (FIN) without answering
@@ -372,6 +374,12 @@ def answer(conn, req, script):
         send(sock, head + wire[: max(1, len(wire) // 2)])
         time.sleep(0.05)
         return False
+    if script.get("trickle"):
+        for i in range(len(head)):
+            if not send(sock, head[i:i + 1]):
+                return False
+            time.sleep(float(script["trickle"]))
+        head = b""
     if not send(sock, head + wire):
         return False
     return not close

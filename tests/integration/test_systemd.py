@@ -21,6 +21,7 @@ import time
 import unittest
 
 from harness import ENVELOPD, GatewayTestCase, base_conf, free_port, port_accepts
+from test_signals import assert_clean_exit
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNIT = os.path.join(REPO, "conf", "envelopd.service")
@@ -165,7 +166,7 @@ class NotifyTest(GatewayTestCase):
         gaps = [b[0] - a[0] for a, b in zip(pings, pings[1:])]
         self.assertTrue(all(g > 0.1 for g in gaps), "watchdog pings too close: %r" % gaps)
         self.assertFromMain(self.ns.received, gw)
-        self.assertEqual(gw.stop(expect_zero=True), 0)
+        assert_clean_exit(self, gw, gw.stop())
 
     def test_no_watchdog_without_watchdog_usec(self):
         gw = self.start(watchdog=False)
@@ -174,7 +175,7 @@ class NotifyTest(GatewayTestCase):
         m = self.ns.recv(0.7)
         self.assertTrue(m is None or "WATCHDOG" not in m[2],
                         "WATCHDOG=1 sent though WATCHDOG_USEC is unset: %r" % (m and m[3]))
-        gw.stop(expect_zero=True)
+        assert_clean_exit(self, gw, gw.stop())
 
     def test_reload_reports_reloading_then_ready(self):
         gw = self.start()
@@ -195,7 +196,7 @@ class NotifyTest(GatewayTestCase):
                         "no reload event line")
         self.assertEqual(gw.request("GET", "/api/v1/tasks/1").status, 200)
         self.assertFromMain(self.ns.received, gw)
-        gw.stop(expect_zero=True)
+        assert_clean_exit(self, gw, gw.stop())
 
     def test_failed_reload_still_ends_with_ready(self):
         """systemd keeps the unit in 'reloading' until READY=1: a refused
@@ -210,7 +211,7 @@ class NotifyTest(GatewayTestCase):
         self.assertTrue(gw.wait_log(lambda l: l.get("event") == "reload_failed", 5))
         self.assertIn("STATUS", msgs[-1][2])
         self.assertEqual(gw.request("GET", "/api/v1/tasks/1").status, 200)
-        gw.stop(expect_zero=True)
+        assert_clean_exit(self, gw, gw.stop())
 
     def test_sigterm_reports_stopping(self):
         gw = self.start()
@@ -221,7 +222,7 @@ class NotifyTest(GatewayTestCase):
             rc = gw.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.fail("envelopd did not exit within 5 s of SIGTERM with nothing in flight")
-        self.assertEqual(rc, 0)
+        assert_clean_exit(self, gw, rc)
         self.assertFromMain(self.ns.received, gw)
 
     def test_no_notify_socket_is_fine(self):
@@ -236,7 +237,7 @@ class NotifyTest(GatewayTestCase):
                 os.environ["NOTIFY_SOCKET"] = saved
         self.assertEqual(gw.request("GET", "/api/v1/tasks/1").status, 200)
         self.assertIsNone(self.ns.recv(0.3))
-        gw.stop(expect_zero=True)
+        assert_clean_exit(self, gw, gw.stop())
 
 
 class UnitFileTest(unittest.TestCase):

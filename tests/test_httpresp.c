@@ -178,7 +178,7 @@ static char *many_headers(size_t n, size_t *len)
 
 static void test_header_count(void)
 {
-    size_t len;
+    size_t len = 0;
     struct httpresp r;
     const char *why = NULL;
     char *s = many_headers(HTTPHEAD_MAX_HEADERS, &len);

@@ -238,6 +238,74 @@ static void run_dir(const char *dir, unsigned *total, unsigned *passed)
     }
 }
 
+/* Strict UTF-8 with no control characters: what every output string must be. */
+static bool clean_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        if (*p < 0x20 || *p == 0x7F)
+            return false;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        int n = (*p >= 0xF0 && *p <= 0xF4) ? 3 : (*p >= 0xE0) ? 2 : (*p >= 0xC2 && *p < 0xE0) ? 1 : -1;
+        if (n < 0 || *p > 0xF4)
+            return false;
+        for (int i = 1; i <= n; i++)
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+static bool result_clean(const struct recognized *r)
+{
+    if (r->message && (strlen(r->message) > RECOGNIZE_MAX_MESSAGE || !clean_utf8(r->message)))
+        return false;
+    if (r->code && !clean_utf8(r->code))
+        return false;
+    if (r->n_fields > RECOGNIZE_MAX_FIELDS)
+        return false;
+    for (size_t i = 0; i < r->n_fields; i++)
+        if (!clean_utf8(r->fields[i].field) || !clean_utf8(r->fields[i].message) ||
+            (r->fields[i].type && !clean_utf8(r->fields[i].type)))
+            return false;
+    return true;
+}
+
+/* Every prefix of every known body (truncated JSON, cut HTML): no crash, clean output. */
+static void test_truncated_bodies(void)
+{
+    DIR *d = opendir("data/recognize/known");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    struct dirent *de;
+    unsigned runs = 0, bad = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "data/recognize/known/%s", de->d_name);
+        struct rcase c;
+        if (rcase_load(path, &c)) {
+            for (size_t n = 0; n <= c.len && n <= 700; n++) {
+                struct recognized r;
+                int rc = recognize_error(c.status, c.has_ct ? c.content_type : NULL, c.body, n,
+                                         &r);
+                if (rc != 0 || !result_clean(&r))
+                    bad++;
+                recognized_free(&r);
+                runs++;
+            }
+        }
+        rcase_free(&c);
+    }
+    closedir(d);
+    CU_ASSERT(runs > 5000);
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 static void test_known_shapes(void)
 {
     unsigned total, passed;
@@ -476,6 +544,7 @@ void test_register(void)
     if (s) {
         CU_add_test(s, "known shapes", test_known_shapes);
         CU_add_test(s, "code normalize", test_code_normalize);
+        CU_add_test(s, "truncated bodies", test_truncated_bodies);
         CU_add_test(s, "deep nesting", test_deep_nesting);
         CU_add_test(s, "node cap", test_node_cap);
         CU_add_test(s, "huge strings", test_huge_strings);

@@ -567,6 +567,52 @@ class RedisOutage(RateLimitCase):
         self.restart_redis(gw, rd)
         self.assertEnforcedAgain(gw)
 
+    def test_killed_with_queries_pending(self):
+        # timeout = 1s and Redis paused: queries are waiting on Redis when it
+        # is SIGKILLed. They are answered by on_error (deny: 503) when the
+        # connection drops, not left hanging, and the gateway survives.
+        up = self.upstream()
+        rd = self.redis()
+        port = free_port()
+        gw = self.start_gateway(rl_conf(port, [up.port], per_token="50/1m", redis=rd,
+                                        on_error="deny", timeout="1s"), port)
+        self.assertEqual(gw.request("GET", API, headers=bearer("tok-pend")).status, 200)
+        self.assertEqual(rd.command("CLIENT", "PAUSE", "5000"), "OK")
+        sent = threading.Barrier(7)
+        results = []
+
+        def one(i):
+            c = gw.connection(timeout=5)
+            try:
+                c.putrequest("GET", API)
+                c.putheader("Authorization", "Bearer tok-pend-%d" % i)
+                c.endheaders()
+                sent.wait(5)
+                r = c.getresponse()
+                r.read()
+                results.append((r.status, time.monotonic()))
+            finally:
+                c.close()
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        sent.wait(5)
+        t_kill = time.monotonic()
+        rd.kill()
+        for t in threads:
+            t.join(5)
+        self.assertEqual(len(results), 6, results)
+        self.assertEqual([s for s, _ in results], [503] * 6, results)
+        for _, t_answer in results:
+            # pending until the kill (else this test proves nothing), then
+            # answered within the 1 s timeout at the latest
+            self.assertGreaterEqual(t_answer, t_kill, "answered before Redis died")
+            self.assertLess(t_answer - t_kill, 1.0 + 0.5, "pending request left hanging")
+        self.assertIsNotNone(gw.wait_log(lambda l: l.get("event") == "redis_lost", 5))
+        self.assertAlive(gw)
+        self.restart_redis(gw, rd)
+        self.assertEnforcedAgain(gw, limit=50)
+
     def test_redis_flushed_script_reloaded(self):
         # SCRIPT FLUSH: the next EVALSHA gets NOSCRIPT; the gateway reloads
         # the script and the request is still decided by Redis.
@@ -750,7 +796,7 @@ class UpstreamOwn429(RateLimitCase):
         # the gateway's own limit still reported, once
         self.assertRateHeaders(r, 50, 49)
 
-    def test_upstream_429_http_date_and_code_kept(self):
+    def test_upstream_429_own_code_kept(self):
         up = self.upstream()
         port = free_port()
         gw = self.start_gateway(rl_conf(port, [up.port]), port, redis=False)

@@ -281,7 +281,8 @@ void client_send_error(struct client *c, int status, const char *message, const 
         body = NULL;
         blen = 0;
     }
-    if (close || c->w->draining)
+    /* An unread request body cannot be skipped reliably: say we will close. */
+    if (close || c->w->draining || !c->req_done)
         c->close_after = true;
     struct evbuffer *out = client_output(c);
     size_t before = evbuffer_get_length(out);

@@ -78,6 +78,8 @@ long httpreq_head_end(const char *data, size_t len, size_t max_header, size_t *p
     return 0;
 }
 
+static bool normalize_path(struct httpreq *r);
+
 static int check_target(struct httpreq *r, const char **why)
 {
     struct http_parser_url u;
@@ -128,7 +130,83 @@ static int check_target(struct httpreq *r, const char **why)
         r->path = "/";
         r->path_len = 1;
     }
+    if (r->path[0] == '/' && !normalize_path(r)) {
+        *why = "the path climbs above the root";
+        return 400;
+    }
     return 0;
+}
+
+/* ".", "%2e", "..", "%2e%2e", ".%2e", "%2e." as a whole segment: 1 or 2 dots, else 0. */
+static int dot_segment(const char *s, size_t n)
+{
+    int dots = 0;
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] == '.') {
+            i++;
+        } else if (n - i >= 3 && s[i] == '%' && s[i + 1] == '2' &&
+                   (s[i + 2] == 'e' || s[i + 2] == 'E')) {
+            i += 3;
+        } else {
+            return 0;
+        }
+        if (++dots > 2)
+            return 0;
+    }
+    return dots;
+}
+
+/*
+ * RFC 3986 5.2.4 remove_dot_segments on the path, so a route prefix cannot
+ * be escaped with /prefix/../other (the upstream would resolve it). The
+ * normalized target (query kept) is what is routed and forwarded, as nginx
+ * does. Returns false when the path climbs above the root.
+ */
+static bool normalize_path(struct httpreq *r)
+{
+    bool has_dot = false;
+    for (size_t i = 0; i + 1 < r->path_len && !has_dot; i++)
+        has_dot = r->path[i] == '/' && (r->path[i + 1] == '.' || r->path[i + 1] == '%');
+    if (!has_dot)
+        return true;
+    size_t o = 0, i = 0;
+    while (i < r->path_len) {
+        /* r->path[i] == '/': one segment follows, up to the next '/' */
+        size_t start = i + 1, end = start;
+        while (end < r->path_len && r->path[end] != '/')
+            end++;
+        int dots = dot_segment(r->path + start, end - start);
+        bool last = end >= r->path_len;
+        if (dots == 1) {
+            if (last)
+                r->norm[o++] = '/';
+        } else if (dots == 2) {
+            if (o == 0)
+                return false;
+            while (o > 0 && r->norm[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--;  /* drop the slash too; it comes back with the next segment */
+            if (last)
+                r->norm[o++] = '/';
+        } else {
+            memcpy(r->norm + o, r->path + i, end - i);
+            o += end - i;
+        }
+        i = end;
+    }
+    if (o == 0)
+        r->norm[o++] = '/';
+    size_t qlen = r->target_len - r->path_len;
+    if (o + qlen > HTTPREQ_MAX_LINE)
+        return false;
+    memcpy(r->norm + o, r->path + r->path_len, qlen);
+    r->norm[o + qlen] = '\0';
+    r->target = r->path = r->norm;
+    r->path_len = o;
+    r->target_len = o + qlen;
+    return true;
 }
 
 static int judge(struct httpreq *r, const char **why)
@@ -182,7 +260,8 @@ static int judge(struct httpreq *r, const char **why)
         }
     }
     const struct httphead_field *ex = httphead_get(&r->head, "Expect", NULL);
-    if (ex) {
+    /* RFC 9110 10.1.1: a 100-continue expectation from HTTP/1.0 is ignored. */
+    if (ex && r->minor >= 1) {
         if (ex->value_len == 12 && strncasecmp(ex->value, "100-continue", 12) == 0) {
             r->expect_continue = true;
         } else {
@@ -221,6 +300,30 @@ static int parser_status(enum http_errno e, const char **why)
     }
 }
 
+/*
+ * Non-strict http_parser reads only the shape of "HTTP/x.y": "HXXP/1.1"
+ * passes. The request line must end in exactly " HTTP/" DIGIT "." DIGIT.
+ */
+static bool request_line_ok(const char *buf, size_t len)
+{
+    /* RFC 9112 2.2: empty lines before the request line are ignored. */
+    while (len > 0 && (*buf == '\r' || *buf == '\n')) {
+        buf++;
+        len--;
+    }
+    const char *nl = memchr(buf, '\n', len);
+    if (!nl)
+        return false;
+    size_t n = (size_t)(nl - buf);
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    if (n < 9)
+        return false;
+    const char *v = buf + n - 9;
+    return v[0] == ' ' && memcmp(v + 1, "HTTP/", 5) == 0 && v[6] >= '0' && v[6] <= '9' &&
+           v[7] == '.' && v[8] >= '0' && v[8] <= '9';
+}
+
 int httpreq_parse(struct httpreq *r, const char *buf, size_t len, const char **why)
 {
     memset(r, 0, sizeof *r);
@@ -234,6 +337,10 @@ int httpreq_parse(struct httpreq *r, const char *buf, size_t len, const char **w
     }
     if (e != HPE_PAUSED)
         return parser_status(e == HPE_OK ? HPE_UNKNOWN : e, why);
+    if (!request_line_ok(buf, len)) {
+        *why = "invalid request line";
+        return 400;
+    }
     int st = judge(r, why);
     if (st)
         return st;

@@ -38,6 +38,8 @@ struct httpreq {
     /* the URL as the parser reported it */
     const char *url;
     size_t url_len;
+    /* the target with dot segments resolved, when that changed anything */
+    char norm[HTTPREQ_MAX_LINE + 1];
 };
 
 /*

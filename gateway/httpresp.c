@@ -31,12 +31,15 @@ static int on_headers_complete(http_parser *p)
     r->status = p->status_code;
     r->major = p->http_major;
     r->minor = p->http_minor;
-    r->keepalive = http_should_keep_alive(p) != 0;
     r->chunked = (p->flags & F_CHUNKED) != 0;
     r->has_length = (p->flags & F_CONTENTLENGTH) != 0;
     r->content_length = r->has_length ? p->content_length : 0;
-    /* 1 = "no body follows" for http_parser, which already knows 1xx/204/304. */
-    return c->head_request ? 1 : 0;
+    /* 1 = "no body follows": HEAD, 1xx, 204 and 304 never have one (RFC 9112
+     * 6.3), whatever framing headers they carry; http_parser only knows that
+     * when they carry none. */
+    bool no_body = c->head_request || r->status / 100 == 1 || r->status == 204 ||
+                   r->status == 304;
+    return no_body ? 1 : 0;
 }
 
 static int on_message_complete(http_parser *p)
@@ -64,6 +67,8 @@ int httpresp_parse(struct httpresp *r, const char *buf, size_t len, bool head_re
     size_t n = http_parser_execute(&r->parser, &resp_settings, buf, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
     r->parser.data = NULL;
+    /* Only now, with the skip-body decision made, is the keep-alive answer right. */
+    r->keepalive = http_should_keep_alive(&r->parser) != 0;
     if (r->head.bad) {
         *why = r->head.why;
         return -1;
@@ -72,6 +77,12 @@ int httpresp_parse(struct httpresp *r, const char *buf, size_t len, bool head_re
         http_parser_pause(&r->parser, 0);
     else if (e != HPE_OK) {
         *why = http_errno_description(e);
+        return -1;
+    }
+    /* Non-strict http_parser takes "HTPP/1.1" for "HTTP/1.1": check the bytes. */
+    if (len < 13 || memcmp(buf, "HTTP/", 5) != 0 || buf[5] < '0' || buf[5] > '9' ||
+        buf[6] != '.' || buf[7] < '0' || buf[7] > '9' || buf[8] != ' ') {
+        *why = "invalid status line";
         return -1;
     }
     if (n != len && !r->complete) {

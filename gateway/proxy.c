@@ -770,7 +770,7 @@ static void px_relay_head(struct proxy *px, const struct httpresp *r)
     struct client *c = px->c;
     struct evbuffer *out = client_output(c);
     size_t before = evbuffer_get_length(out);
-    if (c->w->draining)
+    if (c->w->draining || !c->req_done)
         c->close_after = true;
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", r->status, envelope_reason(r->status));
     for (size_t i = 0; i < r->head.n; i++) {
@@ -784,7 +784,7 @@ static void px_relay_head(struct proxy *px, const struct httpresp *r)
     }
     evbuffer_add_printf(out, "%s: %s\r\n", px->conf->corr_header, c->ri.id);
     add_rl_headers(px, out);
-    if (r->has_length) {
+    if (r->has_length && r->status != 204) {  /* RFC 9110 8.6: never on a 204 */
         evbuffer_add_printf(out, "Content-Length: %llu\r\n",
                             (unsigned long long)r->content_length);
     } else if (r->has_body) {

@@ -27,8 +27,13 @@ void log_emit(enum conf_log_level level, const char *event, const char *request_
               const char *const *fields, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-#define LOG_AT(lvl, event, rid, fields, ...) \
-    do { if (log_enabled(lvl)) log_emit(lvl, event, rid, fields, __VA_ARGS__); } while (0)
+/* LVL is evaluated once: callers may compute it with side effects. */
+#define LOG_AT(lvl, event, rid, fields, ...)                                   \
+    do {                                                                       \
+        enum conf_log_level log_lvl_ = (lvl);                                  \
+        if (log_enabled(log_lvl_))                                             \
+            log_emit(log_lvl_, event, rid, fields, __VA_ARGS__);               \
+    } while (0)
 #define log_debug(event, ...) LOG_AT(CONF_LOG_DEBUG, event, NULL, NULL, __VA_ARGS__)
 #define log_info(event, ...)  LOG_AT(CONF_LOG_INFO, event, NULL, NULL, __VA_ARGS__)
 #define log_warn(event, ...)  LOG_AT(CONF_LOG_WARN, event, NULL, NULL, __VA_ARGS__)

@@ -62,6 +62,7 @@ struct redis_call {
     bool answered;                    /* cb ran, or cancelled, or detached */
     bool in_cb;                       /* cb is running: nobody else frees us */
     bool retried;
+    bool overdue;                     /* timed out while its reply was still owed */
 };
 
 struct redis {
@@ -76,6 +77,7 @@ struct redis {
     uint64_t last_progress_ms;        /* last reply on the current context */
     size_t in_hiredis;                /* calls registered in hiredis */
     struct redis_call *calls;         /* every live call object */
+    unsigned overdue;                 /* calls past their deadline, reply still owed */
     uint64_t rng;
 
     bool enabled;
@@ -254,6 +256,7 @@ static void redis_drop(struct redis *r, const char *why)
         evtimer_del(r->watchdog_ev);
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
+    r->overdue = 0;  /* the calls owed on the old connection can no longer run */
     if (ac) {
         ac->data = NULL;
         /* Deferred by hiredis itself when inside one of its reply callbacks. */
@@ -291,6 +294,13 @@ static void call_timer_cb(evutil_socket_t fd, short what, void *arg)
          * hiredis slot into a deferred answer that call_answer cancels. */
         redis_drop(r, "no reply from Redis");
     }
+    /* Redis still owes this reply and will run the script when it wakes up
+     * (CLIENT PAUSE, a slow command): until it answers, send nothing more,
+     * or every request refused meanwhile would be charged later. */
+    if (c->r && c->in_hiredis > 0 && !c->overdue && c->r->ac) {
+        c->overdue = true;
+        c->r->overdue++;
+    }
     call_answer(c, NULL);
 }
 
@@ -312,6 +322,11 @@ static void eval_reply_cb(redisAsyncContext *ac, void *vreply, void *privdata)
     const redisReply *reply = vreply;
     struct redis *r = c->r;
     c->in_hiredis--;
+    if (c->overdue) {
+        c->overdue = false;
+        if (r && r->overdue > 0)
+            r->overdue--;
+    }
     if (r) {
         r->in_hiredis--;
         if (reply && ac->data == r)
@@ -616,7 +631,7 @@ struct redis_call *redis_eval(struct redis *r, int nkeys, int argc, const char *
 {
     enum { MAX_ARGS = 16 };
     if (!r->ac || (r->state != REDIS_S_READY && r->state != REDIS_S_CONNECTING) ||
-        r->in_hiredis >= REDIS_MAX_INFLIGHT || argc < 0 || argc > MAX_ARGS || nkeys < 0 ||
+        r->in_hiredis >= REDIS_MAX_INFLIGHT || r->overdue > 0 || argc < 0 || argc > MAX_ARGS || nkeys < 0 ||
         nkeys > argc)
         return NULL;
     struct redis_call *c = calloc(1, sizeof(*c));

@@ -547,7 +547,12 @@ static void test_client_pause(void)
         struct rl_result res;
         enum limiter_verdict v = check_on(l, base, NULL, TOKEN, NULL, &res, &el);
         CU_ASSERT_EQUAL(v, expect[m]);
-        CU_ASSERT(el >= 40 && el < 150);
+        /* The first call waits out the timeout; after it, with its reply still
+         * owed, the connection is overdue and later calls are answered at once. */
+        if (m == 0)
+            CU_ASSERT(el >= 40 && el < 150);
+        else
+            CU_ASSERT(el < 20);
         if (el >= 150)
             printf("\n  answered after %llu ms\n", (unsigned long long)el);
     }
@@ -559,8 +564,8 @@ static void test_client_pause(void)
     struct rl_result res;
     enum limiter_verdict v = check(l, TOKEN, &res);
     CU_ASSERT_EQUAL(v, LIMITER_ALLOW);
-    /* the three timed-out calls did reach Redis: 5 - 3 - 1 */
-    CU_ASSERT_EQUAL(res.remaining, 1);
+    /* only the first call reached Redis (the others were never sent): 5 - 1 - 1 */
+    CU_ASSERT_EQUAL(res.remaining, 3);
     limiter_free(l);
 }
 

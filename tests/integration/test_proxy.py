@@ -547,6 +547,37 @@ class MoreForwarding(GatewayTestCase):
         self.assertEqual([r.status for r in rs], [200, 404, 405, 200], res)
         self.assertEqual(json.loads(rs[3].body)["target"], API + "/b")
 
+    def test_gateway_errors_with_body_keep_connection(self):
+        # 404/405/401 for a request that carried a small body: the body is read
+        # (or the connection closed with Connection: close), never parsed as a request
+        for path, method, route in (("/no-route", "POST", {}), (API, "PUT", {}),
+                                    (API, "POST", {"require_token": "yes"})):
+            with self.subTest(method=method, path=path):
+                gw, (up,) = self.simple(**route)
+                body = request_bytes("GET", API + "/smuggled")  # a request hidden in the body
+                res = gw.raw_ex(request_bytes(method, path, [("Content-Length", str(len(body)))], body) +
+                                request_bytes("GET", API + "/after", [("Connection", "close")]), 4)
+                rs = [r for r in res.responses() if r.status >= 200]
+                self.assertTrue(rs, res)
+                self.assertIn(rs[0].status, (401, 404, 405), res)
+                targets = [e["target"] for e in up.stats()["log"]]
+                self.assertNotIn(API + "/smuggled", targets, "a request body was parsed as a request")
+                if len(rs) == 1:
+                    self.assertIn("close", (rs[0].header("Connection") or "").lower(),
+                                  "connection closed after %d without Connection: close" % rs[0].status)
+                else:
+                    self.assertEqual([r.status for r in rs][1:], [200], res)
+                    self.assertEqual(json.loads(rs[1].body)["target"], API + "/after")
+
+    def test_head_upstream_error_no_body(self):
+        gw, _ = self.simple()
+        res = gw.raw_ex(request_bytes("HEAD", API, list(scripted(status=404, json={"error": "gone"}).items())) +
+                        request_bytes("GET", API + "/after", [("Connection", "close")]), 4)
+        rs = [r for r in parse_responses(res.data, head=[True, False]) if r.status >= 200]
+        self.assertEqual([r.status for r in rs], [404, 200], res)
+        self.assertEqual(rs[0].body, b"")
+        self.assertEqual(json.loads(rs[1].body)["target"], API + "/after")
+
     def test_pipelined_posts_with_bodies(self):
         gw, (up,) = self.simple()
         reqs = b"".join(request_bytes("POST", API + "/%d" % i, [("Content-Length", str(len(b)))], b)

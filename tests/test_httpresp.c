@@ -27,76 +27,67 @@ struct resp_case {
     unsigned long long content_length;
     bool has_body;
     bool until_eof;
-    bool known_bug;         /* asserted in the "known bugs" test only */
 };
 
 #define BAD(n, h) {.name = n, .head = h, .rc = -1}
-#define BADK(n, h) {.name = n, .head = h, .rc = -1, .known_bug = true}
 
 static const struct resp_case cases[] = {
     {"200 with length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false, 0, 200, true, false,
-     true, 5, true, false, false},
+     true, 5, true, false},
     {"200 chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, 0, 200, true,
-     true, false, 0, true, false, false},
+     true, false, 0, true, false},
     {"200 until close", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", false, 0, 200, false,
-     false, false, 0, true, true, false},
+     false, false, 0, true, true},
     {"200 length 0", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, 0, 200, true, false,
-     true, 0, false, false, false},
+     true, 0, false, false},
     {"TE gzip: until close", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, 0, 200,
-     false, false, false, 0, true, true, false},
+     false, false, false, 0, true, true},
     {"HEAD with length", "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", true, 0, 200, true,
-     false, true, 1234, false, false, false},
+     false, true, 1234, false, false},
     {"HEAD chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", true, 0, 200, true,
-     true, false, 0, false, false, false},
-    /* KNOWN BUG (minor): keepalive is computed in on_headers_complete before the
-     * HEAD skip-body flag is set, so http_should_keep_alive() thinks this body
-     * runs until close and the upstream connection is not reused. Fix: compute
-     * keepalive after http_parser_execute returns. */
+     true, false, 0, false, false},
+    /* keep-alive is judged after the HEAD skip-body decision */
     {"HEAD no framing", "HTTP/1.1 404 Not Found\r\n\r\n", true, 0, 404, true, false, false, 0,
-     false, false, .known_bug = true},
-    {"204", "HTTP/1.1 204 No Content\r\n\r\n", false, 0, 204, true, false, false, 0, false, false, false},
-    {"304", "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n", false, 0, 304, true, false, false,
-     0, false, false, false},
-    /* KNOWN BUG: 304 and 204 never have a body (RFC 9112 6.3), even with
-     * Content-Length (a 304 legitimately carries the length of the
-     * representation) or chunked; http_parser only skips the body when no
-     * framing header is present, and on_headers_complete in httpresp.c does
-     * not return 1 for them. The proxy then waits for body bytes that never
-     * come (or takes the next response as this one's body). Fix: return 1
-     * from on_headers_complete for 1xx/204/304 as for HEAD. */
-    {"304 with Content-Length", "HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\n\r\n", false,
-     0, 304, true, false, true, 1234, false, false, .known_bug = true},
-    {"204 with Content-Length", "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false, 0,
-     204, true, false, true, 5, false, false, .known_bug = true},
-    {"304 chunked", "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", false, 0, 304,
-     true, true, false, 0, false, false, .known_bug = true},
-    {"100 Continue", "HTTP/1.1 100 Continue\r\n\r\n", false, 0, 100, true, false, false, 0, false,
      false, false},
+    {"204", "HTTP/1.1 204 No Content\r\n\r\n", false, 0, 204, true, false, false, 0, false, false},
+    {"304", "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n", false, 0, 304, true, false, false,
+     0, false, false},
+    /* 1xx, 204 and 304 never have a body (RFC 9112 6.3), even with
+     * Content-Length (a 304 carries the representation's) or chunked:
+     * http_parser alone would read one. */
+    {"304 with Content-Length", "HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\n\r\n", false,
+     0, 304, true, false, true, 1234, false, false},
+    {"204 with Content-Length", "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false, 0,
+     204, true, false, true, 5, false, false},
+    {"304 chunked", "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", false, 0, 304,
+     true, true, false, 0, false, false},
+    {"1xx chunked", "HTTP/1.1 199 Odd\r\nTransfer-Encoding: chunked\r\n\r\n", false, 0, 199, true,
+     true, false, 0, false, false},
+    {"100 Continue", "HTTP/1.1 100 Continue\r\n\r\n", false, 0, 100, true, false, false, 0, false,
+     false},
     {"404 json", "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n",
-     false, 0, 404, true, false, true, 27, true, false, false},
+     false, 0, 404, true, false, true, 27, true, false},
     {"503 no reason phrase", "HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n", false, 0, 503, true,
-     false, true, 0, false, false, false},
+     false, true, 0, false, false},
     {"bare LF", "HTTP/1.1 502 Bad Gateway\nContent-Length: 3\n\n", false, 0, 502, true, false, true,
-     3, true, false, false},
+     3, true, false},
 
     /* keep-alive rules */
     {"1.1 Connection: close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-     false, 0, 200, false, false, true, 0, false, false, false},
+     false, 0, 200, false, false, true, 0, false, false},
     {"1.0 default close", "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false, 0, 200, false,
-     false, true, 0, false, false, false},
+     false, true, 0, false, false},
     {"1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n",
-     false, 0, 200, true, false, true, 2, true, false, false},
+     false, 0, 200, true, false, true, 2, true, false},
     {"1.0 until close", "HTTP/1.0 200 OK\r\n\r\n", false, 0, 200, false, false, false, 0, true,
-     true, false},
+     true},
     {"1.0 keep-alive but no length", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n", false, 0,
-     200, false, false, false, 0, true, true, false},
+     200, false, false, false, 0, true, true},
 
     /* refused */
-    /* KNOWN BUG: Debian builds http_parser with HTTP_PARSER_STRICT=0, which checks
-     * only the 'H' of "HTTP/": "HTPP/1.1 200 OK" and "Hxyz/1.1 200 OK" parse as
-     * HTTP/1.1 200 and are relayed. Fix: refuse a head not starting "HTTP/". */
-    BADK("garbage", "HTPP/1.1 200 OK\r\n\r\n"),
-    BADK("garbage protocol", "Hxyz/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    /* Debian's non-strict http_parser checks only the 'H' of "HTTP/" */
+    BAD("garbage", "HTPP/1.1 200 OK\r\n\r\n"),
+    BAD("garbage protocol", "Hxyz/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
     BAD("not H", "XTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
     BAD("TLS bytes", "\x16\x03\x01\x00\xa5\x01\x00\x00\r\n\r\n"),
     BAD("no status code", "HTTP/1.1 OK\r\n\r\n"),
@@ -115,12 +106,10 @@ static const struct resp_case cases[] = {
     BAD("truncated head", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"),
 };
 
-static void run_table(bool known_bugs)
+static void test_table(void)
 {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct resp_case *c = &cases[i];
-        if (c->known_bug != known_bugs)
-            continue;
         size_t len = strlen(c->head);
         char *buf = malloc(len);
         CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
@@ -149,17 +138,6 @@ static void run_table(bool known_bugs)
         }
         free(buf);
     }
-}
-
-static void test_table(void)
-{
-    run_table(false);
-}
-
-/* Cases marked KNOWN BUG in the table: they fail until the module is fixed. */
-static void test_known_bugs(void)
-{
-    run_table(true);
 }
 
 static char *many_headers(size_t n, size_t *len)
@@ -244,7 +222,6 @@ void test_register(void)
     if (!s)
         return;
     CU_add_test(s, "table of heads", test_table);
-    CU_add_test(s, "KNOWN BUGS (table cases marked so)", test_known_bugs);
     CU_add_test(s, "header count", test_header_count);
     CU_add_test(s, "fields and hop-by-hop", test_fields_and_hop);
     CU_add_test(s, "framing to body", test_framing_to_body);

@@ -216,9 +216,23 @@ void client_response_done(struct client *c)
         inflight_add(c->w, -1);
     }
     c->resp_started = false;
-    c->body_active = false;
     if (c->freed_pending)
         return;
+    if (!c->req_done && c->body_active && !c->close_after && !c->w->draining) {
+        /* Answered before its body was read (404, 405, 429...): read the body
+         * away under the same deadline, like nginx, and keep the connection. */
+        c->discarding = true;
+        if (c->st != CS_BODY)
+            client_set_state(c, CS_BODY);
+        bufferevent_enable(c->bev, EV_READ);
+        if (!c->in_read && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+            client_process(c);
+            if (c->freed_pending)
+                client_free(c);
+        }
+        return;
+    }
+    c->body_active = false;
     if (c->close_after || !c->req_done || c->w->draining) {
         /* Flush, then close or linger. */
         c->st = CS_WAIT;
@@ -282,7 +296,7 @@ void client_send_error(struct client *c, int status, const char *message, const 
         blen = 0;
     }
     /* An unread request body cannot be skipped reliably: say we will close. */
-    if (close || c->w->draining || !c->req_done)
+    if (close || c->w->draining || (!c->req_done && !c->body_active))
         c->close_after = true;
     struct evbuffer *out = client_output(c);
     size_t before = evbuffer_get_length(out);
@@ -370,24 +384,28 @@ static void handle_head(struct client *c, const char *data, size_t len)
         client_send_error(c, 413, "Request body is larger than the limit", NULL, NULL, true);
         return;
     }
-    struct proxy *px = proxy_start(c, &req);
-    if (!px)
-        return;  /* answered already */
-    c->px = px;
+    c->discarding = false;
     if (req.has_body) {
+        /* Set up before proxy_start: an early answer discards the body through it. */
         httpbody_init(&c->body, req.chunked ? HTTPBODY_CHUNKED : HTTPBODY_LENGTH,
                       req.content_length, conf->max_body_size, body_data, c);
         c->body_active = true;
-        client_set_state(c, CS_BODY);
-    } else {
-        client_set_state(c, CS_WAIT);
     }
+    struct proxy *px = proxy_start(c, &req);
+    if (!px)
+        return;  /* answered already (and maybe discarding the body) */
+    c->px = px;
+    client_set_state(c, req.has_body ? CS_BODY : CS_WAIT);
 }
 
 static void body_failed(struct client *c)
 {
     bool too_large = c->body.too_large;
     c->body_active = false;
+    if (c->discarding) {
+        client_close(c);  /* its answer is already out */
+        return;
+    }
     if (c->px) {
         struct proxy *px = c->px;
         c->px = NULL;
@@ -471,9 +489,14 @@ static void client_process(struct client *c)
             if (c->body.done) {
                 c->body_active = false;
                 c->req_done = true;
-                client_set_state(c, CS_WAIT);
-                if (c->px)
-                    proxy_body_done(c->px);
+                if (c->discarding) {
+                    c->discarding = false;
+                    client_set_state(c, CS_IDLE);  /* on to the next request */
+                } else {
+                    client_set_state(c, CS_WAIT);
+                    if (c->px)
+                        proxy_body_done(c->px);
+                }
             }
         }
     }
@@ -531,6 +554,10 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
         client_send_error(c, 408, "The request was not received in time", NULL, NULL, true);
         return;
     case CS_BODY:
+        if (c->discarding) {
+            client_close(c);
+            return;
+        }
         if (c->px) {
             struct proxy *px = c->px;
             c->px = NULL;

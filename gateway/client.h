@@ -71,6 +71,7 @@ struct client {
     bool close_after;           /* Connection: close on the current response */
     bool resp_started;
     bool req_done;              /* the current request was read whole */
+    bool discarding;            /* answered early; reading the rest of its body away */
     bool in_read;               /* re-entrancy guard for client_process */
     bool freed_pending;
 };

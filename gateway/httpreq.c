@@ -79,6 +79,7 @@ long httpreq_head_end(const char *data, size_t len, size_t max_header, size_t *p
 }
 
 static bool normalize_path(struct httpreq *r);
+static bool hidden_dot_segment(const char *p, size_t n);
 
 static int check_target(struct httpreq *r, const char **why)
 {
@@ -132,6 +133,11 @@ static int check_target(struct httpreq *r, const char **why)
     }
     if (r->path[0] == '/' && !normalize_path(r)) {
         *why = "the path climbs above the root";
+        return 400;
+    }
+    /* An upstream that decodes %2F would see a dot segment routing never saw. */
+    if (hidden_dot_segment(r->path, r->path_len)) {
+        *why = "encoded dot segment in the path";
         return 400;
     }
     return 0;
@@ -207,6 +213,39 @@ static bool normalize_path(struct httpreq *r)
     r->path_len = o;
     r->target_len = o + qlen;
     return true;
+}
+
+/* Would decoding %2f, %5c, %2e and '\\' turn some segment into "." or ".."? */
+static bool hidden_dot_segment(const char *p, size_t n)
+{
+    int seg_dots = 0;      /* dots in the current segment, -1: something else */
+    for (size_t i = 0; i <= n; i++) {
+        char c = i < n ? p[i] : '/';
+        size_t skip = 0;
+        if (c == '%' && i + 2 < n && p[i + 1] == '2' && (p[i + 2] == 'f' || p[i + 2] == 'F')) {
+            c = '/';
+            skip = 2;
+        } else if (c == '%' && i + 2 < n && p[i + 1] == '5' && (p[i + 2] == 'c' || p[i + 2] == 'C')) {
+            c = '/';
+            skip = 2;
+        } else if (c == '%' && i + 2 < n && p[i + 1] == '2' && (p[i + 2] == 'e' || p[i + 2] == 'E')) {
+            c = '.';
+            skip = 2;
+        } else if (c == '\\') {
+            c = '/';
+        }
+        if (c == '/') {
+            if (seg_dots == 1 || seg_dots == 2)
+                return true;
+            seg_dots = 0;
+        } else if (c == '.' && seg_dots >= 0) {
+            seg_dots++;
+        } else {
+            seg_dots = -1;
+        }
+        i += skip;
+    }
+    return false;
 }
 
 static int judge(struct httpreq *r, const char **why)

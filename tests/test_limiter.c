@@ -549,10 +549,11 @@ static void test_client_pause(void)
         CU_ASSERT_EQUAL(v, expect[m]);
         /* The first call waits out the timeout; after it, with its reply still
          * owed, the connection is overdue and later calls are answered at once. */
-        if (m == 0)
+        if (m == 0) {
             CU_ASSERT(el >= 40 && el < 150);
-        else
+        } else {
             CU_ASSERT(el < 20);
+        }
         if (el >= 150)
             printf("\n  answered after %llu ms\n", (unsigned long long)el);
     }

@@ -959,6 +959,10 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 {
     struct proxy *px = arg;
     (void)bev;
+    /* The response deadline counts from the end of the upload: while the
+     * body is still flowing, progress re-arms it. */
+    if (px->st == PX_WAITING && !px->body_done)
+        px_set_state(px, PX_WAITING);
     maybe_resume_client(px);
 }
 

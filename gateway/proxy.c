@@ -1072,6 +1072,8 @@ void proxy_body_done(struct proxy *px)
     px->body_done = true;
     if (px->body_chunked)
         (void)px_up_write(px, "0\r\n\r\n", 5);
+    if (px->st == PX_WAITING)
+        px_set_state(px, PX_WAITING);  /* the response deadline starts now */
 }
 
 void proxy_client_gone(struct proxy *px)

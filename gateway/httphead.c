@@ -246,6 +246,15 @@ static int hexval(unsigned char c)
     return -1;
 }
 
+/* Framing bytes that must be exactly WANT: move to NEXT, or fail. */
+static bool expect_byte(struct httpbody *b, unsigned char ch, unsigned char want, unsigned next)
+{
+    if (ch != want)
+        return false;
+    b->state = next;
+    return true;
+}
+
 static size_t feed_chunked(struct httpbody *b, const char *data, size_t len)
 {
     size_t i = 0;
@@ -308,15 +317,13 @@ static size_t feed_chunked(struct httpbody *b, const char *data, size_t len)
             break;
         }
         case CH_DATA_CR:
-            if (ch != '\r')
+            if (!expect_byte(b, ch, '\r', CH_DATA_LF))
                 return body_fail(b);
-            b->state = CH_DATA_LF;
             i++;
             break;
         case CH_DATA_LF:
-            if (ch != '\n')
+            if (!expect_byte(b, ch, '\n', CH_SIZE))
                 return body_fail(b);
-            b->state = CH_SIZE;
             i++;
             break;
         case CH_TRAILER:
@@ -342,9 +349,8 @@ static size_t feed_chunked(struct httpbody *b, const char *data, size_t len)
             i++;
             break;
         case CH_TRAILER_LF:
-            if (ch != '\n')
+            if (!expect_byte(b, ch, '\n', CH_TRAILER))
                 return body_fail(b);
-            b->state = CH_TRAILER;
             i++;
             break;
         case CH_END_LF:

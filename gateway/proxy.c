@@ -891,6 +891,24 @@ static void px_body_ended(struct proxy *px)
         px_finish(px);
 }
 
+/*
+ * The response broke off mid-body (framing error, close, timeout). A
+ * captured error body is normalized as far as it got; a relayed one is cut
+ * at the client too, with a reset, so it is never taken as complete.
+ */
+static void px_cut(struct proxy *px)
+{
+    if (px->error_mode) {
+        px->err_truncated = true;
+        px->resp_keepalive = false;
+        px_finish_error(px);
+        return;
+    }
+    struct client *c = px->c;
+    px_free(px);
+    client_abort(c);
+}
+
 static void up_read_cb(struct bufferevent *bev, void *arg)
 {
     struct proxy *px = arg;
@@ -929,15 +947,8 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
         if (n == (size_t)-1) {
             LOG_AT(CONF_LOG_WARN, "upstream_invalid", px->c->ri.id, NULL,
                    "invalid response body framing from %s", px->srv->addr->text);
-            if (px->error_mode) {
-                px->err_truncated = true;
-                px->resp_keepalive = false;
-                px_finish_error(px);
-            } else {
-                struct client *c = px->c;
-                px_free(px);
-                client_abort(c);
-            }
+            metrics_upstream_error(&px->w->metrics, METRICS_UP_INVALID);
+            px_cut(px);
             return;
         }
         evbuffer_drain(in, n);
@@ -1001,15 +1012,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         metrics_upstream_error(&px->w->metrics, METRICS_UP_RESET);
         LOG_AT(CONF_LOG_WARN, "upstream_cut", px->c->ri.id, NULL,
                "upstream %s closed the connection mid-body", px->srv->addr->text);
-        if (px->error_mode) {
-            px->err_truncated = true;
-            px->resp_keepalive = false;
-            px_finish_error(px);
-            return;
-        }
-        struct client *c = px->c;
-        px_free(px);
-        client_abort(c);
+        px_cut(px);
     }
 }
 
@@ -1039,15 +1042,10 @@ static void px_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     case PX_BODY:
         metrics_upstream_error(&px->w->metrics, METRICS_UP_TIMEOUT);
-        if (px->error_mode) {
-            px->err_truncated = true;
-            px->resp_keepalive = false;
-            px_finish_error(px);
-            return;
-        }
-        struct client *c = px->c;
-        px_free(px);
-        client_abort(c);
+        LOG_AT(CONF_LOG_WARN, "upstream_timeout", px->c->ri.id, NULL,
+               "response body from %s stalled for %llu ms", px->srv->addr->text,
+               (unsigned long long)px->group->cu->timeout_ms);
+        px_cut(px);
         return;
     }
 }

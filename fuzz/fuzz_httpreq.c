@@ -116,6 +116,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     inside(head, hlen, r.path, r.path_len);
     if (r.major != 1 || r.minor > 1 || r.head.n > HTTPHEAD_MAX_HEADERS)
         abort();
+    /* Routing sees a resolved path: no "." or ".." segment is left in it. */
+    if (r.path[0] == '/') {
+        for (size_t i = 0; i < r.path_len;) {
+            size_t e = i + 1;
+            while (e < r.path_len && r.path[e] != '/')
+                e++;
+            size_t n = e - i - 1;
+            const char *seg = r.path + i + 1;
+            if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+                abort();
+            i = e;
+        }
+    } else if (r.path_len != 1 || r.path[0] != '*') {
+        abort();
+    }
     if (r.chunked && r.has_length)
         abort();  /* the smuggling pattern must never pass */
     for (size_t i = 0; i < r.head.n; i++) {

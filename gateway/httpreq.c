@@ -114,6 +114,19 @@ static int check_target(struct httpreq *r, const char **why)
         if (u.field_set & (1 << UF_PATH)) {
             r->target = r->url + u.field_data[UF_PATH].off;
             r->target_len = r->url_len - u.field_data[UF_PATH].off;
+        } else if (u.field_set & (1 << UF_QUERY)) {
+            /* "http://host?q=1": the path is "/", the query stays */
+            size_t qoff = u.field_data[UF_QUERY].off - 1;  /* include the '?' */
+            size_t ql = r->url_len - qoff;
+            if (ql + 1 > HTTPREQ_MAX_LINE) {
+                *why = "invalid request target";
+                return 414;
+            }
+            r->norm[0] = '/';
+            memcpy(r->norm + 1, r->url + qoff, ql);
+            r->norm[ql + 1] = '\0';
+            r->target = r->norm;
+            r->target_len = ql + 1;
         } else {
             r->target = "/";
             r->target_len = 1;

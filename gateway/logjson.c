@@ -6,6 +6,8 @@
 #include "logjson.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -13,18 +15,39 @@
 
 #include "log.h"
 
-static _Thread_local yajl_gen tl_gen;
+/* One generator per thread, freed by the key's destructor when the thread
+ * ends (a plain _Thread_local pointer would leak it at every thread exit). */
+static pthread_key_t gen_key;
+static pthread_once_t gen_once = PTHREAD_ONCE_INIT;
+static bool gen_key_ok;
+
+static void gen_destroy(void *g)
+{
+    yajl_gen_free(g);
+}
+
+static void gen_key_init(void)
+{
+    gen_key_ok = pthread_key_create(&gen_key, gen_destroy) == 0;
+}
 
 yajl_gen logjson_gen(void)
 {
-    if (!tl_gen) {
-        tl_gen = yajl_gen_alloc(NULL);
-        if (!tl_gen)
+    if (pthread_once(&gen_once, gen_key_init) != 0 || !gen_key_ok)
+        return NULL;
+    yajl_gen g = pthread_getspecific(gen_key);
+    if (!g) {
+        g = yajl_gen_alloc(NULL);
+        if (!g)
             return NULL;
+        if (pthread_setspecific(gen_key, g) != 0) {
+            yajl_gen_free(g);
+            return NULL;
+        }
     }
-    yajl_gen_reset(tl_gen, NULL);
-    yajl_gen_clear(tl_gen);
-    return tl_gen;
+    yajl_gen_reset(g, NULL);
+    yajl_gen_clear(g);
+    return g;
 }
 
 /* Length of a valid UTF-8 sequence at s (max n bytes), or 0. */

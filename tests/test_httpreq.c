@@ -60,8 +60,8 @@ static const struct req_case cases[] = {
      0, HTTP_GET, "/a/b?c=d", "/a/b", true, false, 0, false, false},
     {"absolute-form without path", "GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n",
      0, HTTP_GET, "/", "/", true, false, 0, false, false},
-    /* Left out, reported: "GET http://example.com?q=1" forwards "/" and drops the
-     * query (check_target sets target "/" when the URL has no path). */
+    {"absolute-form query without path", "GET http://example.com?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n",
+     0, HTTP_GET, "/?q=1", "/", true, false, 0, false, false},
     {"OPTIONS *", "OPTIONS *" H11 "\r\n", 0, HTTP_OPTIONS, "*", "*", true, false, 0, false, false},
     {"Expect: 100-continue", "PUT /f" H11 "Expect: 100-continue\r\nContent-Length: 3\r\n\r\n", 0,
      HTTP_PUT, "/f", "/f", true, false, 3, true, true},

@@ -13,12 +13,31 @@
 
 #include "logjson.h"
 
-static atomic_int al_fd = STDOUT_FILENO;
+static atomic_int al_fd = STDOUT_FILENO;   /* where lines go now; -1: off */
+/*
+ * The file target has one descriptor number for the life of the process.
+ * Rotation and reload dup2(2) the new file onto it and never close it while
+ * workers run: closing would free the number for the next accept(2), and a
+ * worker that loaded it a moment earlier would write a log line into a
+ * client's connection.
+ */
+static int al_file_fd = -1;
 static char al_path[4096];
 
-static int open_path(const char *path)
+static int install_file(const char *path)
 {
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    if (al_file_fd < 0) {
+        al_file_fd = fd;
+        return 0;
+    }
+    int rc = dup3(fd, al_file_fd, O_CLOEXEC);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc < 0 ? -1 : 0;
 }
 
 int accesslog_open(const char *target)
@@ -33,13 +52,10 @@ int accesslog_open(const char *target)
         atomic_store(&al_fd, -1);
         return 0;
     }
-    int fd = open_path(target);
-    if (fd < 0)
+    if (install_file(target) != 0)
         return -1;
     snprintf(al_path, sizeof al_path, "%s", target);
-    int old = atomic_exchange(&al_fd, fd);
-    if (old > STDERR_FILENO)
-        close(old);
+    atomic_store(&al_fd, al_file_fd);
     return 0;
 }
 
@@ -47,20 +63,17 @@ int accesslog_reopen(void)
 {
     if (al_path[0] == '\0')
         return 0;
-    int fd = open_path(al_path);
-    if (fd < 0)
-        return -1;
-    int old = atomic_exchange(&al_fd, fd);
-    if (old > STDERR_FILENO)
-        close(old);
-    return 0;
+    return install_file(al_path);
 }
 
 void accesslog_close(void)
 {
-    int old = atomic_exchange(&al_fd, -1);
-    if (old > STDERR_FILENO)
-        close(old);
+    /* Only at exit, once every worker has stopped. */
+    atomic_store(&al_fd, -1);
+    if (al_file_fd >= 0) {
+        close(al_file_fd);
+        al_file_fd = -1;
+    }
 }
 
 /* Milliseconds with microsecond precision, not yajl's %.20g. */

@@ -48,6 +48,7 @@ struct reqinfo {
     uint64_t bytes_out;
     long rl_remaining;
     const char *error_code;
+    char error_code_buf[64];    /* an upstream's own code, when error_code points here */
     bool head_method;
     unsigned short minor;       /* HTTP/1.minor of the client */
     uint64_t start_us;

@@ -706,7 +706,9 @@ static void px_finish_error(struct proxy *px)
     };
     char *body = NULL;
     size_t len = 0;
-    if (normalize_error(&o, &in, &body, &len) != 0) {
+    c->ri.error_code_buf[0] = '\0';
+    if (normalize_error_code(&o, &in, &body, &len, c->ri.error_code_buf,
+                             sizeof c->ri.error_code_buf) != 0) {
         body = NULL;
         len = 0;
     }
@@ -731,7 +733,8 @@ static void px_finish_error(struct proxy *px)
     free(body);
     client_count_out(c, evbuffer_get_length(out) - before);
     c->ri.status = px->status;
-    c->ri.error_code = envelope_code_for_status(px->status);
+    c->ri.error_code = c->ri.error_code_buf[0] ? c->ri.error_code_buf
+                                               : envelope_code_for_status(px->status);
     px_finish(px);
 }
 

@@ -97,6 +97,18 @@ static void reload(struct server *s)
         return;
     }
     const struct conf *old = s->cref->conf;
+    /* Open the new access log first: a conf that cannot be applied whole is refused. */
+    if (strcmp(conf->access_log, old->access_log) != 0 && accesslog_open(conf->access_log) != 0) {
+        char why[1200];
+        snprintf(why, sizeof why, "%.500s: access_log %.500s: %.100s", s->conf_path, conf->access_log,
+                 strerror(errno));
+        const char *fields[] = {"error", why, NULL};
+        LOG_AT(CONF_LOG_ERROR, "reload_failed", NULL, fields,
+               "conf not reloaded, keeping the running one: %s", why);
+        conf_free(conf);
+        sd_notify(0, "READY=1\nSTATUS=reload failed; running the previous conf");
+        return;
+    }
     if (conf->n_listen != old->n_listen || conf->workers != old->workers)
         log_warn("reload_partial", "listen and workers changes take effect on restart only");
     struct confref *cref = confref_new(conf);
@@ -107,8 +119,6 @@ static void reload(struct server *s)
         return;
     }
     log_set_level(conf->log_level);
-    if (strcmp(conf->access_log, old->access_log) != 0 && accesslog_open(conf->access_log) != 0)
-        log_error("access_log", "cannot open %s: %s", conf->access_log, strerror(errno));
     for (unsigned i = 0; i < s->n_workers; i++)
         if (worker_post_conf(&s->workers[i], cref) != 0)
             log_error("reload_failed", "worker %u did not take the new conf", i);

@@ -46,6 +46,14 @@ size_t httphead_scan(const char *data, size_t len, size_t *pos, unsigned *state)
     return 0;
 }
 
+void httphead_reset(struct httphead *h)
+{
+    h->n = 0;
+    h->in_value = false;
+    h->bad = false;
+    h->why = NULL;
+}
+
 int httphead_on_field(struct httphead *h, const char *at, size_t len)
 {
     if (h->n > 0 && !h->in_value) {

@@ -24,13 +24,18 @@ struct httphead_field {
 };
 
 struct httphead {
-    struct httphead_field f[HTTPHEAD_MAX_HEADERS];
     size_t n;
     /* parse-time bookkeeping for the parser callbacks */
     bool in_value;       /* the last callback was a value */
     bool bad;            /* a rule the parser does not check was broken */
     const char *why;     /* static text: what was wrong */
+    /* Last and never cleared: only f[0..n) is ever read, and each entry is
+     * written whole before n counts it (clearing 4 KiB cost 10% of a request). */
+    struct httphead_field f[HTTPHEAD_MAX_HEADERS];
 };
+
+/* Ready H for a new head without touching the field table. */
+void httphead_reset(struct httphead *h);
 
 /*
  * Incremental search for the end of a head (CRLFCRLF, or bare LFs as nginx

@@ -5,6 +5,7 @@
  */
 #include "httpreq.h"
 
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -378,7 +379,10 @@ static bool request_line_ok(const char *buf, size_t len)
 
 int httpreq_parse(struct httpreq *r, const char *buf, size_t len, const char **why)
 {
-    memset(r, 0, sizeof *r);
+    /* Clear the scalars only: the header table and norm (12 KiB) are always
+     * written before they are read. */
+    memset(r, 0, offsetof(struct httpreq, head));
+    httphead_reset(&r->head);
     http_parser_init(&r->parser, HTTP_REQUEST);
     r->parser.data = r;
     size_t n = http_parser_execute(&r->parser, &head_settings, buf, len);

@@ -21,7 +21,6 @@
 
 struct httpreq {
     http_parser parser;     /* the head parser; bodies go through httpbody */
-    struct httphead head;
     const char *target;     /* request-target as sent upstream: path[?query] */
     size_t target_len;
     const char *path;       /* the path alone, for routing and logs */
@@ -38,6 +37,8 @@ struct httpreq {
     /* the URL as the parser reported it */
     const char *url;
     size_t url_len;
+    /* From here on nothing is cleared per request (see httpreq_parse). */
+    struct httphead head;
     /* the target with dot segments resolved, when that changed anything */
     char norm[HTTPREQ_MAX_LINE + 1];
 };

@@ -5,6 +5,7 @@
  */
 #include "httpresp.h"
 
+#include <stddef.h>
 #include <string.h>
 
 struct resp_ctx {
@@ -60,7 +61,8 @@ static const http_parser_settings resp_settings = {
 int httpresp_parse(struct httpresp *r, const char *buf, size_t len, bool head_request,
                    const char **why)
 {
-    memset(r, 0, sizeof *r);
+    memset(r, 0, offsetof(struct httpresp, head));
+    httphead_reset(&r->head);
     struct resp_ctx ctx = { r, head_request };
     http_parser_init(&r->parser, HTTP_RESPONSE);
     r->parser.data = &ctx;

@@ -19,7 +19,6 @@
 
 struct httpresp {
     http_parser parser;     /* the head parser; bodies go through httpbody */
-    struct httphead head;
     int status;
     unsigned short major, minor;
     bool keepalive;         /* the upstream connection may be reused */
@@ -29,6 +28,7 @@ struct httpresp {
     bool has_body;          /* a body follows the head */
     bool until_eof;         /* the body ends when the upstream closes */
     bool complete;          /* the message ended with the head */
+    struct httphead head;   /* last: not cleared per response (see httpresp_parse) */
 };
 
 /*

@@ -70,11 +70,28 @@ struct limiter_pending {
     char key[LIMITER_KEY_MAX];
 };
 
+/*
+ * Token -> keyed hash, per worker, direct-mapped. OpenSSL 3's one-shot HMAC()
+ * fetches the digest from the provider on every call (13 mallocs, 16% of a
+ * request's instructions); callers repeat their tokens, so a hit is a hash
+ * and a memcmp. Tokens longer than the slot are hashed every time. Cleared
+ * when the conf (and so maybe the secret) changes; process memory only.
+ */
+#define TOKEN_CACHE_SLOTS 512
+#define TOKEN_CACHE_MAX 96
+
+struct token_slot {
+    uint8_t len;                        /* 0: empty */
+    char token[TOKEN_CACHE_MAX];
+    char hash[33];
+};
+
 struct limiter {
     struct event_base *base;
     const struct conf *conf;
     struct redis *redis;                /* created when [redis] is first enabled */
     struct limiter_pending *pendings;
+    struct token_slot cache[TOKEN_CACHE_SLOTS];
 };
 
 static struct {
@@ -193,6 +210,26 @@ static bool keyed_hash(const struct conf *conf, const char *data, size_t len, ch
     return true;
 }
 
+static bool token_hash(struct limiter *l, const char *tok, size_t len, char out[33])
+{
+    if (len == 0 || len > TOKEN_CACHE_MAX)
+        return keyed_hash(l->conf, tok, len, out);
+    uint32_t h = 2166136261u;  /* FNV-1a: only picks the slot */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)tok[i]) * 16777619u;
+    struct token_slot *s = &l->cache[h % TOKEN_CACHE_SLOTS];
+    if (s->len == len && memcmp(s->token, tok, len) == 0) {
+        memcpy(out, s->hash, 33);
+        return true;
+    }
+    if (!keyed_hash(l->conf, tok, len, out))
+        return false;
+    s->len = (uint8_t)len;
+    memcpy(s->token, tok, len);
+    memcpy(s->hash, out, 33);
+    return true;
+}
+
 static bool plain_ip(const char *ip)
 {
     size_t n = 0;
@@ -211,13 +248,14 @@ static bool plain_ip(const char *ip)
  * keyed hash (never the token), or "ip:" and the client IP. The hash tag
  * keeps a caller's keys on one Redis Cluster slot.
  */
-static bool build_key(const struct conf *conf, const struct limiter_query *q, bool has_token,
+static bool build_key(struct limiter *l, const struct limiter_query *q, bool has_token,
                       const struct conf_rate *rate, char *out, size_t cap, size_t *len)
 {
+    const struct conf *conf = l->conf;
     char id[48];
     char h[33];
     if (has_token) {
-        if (!keyed_hash(conf, q->token, q->token_len, h))
+        if (!token_hash(l, q->token, q->token_len, h))
             return false;
         snprintf(id, sizeof(id), "%s", h);
     } else if (!q->client_ip || !q->client_ip[0]) {
@@ -371,6 +409,7 @@ void limiter_free(struct limiter *l)
 void limiter_set_conf(struct limiter *l, const struct conf *conf)
 {
     l->conf = conf;
+    memset(l->cache, 0, sizeof l->cache);  /* the hash secret may have changed */
     if (pthread_mutex_lock(&shared.mu) == 0) {
         note_mode(conf);
         pthread_mutex_unlock(&shared.mu);
@@ -406,7 +445,7 @@ int limiter_check(struct limiter *l, const struct limiter_query *q,
     char stack_key[LIMITER_KEY_MAX];
     char *key = p ? p->key : stack_key;
     size_t keylen = 0;
-    if (!build_key(conf, q, has_token, &rate, key, LIMITER_KEY_MAX, &keylen)) {
+    if (!build_key(l, q, has_token, &rate, key, LIMITER_KEY_MAX, &keylen)) {
         free(p);
         log_error("ratelimit_key", "cannot derive a rate-limit key; request not limited");
         *v = LIMITER_NONE;

@@ -14,6 +14,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "envelope.h"
+#include "utf8.h"
 
 struct status_row {
     int status;
@@ -151,43 +152,6 @@ const char *envelope_content_type(enum envelope_profile profile)
 
 /* ---- string hygiene ---------------------------------------------------- */
 
-/*
- * Length of the valid UTF-8 sequence at S (at most N bytes), or 0 if the
- * bytes there are not one (overlong, surrogate, > U+10FFFF, truncated).
- */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return len;
-}
 
 /* Write S as a JSON string; invalid UTF-8 is replaced by U+FFFD. */
 static int gen_str(yajl_gen g, const char *s)
@@ -198,7 +162,7 @@ static int gen_str(yajl_gen g, const char *s)
     size_t n = strlen(s);
     size_t i = 0;
     while (i < n) {
-        size_t l = utf8_seq_len(p + i, n - i);
+        size_t l = utf8_seq(p + i, n - i);
         if (l == 0)
             break;
         i += l;
@@ -214,7 +178,7 @@ static int gen_str(yajl_gen g, const char *s)
         return -1;
     size_t o = 0;
     for (i = 0; i < n;) {
-        size_t l = utf8_seq_len(p + i, n - i);
+        size_t l = utf8_seq(p + i, n - i);
         if (l == 0) {
             buf[o++] = 0xEF;
             buf[o++] = 0xBF;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "utf8.h"
 
 /* One generator per thread, freed by the key's destructor when the thread
  * ends (a plain _Thread_local pointer would leak it at every thread exit). */
@@ -50,29 +51,6 @@ yajl_gen logjson_gen(void)
     return g;
 }
 
-/* Length of a valid UTF-8 sequence at s (max n bytes), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t len;
-    unsigned cp;
-    if ((s[0] & 0xe0) == 0xc0) { len = 2; cp = s[0] & 0x1f; }
-    else if ((s[0] & 0xf0) == 0xe0) { len = 3; cp = s[0] & 0x0f; }
-    else if ((s[0] & 0xf8) == 0xf0) { len = 4; cp = s[0] & 0x07; }
-    else return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
 
 void logjson_kvn(yajl_gen g, const char *key, const char *value, size_t len)
 {
@@ -122,13 +100,31 @@ void logjson_knull(yajl_gen g, const char *key)
 
 void logjson_timestamp(char *buf, size_t cap)
 {
+    /* The date and time change once a second: format them once per second. */
+    static _Thread_local time_t cached_sec = (time_t)-1;
+    static _Thread_local char prefix[64];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             ts.tv_nsec / 1000000);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_sec = ts.tv_sec;
+    }
+    long ms = ts.tv_nsec / 1000000;
+    size_t n = strlen(prefix);
+    if (n + 5 > cap) {
+        if (cap)
+            buf[0] = '\0';
+        return;
+    }
+    memcpy(buf, prefix, n);
+    buf[n] = (char)('0' + ms / 100);
+    buf[n + 1] = (char)('0' + ms / 10 % 10);
+    buf[n + 2] = (char)('0' + ms % 10);
+    buf[n + 3] = 'Z';
+    buf[n + 4] = '\0';
 }
 
 void logjson_flush(yajl_gen g, int fd)

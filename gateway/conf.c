@@ -165,6 +165,12 @@ bool conf_parse_rate(const char *s, struct conf_rate *out)
     uint64_t n, window, unit;
     const char *end;
 
+    if (s && out && strcmp(s, "off") == 0) {
+        /* No limit: count 0 with a window, so a route's "off" is told from "unset". */
+        out->count = 0;
+        out->window_ms = 1;
+        return true;
+    }
     if (!s || !out || !conf_parse_digits(s, &n, &end))
         return false;
     if (*end != '/' || n < 1 || n > UINT32_MAX)

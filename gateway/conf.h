@@ -31,7 +31,10 @@ struct conf_addr {
     socklen_t salen;
 };
 
-/* "N/DURATION": N requests per window. count == 0 means "not set". */
+/*
+ * "N/DURATION": N requests per window. count == 0 && window_ms == 0: not set
+ * (a route falls back to [limits]); count == 0 && window_ms != 0: "off".
+ */
 struct conf_rate {
     uint32_t count;
     uint64_t window_ms;
@@ -71,8 +74,8 @@ struct conf_route {
     bool strip_prefix;
     uint64_t methods;              /* bit (1 << enum http_method); 0 = all */
     bool require_token;
-    struct conf_rate per_token;    /* count 0: [limits] applies */
-    struct conf_rate per_ip;       /* count 0: [limits] applies */
+    struct conf_rate per_token;    /* unset: [limits] applies */
+    struct conf_rate per_ip;       /* unset: [limits] applies */
     int line;
 };
 
@@ -142,6 +145,11 @@ void conf_free(struct conf *conf);
 bool conf_parse_size(const char *s, size_t *out) __attribute__((warn_unused_result));
 bool conf_parse_duration(const char *s, uint64_t *ms) __attribute__((warn_unused_result));
 bool conf_parse_rate(const char *s, struct conf_rate *out) __attribute__((warn_unused_result));
+/* Was RATE given at all ("off" included)? */
+static inline bool conf_rate_set(const struct conf_rate *r)
+{
+    return r->count != 0 || r->window_ms != 0;
+}
 bool conf_parse_bool(const char *s, bool *out) __attribute__((warn_unused_result));
 bool conf_parse_addr(const char *s, struct conf_addr *out) __attribute__((warn_unused_result));
 bool conf_parse_cidr(const char *s, struct conf_cidr *out) __attribute__((warn_unused_result));

@@ -429,14 +429,14 @@ int limiter_check(struct limiter *l, const struct limiter_query *q,
     bool has_token = q->token && q->token_len > 0;
     struct conf_rate rate;
     if (has_token)
-        rate = route && route->per_token.count ? route->per_token : conf->per_token;
+        rate = route && conf_rate_set(&route->per_token) ? route->per_token : conf->per_token;
     else
-        rate = route && route->per_ip.count ? route->per_ip : conf->per_ip;
+        rate = route && conf_rate_set(&route->per_ip) ? route->per_ip : conf->per_ip;
 
     if (pending)
         *pending = NULL;
     memset(res, 0, sizeof(*res));
-    if (rate.count == 0 || rate.window_ms == 0) {
+    if (rate.count == 0) {  /* "off" */
         *v = LIMITER_NONE;
         return 1;
     }

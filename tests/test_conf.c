@@ -140,6 +140,8 @@ static void test_parse_rate(void)
         {"10/1d", false, 0, 0}, {"-1/1m", false, 0, 0}, {"10 / 1m", false, 0, 0},
         {"10/1m/2", false, 0, 0}, {"", false, 0, 0}, {"a/1m", false, 0, 0},
         {"10/99999999999999999999ms", false, 0, 0},
+        /* "off": no limit, told apart from "unset" (0/0) by its window */
+        {"off", true, 0, 1}, {"OFF", false, 0, 0}, {"off ", false, 0, 0},
     };
     for (size_t i = 0; i < N_OF(t); i++) {
         struct conf_rate r = {7, 7};
@@ -150,8 +152,11 @@ static void test_parse_rate(void)
         if (t[i].ok) {
             CU_ASSERT_EQUAL(r.count, t[i].n);
             CU_ASSERT_EQUAL(r.window_ms, t[i].w);
+            CU_ASSERT_TRUE(conf_rate_set(&r));
         }
     }
+    struct conf_rate unset = {0, 0};
+    CU_ASSERT_FALSE(conf_rate_set(&unset));
 }
 
 static void test_parse_bool(void)

@@ -388,6 +388,19 @@ class PolicyMixin:
             c.set("limits", "trusted_proxies", trusted)
         return self.start_gateway(c, port, redis=self.use_redis), up
 
+    def test_off_disables_a_limit(self):
+        # [limits] per_token = off: no limit and no headers for tokens; a route
+        # may turn a default off for itself while others keep it
+        gw, up = self.setup_gw(per_token="off", users={"per_ip": "off"})
+        h = bearer("tok-off")
+        rs = self.statuses(gw, 12, API, h)
+        self.assertEqual([r.status for r in rs], [200] * 12, rs)
+        self.assertIsNone(rs[0].header("X-RateLimit-Limit"), rs[0])
+        anon = self.statuses(gw, 6, API)  # per_ip 4/1m still applies on tasks
+        self.assertEqual([r.status for r in anon], [200] * 4 + [429] * 2, anon)
+        users = self.statuses(gw, 6, USERS)  # ...but the users route turned it off
+        self.assertEqual([r.status for r in users], [200] * 6, users)
+
     def test_route_override_beats_default(self):
         gw, up = self.setup_gw(route={"per_token": "3/1m", "per_ip": "2/1m"})
         h = bearer("tok-route")

@@ -135,9 +135,9 @@ const struct httphead_field *httphead_get(const struct httphead *h, const char *
     return first;
 }
 
-bool httphead_list_has(const char *value, size_t len, const char *token)
+/* Is the comma list VALUE[0..len) holding the element TOK[0..tl), case-insensitive? */
+static bool list_has(const char *value, size_t len, const char *tok, size_t tl)
 {
-    size_t tl = strlen(token);
     size_t i = 0;
     while (i < len) {
         while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
@@ -148,29 +148,15 @@ bool httphead_list_has(const char *value, size_t len, const char *token)
         size_t end = i;
         while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
             end--;
-        if (end - start == tl && strncasecmp(value + start, token, tl) == 0)
+        if (tl > 0 && end - start == tl && strncasecmp(value + start, tok, tl) == 0)
             return true;
     }
     return false;
 }
 
-static bool name_in_list(const struct httphead_field *f, const char *value, size_t len)
+bool httphead_list_has(const char *value, size_t len, const char *token)
 {
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && value[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
-            end--;
-        if (end > start && f->name_len == end - start &&
-            strncasecmp(f->name, value + start, end - start) == 0)
-            return true;
-    }
-    return false;
+    return list_has(value, len, token, strlen(token));
 }
 
 void httphead_mark_hop(struct httphead *h)
@@ -196,7 +182,8 @@ void httphead_mark_hop(struct httphead *h)
         if (!httphead_name_is(&h->f[i], "Connection"))
             continue;
         for (size_t k = 0; k < h->n; k++) {
-            if (!h->f[k].hop && name_in_list(&h->f[k], h->f[i].value, h->f[i].value_len))
+            if (!h->f[k].hop && list_has(h->f[i].value, h->f[i].value_len, h->f[k].name,
+                                         h->f[k].name_len))
                 h->f[k].hop = true;
         }
     }

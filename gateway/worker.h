@@ -53,6 +53,8 @@ struct worker {
     unsigned nclients;
     unsigned inflight;       /* requests between head and response end */
     bool draining;
+    int msg_fd[2];           /* main thread -> worker: struct worker_msg over a pipe */
+    struct event *msg_ev;
     struct metrics metrics;  /* written by this worker only; read by the admin listener */
 };
 

@@ -136,6 +136,16 @@ void client_count_out(struct client *c, size_t n)
     c->ri.bytes_out += n;
 }
 
+void client_send_deadline(struct client *c, bool on)
+{
+    if (c->st != CS_WAIT)
+        return;  /* still reading the request: the body deadline is running */
+    if (on)
+        arm_timer(c, c->w->gen->conf->client_timeout_ms);
+    else
+        evtimer_del(c->timer);
+}
+
 void client_pause_read(struct client *c)
 {
     bufferevent_disable(c->bev, EV_READ);
@@ -491,6 +501,10 @@ static void client_process(struct client *c)
                 c->req_done = true;
                 if (c->discarding) {
                     c->discarding = false;
+                    if (c->w->draining) {
+                        client_close(c);  /* drain began while the body was read away */
+                        break;
+                    }
                     client_set_state(c, CS_IDLE);  /* on to the next request */
                 } else {
                     client_set_state(c, CS_WAIT);
@@ -575,7 +589,18 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
                           true);
         return;
     case CS_WAIT:
-        /* Only armed while flushing a final answer to a client that stopped reading. */
+        /* Armed while a client that stopped reading holds up a response
+         * (send deadline), or while flushing a final answer to it. */
+        if (c->px) {
+            struct proxy *px = c->px;
+            c->px = NULL;
+            proxy_client_gone(px);
+            LOG_AT(CONF_LOG_INFO, "client_timeout", c->ri.id, NULL,
+                   "client %s read nothing for %llu ms; response cut", c->ip,
+                   (unsigned long long)c->w->gen->conf->client_timeout_ms);
+            client_abort(c);
+            return;
+        }
         client_close(c);
         return;
     }

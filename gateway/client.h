@@ -96,6 +96,8 @@ void client_count_out(struct client *c, size_t n);
 void client_response_done(struct client *c);
 void client_abort(struct client *c);             /* tear down mid-response */
 void client_pause_read(struct client *c);
+/* While a response waits on a client that does not read: arm (or drop) its send deadline. */
+void client_send_deadline(struct client *c, bool on);
 void client_resume_read(struct client *c);
 /* The Date header value, cached per second for this thread. */
 const char *client_http_date(void);

@@ -141,6 +141,15 @@ static void px_set_state(struct proxy *px, enum px_state st)
         arm(px, cu->connect_timeout_ms);
         break;
     case PX_WAITING:
+        /* While the client is still uploading and the upstream has read all it
+         * was given, the wait is the client's (its body deadline covers it):
+         * no response deadline, and no blame on the upstream. */
+        if (!px->body_done && px->uc &&
+            evbuffer_get_length(bufferevent_get_output(px->uc->bev)) == 0)
+            evtimer_del(px->timer);
+        else
+            arm(px, cu->timeout_ms);
+        break;
     case PX_BODY:
         arm(px, cu->timeout_ms);
         break;
@@ -519,6 +528,8 @@ static int px_up_write(struct proxy *px, const void *data, size_t len)
     int rc = 0;
     if (px->uc && px->connected) {
         rc = evbuffer_add(bufferevent_get_output(px->uc->bev), data, len);
+        if (px->st == PX_WAITING && !evtimer_pending(px->timer, NULL))
+            px_set_state(px, PX_WAITING);  /* bytes owed to the upstream: its clock runs */
         if (px->copy_mode) {
             rc |= evbuffer_add(px->req, data, len);
             if (evbuffer_get_length(px->req) > RETRY_MAX) {
@@ -757,10 +768,12 @@ static int relay_body(void *arg, const char *at, size_t len)
     }
     struct evbuffer *out = client_output(c);
     if (px->chunked_out) {
-        evbuffer_add_printf(out, "%zx\r\n", len);
+        char size[24];
+        int n = snprintf(size, sizeof size, "%zx\r\n", len);
+        evbuffer_add(out, size, (size_t)n);
         evbuffer_add(out, at, len);
         evbuffer_add(out, "\r\n", 2);
-        client_count_out(c, len + 4 + 16);
+        client_count_out(c, (size_t)n + len + 2);
     } else {
         evbuffer_add(out, at, len);
         client_count_out(c, len);
@@ -808,8 +821,8 @@ static void px_relay_head(struct proxy *px, const struct httpresp *r)
     c->ri.status = r->status;
 }
 
-/* A response head arrived: returns false if px is gone. */
-static bool px_on_head(struct proxy *px, const char *data, size_t len)
+/* A response head arrived (LEN bytes at the front of IN): returns false if px is gone. */
+static bool px_on_head(struct proxy *px, struct evbuffer *in, const char *data, size_t len)
 {
     struct client *c = px->c;
     struct httpresp r;
@@ -873,6 +886,8 @@ static bool px_on_head(struct proxy *px, const char *data, size_t len)
         px_relay_head(px, &r);
     }
     if (!r.has_body) {
+        /* Consume the head first: a pooled connection must come back empty. */
+        evbuffer_drain(in, len);
         if (px->error_mode)
             px_finish_error(px);
         else
@@ -901,6 +916,7 @@ static void px_body_ended(struct proxy *px)
  */
 static void px_cut(struct proxy *px)
 {
+    px->c->ri.upstream_ms = (double)(now_us() - px->up_start_us) / 1000.0;
     if (px->error_mode) {
         px->err_truncated = true;
         px->resp_keepalive = false;
@@ -933,7 +949,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
                 }
                 return;
             }
-            bool alive = px_on_head(px, data, end);
+            bool alive = px_on_head(px, in, data, end);
             if (!alive)
                 return;  /* px is gone, and so may be bev */
             evbuffer_drain(in, end);
@@ -962,8 +978,12 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
         px_set_state(px, PX_BODY);  /* idle timeout restarts with progress */
         if (!px->error_mode &&
             evbuffer_get_length(client_output(px->c)) > CLIENT_OUT_HIGH) {
+            /* The client is the slow one now: stop the upstream's clock and
+             * start the client's send deadline instead. */
             px->upstream_paused = true;
             bufferevent_disable(bev, EV_READ);
+            evtimer_del(px->timer);
+            client_send_deadline(px->c, true);
             return;
         }
     }
@@ -973,8 +993,8 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 {
     struct proxy *px = arg;
     (void)bev;
-    /* The response deadline counts from the end of the upload: while the
-     * body is still flowing, progress re-arms it. */
+    /* Upload progress re-arms the response deadline, or drops it when the
+     * upstream has taken everything it was given so far. */
     if (px->st == PX_WAITING && !px->body_done)
         px_set_state(px, PX_WAITING);
     maybe_resume_client(px);
@@ -1079,6 +1099,8 @@ void proxy_body_done(struct proxy *px)
 
 void proxy_client_gone(struct proxy *px)
 {
+    if (px->up_start_us)
+        px->c->ri.upstream_ms = (double)(now_us() - px->up_start_us) / 1000.0;
     if (px->uc) {
         upstream_release(px->uc, false);
         px->uc = NULL;
@@ -1090,7 +1112,9 @@ void proxy_client_drained(struct proxy *px)
 {
     if (px->upstream_paused && px->uc) {
         px->upstream_paused = false;
+        client_send_deadline(px->c, false);
         bufferevent_enable(px->uc->bev, EV_READ);
+        px_set_state(px, PX_BODY);  /* the upstream's idle clock restarts */
         up_read_cb(px->uc->bev, px);
     }
 }

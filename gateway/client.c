@@ -215,6 +215,21 @@ static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 
+/* Send what is queued, then close (or linger if input is still arriving). */
+static void flush_and_close(struct client *c)
+{
+    c->st = CS_WAIT;
+    evtimer_del(c->timer);
+    /* A stalled client must not keep the connection forever. */
+    arm_timer(c, c->w->gen->conf->client_timeout_ms);
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_setcb(c->bev, client_read_cb, closing_write_cb, client_event_cb, c);
+    c->close_after = true;
+    if (evbuffer_get_length(client_output(c)) == 0)
+        closing_write_cb(c->bev, c);
+}
+
 void client_response_done(struct client *c)
 {
     c->px = NULL;
@@ -244,17 +259,7 @@ void client_response_done(struct client *c)
     }
     c->body_active = false;
     if (c->close_after || !c->req_done || c->w->draining) {
-        /* Flush, then close or linger. */
-        c->st = CS_WAIT;
-        evtimer_del(c->timer);
-        /* A stalled client must not keep the connection forever. */
-        arm_timer(c, c->w->gen->conf->client_timeout_ms);
-        bufferevent_disable(c->bev, EV_READ);
-        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-        bufferevent_setcb(c->bev, client_read_cb, closing_write_cb, client_event_cb, c);
-        c->close_after = true;
-        if (evbuffer_get_length(client_output(c)) == 0)
-            closing_write_cb(c->bev, c);
+        flush_and_close(c);
         return;
     }
     memset(&c->ri, 0, sizeof c->ri);
@@ -265,8 +270,17 @@ void client_response_done(struct client *c)
     /* A pipelined request may already be waiting in the input buffer. */
     if (!c->in_read && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
         client_process(c);
-        if (c->freed_pending)
+        if (c->freed_pending) {
             client_free(c);
+            return;
+        }
+    }
+    /* Half-closed and nothing complete left to answer: flush and close. */
+    if (c->eof && !c->in_read && (c->st == CS_IDLE || c->st == CS_HEAD)) {
+        evbuffer_drain(bufferevent_get_input(c->bev),
+                       evbuffer_get_length(bufferevent_get_input(c->bev)));
+        c->req_done = true;
+        flush_and_close(c);
     }
 }
 
@@ -539,8 +553,9 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     struct client *c = arg;
     (void)bev;
     if ((what & BEV_EVENT_EOF) && c->st == CS_WAIT && c->px) {
-        /* A half-closed client still waits for its answer: finish, then close. */
-        c->close_after = true;
+        /* A half-closed client still waits for its answers: this one and any
+         * complete request it pipelined before closing; then close. */
+        c->eof = true;
         return;
     }
     client_close(c);

@@ -73,6 +73,7 @@ struct client {
     bool resp_started;
     bool req_done;              /* the current request was read whole */
     bool discarding;            /* answered early; reading the rest of its body away */
+    bool eof;                   /* the client half-closed: serve what it sent, then close */
     bool in_read;               /* re-entrancy guard for client_process */
     bool freed_pending;
 };

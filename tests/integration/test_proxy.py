@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import (ACCESS_KEYS, HOP_BY_HOP, TOKEN, GatewayTestCase, base_conf, free_port,
+from harness import (script_header, ACCESS_KEYS, HOP_BY_HOP, TOKEN, GatewayTestCase, base_conf, free_port,
                      is_generated_id, parse_responses, read_one_response, read_until_close,
                      request_bytes, scripted)
 
@@ -580,6 +580,17 @@ class MoreForwarding(GatewayTestCase):
         self.assertEqual([r.status for r in rs], [404, 200], res)
         self.assertEqual(rs[0].body, b"")
         self.assertEqual(json.loads(rs[1].body)["target"], API + "/after")
+
+    def test_half_closed_client_gets_every_pipelined_answer(self):
+        # two requests, then shutdown(SHUT_WR): both are answered, then the gateway closes
+        gw, (up,) = self.simple()
+        reqs = (request_bytes("GET", API + "/one", [("X-Test-Script", script_header(echo=True, delay=0.3))]) +
+                request_bytes("GET", API + "/two"))
+        res = gw.raw_ex(reqs, 5, shut_write=True)
+        rs = [r for r in res.responses() if r.status >= 200]
+        self.assertEqual([r.status for r in rs], [200, 200], res)
+        self.assertEqual([json.loads(r.body)["target"] for r in rs], [API + "/one", API + "/two"])
+        self.assertTrue(res.closed, res)
 
     def test_pipelined_posts_with_bodies(self):
         gw, (up,) = self.simple()

@@ -5,6 +5,7 @@
  */
 #include "metrics.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,20 @@ void metrics_ratelimit(struct metrics *m, enum metrics_rl kind)
 static unsigned long long ld(const atomic_ullong *a)
 {
     return atomic_load_explicit(a, memory_order_relaxed);
+}
+
+/* One labelled counter family: KINDS[k] summed over workers from the array at FIELD. */
+static void counter_family(struct evbuffer *out, struct metrics *const *ms, size_t n,
+                           const char *name, const char *help, const char *label,
+                           const char *const *kinds, int nkinds, size_t field)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (int k = 0; k < nkinds; k++) {
+        unsigned long long v = 0;
+        for (size_t w = 0; w < n; w++)
+            v += ld((const atomic_ullong *)((const char *)ms[w] + field) + k);
+        evbuffer_add_printf(out, "%s{%s=\"%s\"} %llu\n", name, label, kinds[k], v);
+    }
 }
 
 struct route_sum {
@@ -124,24 +139,10 @@ int metrics_render(struct metrics *const *ms, size_t n, int redis, bool draining
                             name, cum, name, (double)sums[k].sum_us / 1e6, name, cum);
     }
     free(sums);
-    evbuffer_add_printf(out, "# HELP envelopd_upstream_errors_total Failed upstream attempts, "
-                             "by kind.\n# TYPE envelopd_upstream_errors_total counter\n");
-    for (int k = 0; k < METRICS_UP_KINDS; k++) {
-        unsigned long long v = 0;
-        for (size_t w = 0; w < n; w++)
-            v += ld(&ms[w]->upstream_errors[k]);
-        evbuffer_add_printf(out, "envelopd_upstream_errors_total{kind=\"%s\"} %llu\n",
-                            up_kind[k], v);
-    }
-    evbuffer_add_printf(out, "# HELP envelopd_ratelimit_decisions_total Rate-limit decisions."
-                             "\n# TYPE envelopd_ratelimit_decisions_total counter\n");
-    for (int k = 0; k < METRICS_RL_KINDS; k++) {
-        unsigned long long v = 0;
-        for (size_t w = 0; w < n; w++)
-            v += ld(&ms[w]->ratelimit[k]);
-        evbuffer_add_printf(out, "envelopd_ratelimit_decisions_total{decision=\"%s\"} %llu\n",
-                            rl_kind[k], v);
-    }
+    counter_family(out, ms, n, "envelopd_upstream_errors_total", "Failed upstream attempts, by kind.",
+                   "kind", up_kind, METRICS_UP_KINDS, offsetof(struct metrics, upstream_errors));
+    counter_family(out, ms, n, "envelopd_ratelimit_decisions_total", "Rate-limit decisions.",
+                   "decision", rl_kind, METRICS_RL_KINDS, offsetof(struct metrics, ratelimit));
     evbuffer_add_printf(out, "# HELP envelopd_worker_requests_total Requests answered by each "
                              "worker.\n# TYPE envelopd_worker_requests_total counter\n");
     unsigned inflight = 0;

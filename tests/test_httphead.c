@@ -159,7 +159,7 @@ static void test_field_chars(void)
     CU_ASSERT_EQUAL(httphead_on_value(&h, "a\tb\xc3\xa9\xff", 6), 0);
     CU_ASSERT_FALSE(h.bad);
     /* names: only tchar */
-    static const char *bad_names[] = {"X(A", "X A", "X:A", "X\"A", "X\x80" "A", "X\0A"};
+    static const char *bad_names[] = {"X(A", "X A", "X:A", "X\"A", ("X\x80" "A"), "X\0A"};
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
         memset(&h, 0, sizeof h);
         CU_ASSERT_NOT_EQUAL(httphead_on_field(&h, bad_names[i], 3), 0);

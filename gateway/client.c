@@ -427,7 +427,8 @@ static void body_failed(struct client *c)
     bool too_large = c->body.too_large;
     c->body_active = false;
     if (c->discarding) {
-        client_close(c);  /* its answer is already out */
+        /* Its answer is queued but maybe not yet written: send it, then close. */
+        flush_and_close(c);
         return;
     }
     if (c->px) {
@@ -584,7 +585,7 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     case CS_BODY:
         if (c->discarding) {
-            client_close(c);
+            flush_and_close(c);  /* an answer still queued to a slow reader goes first */
             return;
         }
         if (c->px) {

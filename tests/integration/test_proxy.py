@@ -572,6 +572,23 @@ class MoreForwarding(GatewayTestCase):
                     self.assertEqual([r.status for r in rs][1:], [200], res)
                     self.assertEqual(json.loads(rs[1].body)["target"], API + "/after")
 
+    def test_early_answer_survives_a_malformed_discarded_body(self):
+        # a 401/404 goes out at once; the chunked body read away after it is
+        # malformed: the client still gets the whole answer, then a close
+        # (found by scripts/soak: the queued answer used to be dropped)
+        for path, route in (("/no-route", {}), (API, {"require_token": "yes"})):
+            with self.subTest(path=path):
+                gw, _ = self.simple(**route)
+                res = gw.raw_ex(request_bytes("POST", path, [("Transfer-Encoding", "chunked")],
+                                              b"zz\r\n"), 4)
+                rs = res.responses()
+                self.assertEqual(len(rs), 1, res)
+                self.assertEnvelope(rs[0], 404 if path == "/no-route" else 401,
+                                    "NOT_FOUND" if path == "/no-route" else "UNAUTHORIZED")
+                self.assertTrue(res.closed, res)
+                self.assertLess(res.elapsed, 1.5, res)
+                self.assertAlive(gw)
+
     def test_head_upstream_error_no_body(self):
         gw, _ = self.simple()
         res = gw.raw_ex(request_bytes("HEAD", API, list(scripted(status=404, json={"error": "gone"}).items())) +

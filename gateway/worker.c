@@ -114,11 +114,15 @@ static void msg_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static int post(struct worker *w, const struct worker_msg *m)
+static int post(struct worker *w, enum worker_msg_type type, struct confref *cref)
 {
+    struct worker_msg m;
+    memset(&m, 0, sizeof m);  /* the padding after type goes down the pipe too */
+    m.type = type;
+    m.cref = cref;
     for (;;) {
-        ssize_t n = write(w->msg_fd[1], m, sizeof *m);
-        if (n == (ssize_t)sizeof *m)
+        ssize_t n = write(w->msg_fd[1], &m, sizeof m);
+        if (n == (ssize_t)sizeof m)
             return 0;
         if (n < 0 && errno == EINTR)
             continue;
@@ -223,8 +227,7 @@ static void conf_apply(struct worker *w, struct confref *cref)
 int worker_post_conf(struct worker *w, struct confref *cref)
 {
     confref_get(cref);
-    struct worker_msg m = {MSG_CONF, cref};
-    if (post(w, &m) != 0) {
+    if (post(w, MSG_CONF, cref) != 0) {
         confref_put(cref);
         return -1;
     }
@@ -259,8 +262,7 @@ static void drain_apply(struct worker *w)
 
 int worker_post_drain(struct worker *w)
 {
-    struct worker_msg m = {MSG_DRAIN, NULL};
-    return post(w, &m);
+    return post(w, MSG_DRAIN, NULL);
 }
 
 static void stop_apply(struct worker *w)
@@ -273,8 +275,7 @@ static void stop_apply(struct worker *w)
 
 int worker_post_stop(struct worker *w)
 {
-    struct worker_msg m = {MSG_STOP, NULL};
-    return post(w, &m);
+    return post(w, MSG_STOP, NULL);
 }
 
 void worker_join(struct worker *w)

@@ -218,7 +218,7 @@ static const char *side_effect(void)
 
 static void test_levels(void)
 {
-    size_t len;
+    size_t len = 0;
     char *s;
     log_set_level(CONF_LOG_WARN);
     CU_ASSERT_FALSE(log_enabled(CONF_LOG_DEBUG));

@@ -101,6 +101,13 @@ int httpresp_parse(struct httpresp *r, const char *buf, size_t len, bool head_re
         *why = "both Content-Length and Transfer-Encoding";
         return -1;
     }
+    /* Transfer-Encoding is hop-by-hop and dropped: a coding other than one
+     * "chunked" would reach the client undecoded and unannounced. */
+    if (te && !r->complete &&
+        (tes > 1 || te->value_len != 7 || strncasecmp(te->value, "chunked", 7) != 0)) {
+        *why = "unsupported transfer coding";
+        return -1;
+    }
     httphead_mark_hop(&r->head);
     if (r->complete) {
         r->has_body = false;

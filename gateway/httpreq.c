@@ -82,6 +82,63 @@ long httpreq_head_end(const char *data, size_t len, size_t max_header, size_t *p
 static bool normalize_path(struct httpreq *r);
 static bool hidden_dot_segment(const char *p, size_t n);
 
+static unsigned default_port(const char *scheme, size_t len)
+{
+    if (len == 4 && strncasecmp(scheme, "http", 4) == 0)
+        return 80;
+    if (len == 5 && strncasecmp(scheme, "https", 5) == 0)
+        return 443;
+    return 0;
+}
+
+/*
+ * Does Host name the origin of the absolute-form target? RFC 9112 3.2.2 makes
+ * the target win; a Host that disagrees is what request routing and cache
+ * poisoning tricks rely on, so such a request is refused, as HAProxy does.
+ */
+static bool host_matches_target(const struct httpreq *r, const char *h, size_t len)
+{
+    const char *name = h;
+    size_t name_len = len;
+    const char *port = NULL;
+    size_t port_len = 0;
+    if (len > 0 && h[0] == '[') {
+        const char *close = memchr(h, ']', len);
+        if (!close)
+            return false;
+        name = h + 1;
+        name_len = (size_t)(close - h) - 1;
+        size_t rest = len - (size_t)(close - h) - 1;
+        if (rest > 0) {
+            if (close[1] != ':')
+                return false;
+            port = close + 2;
+            port_len = rest - 1;
+        }
+    } else {
+        const char *colon = memchr(h, ':', len);
+        if (colon) {
+            name_len = (size_t)(colon - h);
+            port = colon + 1;
+            port_len = len - name_len - 1;
+        }
+    }
+    if (name_len != r->abs_host_len || strncasecmp(name, r->abs_host, name_len) != 0)
+        return false;
+    unsigned p = r->abs_default_port;
+    if (port_len > 0) {  /* "host:" is the default port (RFC 3986 3.2.3) */
+        if (port_len > 5)
+            return false;
+        p = 0;
+        for (size_t i = 0; i < port_len; i++) {
+            if (port[i] < '0' || port[i] > '9')
+                return false;
+            p = p * 10 + (unsigned)(port[i] - '0');
+        }
+    }
+    return p == r->abs_port;
+}
+
 static int check_target(struct httpreq *r, const char **why)
 {
     struct http_parser_url u;
@@ -112,6 +169,13 @@ static int check_target(struct httpreq *r, const char **why)
             *why = "invalid request target";
             return 400;
         }
+        r->abs_host = r->url + u.field_data[UF_HOST].off;
+        r->abs_host_len = u.field_data[UF_HOST].len;
+        r->abs_default_port = default_port(r->url + u.field_data[UF_SCHEMA].off,
+                                           u.field_data[UF_SCHEMA].len);
+        r->abs_port = r->abs_default_port;
+        if (u.field_set & (1 << UF_PORT))
+            r->abs_port = u.port;
         if (u.field_set & (1 << UF_PATH)) {
             r->target = r->url + u.field_data[UF_PATH].off;
             r->target_len = r->url_len - u.field_data[UF_PATH].off;
@@ -136,6 +200,11 @@ static int check_target(struct httpreq *r, const char **why)
     /* The fragment never goes on the wire; refuse it rather than guess. */
     if (u.field_set & (1 << UF_FRAGMENT)) {
         *why = "fragment in request target";
+        return 400;
+    }
+    const struct httphead_field *host = httphead_get(&r->head, "Host", NULL);
+    if (r->abs_host && host && !host_matches_target(r, host->value, host->value_len)) {
+        *why = "Host does not match the request target";
         return 400;
     }
     r->path = r->target;

@@ -37,6 +37,12 @@ struct httpreq {
     /* the URL as the parser reported it */
     const char *url;
     size_t url_len;
+    /* absolute-form only: the target's host (no brackets) and its port,
+     * explicit or the scheme's default (0 when the scheme has none) */
+    const char *abs_host;
+    size_t abs_host_len;
+    unsigned abs_port;
+    unsigned abs_default_port;
     /* From here on nothing is cleared per request (see httpreq_parse). */
     struct httphead head;
     /* the target with dot segments resolved, when that changed anything */

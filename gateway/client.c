@@ -299,6 +299,17 @@ void client_abort(struct client *c)
     client_close(c);
 }
 
+void client_cut(struct client *c)
+{
+    c->px = NULL;
+    if (c->ri.status)
+        write_access_line(c);
+    c->ri.status = 0;
+    /* Every relayed byte still goes out (under the send deadline); the
+     * framing already sent tells the client the body is short. */
+    flush_and_close(c);
+}
+
 void client_send_error(struct client *c, int status, const char *message, const char *extra,
                        const struct envelope_limit *limit, bool close)
 {

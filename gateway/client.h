@@ -95,7 +95,8 @@ void client_send_error(struct client *c, int status, const char *message, const 
 struct evbuffer *client_output(struct client *c);
 void client_count_out(struct client *c, size_t n);
 void client_response_done(struct client *c);
-void client_abort(struct client *c);             /* tear down mid-response */
+void client_abort(struct client *c);             /* tear down mid-response with a reset */
+void client_cut(struct client *c);               /* upstream cut a framed body: flush, then FIN */
 void client_pause_read(struct client *c);
 /* While a response waits on a client that does not read: arm (or drop) its send deadline. */
 void client_send_deadline(struct client *c, bool on);

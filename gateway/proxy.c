@@ -85,6 +85,7 @@ struct proxy {
     bool resp_keepalive;
     bool resp_until_eof;
     bool chunked_out;
+    bool length_out;            /* the client was sent Content-Length */
     bool error_mode;
     struct evbuffer *errbody;
     bool err_truncated;
@@ -801,6 +802,7 @@ static void px_relay_head(struct proxy *px, const struct httpresp *r)
     evbuffer_add_printf(out, "%s: %s\r\n", px->conf->corr_header, c->ri.id);
     add_rl_headers(px, out);
     if (r->has_length && r->status != 204) {  /* RFC 9110 8.6: never on a 204 */
+        px->length_out = true;
         evbuffer_add_printf(out, "Content-Length: %llu\r\n",
                             (unsigned long long)r->content_length);
     } else if (r->has_body) {
@@ -924,8 +926,14 @@ static void px_cut(struct proxy *px)
         return;
     }
     struct client *c = px->c;
+    /* A close-delimited body (HTTP/1.0 client, no length) would look whole
+     * after a FIN: only a reset says it was cut. */
+    bool framed = px->length_out || px->chunked_out;
     px_free(px);
-    client_abort(c);
+    if (framed)
+        client_cut(c);
+    else
+        client_abort(c);
 }
 
 static void up_read_cb(struct bufferevent *bev, void *arg)

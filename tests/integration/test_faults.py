@@ -397,7 +397,6 @@ class HttpTransferEncoding(SharedGatewayCase):
                     501, "NOT_IMPLEMENTED", i)
         self.assertAlive(self.gw)
 
-    @unittest.expectedFailure  # envelopd bug: see the docstring
     def test_response_codings_other_than_chunked_502(self):  # c11
         """An upstream response whose transfer codings envelopd cannot undo
         must not be relayed: Transfer-Encoding is removed (hop-by-hop) and
@@ -480,7 +479,6 @@ class TruncatedResponse(FaultCase):
         s.sendall(request_bytes("GET", API, [("X-Request-Id", i)]))
         self.check(gw, read_until_close(s, 10, t0), i, 100000, payload)
 
-    @unittest.expectedFailure  # envelopd bug: see the docstring
     def test_last_bytes_arriving_with_the_close(self):  # c2
         """The client has read the bulk; the last 10 bytes then arrive at
         envelopd in the same segment as the upstream's FIN. envelopd queues
@@ -516,7 +514,6 @@ class TruncatedResponse(FaultCase):
         res.data = got + res.data
         self.check(gw, res, i, 100000, payload)
 
-    @unittest.expectedFailure  # envelopd bug: see the docstring
     def test_slow_reader_still_gets_every_byte(self):  # c5
         """The close reaches envelopd while most of the body is still queued
         towards a client that is not reading. envelopd cuts the client with
@@ -832,7 +829,6 @@ class H1HostNormalization(SharedGatewayCase):
                 self.assertEqual(self.access(self.gw, i)["status"], 200)
         self.assertAlive(self.gw)
 
-    @unittest.expectedFailure  # envelopd bug: see the docstring
     def test_host_naming_another_origin(self):  # c8 - c11
         """The request-target names one origin, Host another. HAProxy: 400.
         envelopd forwards the path with the client's Host, so the upstream

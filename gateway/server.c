@@ -129,6 +129,12 @@ static void reload(struct server *s)
     sd_notify(0, "READY=1\nSTATUS=running");
 }
 
+/* A worker cut by shutdown_timeout keeps its loop, limiter and the
+ * connections it cut (worker_cleanup): exit frees them. server_run keeps them
+ * reachable here until then rather than dropping the last pointer to them
+ * (which valgrind would rightly call a leak). */
+static struct worker *volatile cut_workers;
+
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct server *s = arg;
@@ -346,7 +352,13 @@ out:
             event_free(evs[i]);
     if (s->base)
         event_base_free(s->base);
-    free(s->workers);
+    bool cut = false;
+    for (unsigned i = 0; s->workers && i < s->n_workers; i++)
+        cut = cut || s->workers[i].nclients != 0;
+    if (cut)
+        cut_workers = s->workers;
+    else
+        free(s->workers);
     confref_put(s->cref);
     accesslog_close();
     free(s);

@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -40,6 +41,74 @@ HOP_BY_HOP = ("connection", "keep-alive", "te", "trailer", "upgrade",
 def is_generated_id(s):
     """A gateway-made correlation ID: UUIDv4 (lower-case hex) or a ULID."""
     return bool(s) and (UUID4_RE.match(s) is not None or ULID_RE.match(s) is not None)
+
+
+# ---------------------------------------------------------------- slow runs
+
+# `meson test --setup valgrind` (meson.build) runs envelopd under valgrind:
+# ENVELOPD_WRAPPER is a command prefix for envelopd (split like a shell would),
+# and ENVELOPD_TIME_FACTOR says how many times slower envelopd is than usual.
+# Both are unset in a normal run: no wrapper, factor 1, nothing changes.
+ENVELOPD_WRAPPER = shlex.split(os.environ.get("ENVELOPD_WRAPPER", ""))
+
+
+def _time_factor():
+    try:
+        return max(1.0, float(os.environ.get("ENVELOPD_TIME_FACTOR", "1")))
+    except ValueError:
+        return 1.0
+
+
+TIME_FACTOR = _time_factor()
+SLOW = TIME_FACTOR > 1
+
+
+def scaled(seconds):
+    """SECONDS stretched by ENVELOPD_TIME_FACTOR: for deadlines that wait for
+    the gateway to do something (start, answer, log), never for ones that
+    check it did *not* do something in time."""
+    return seconds * TIME_FACTOR
+
+
+def slack(seconds):
+    """Tolerance to add to an upper bound on how long the gateway took: 0 in a
+    normal run; under valgrind, where its timers fire late and each request
+    costs milliseconds of CPU, a fixed allowance (SECONDS) per wait."""
+    return seconds if SLOW else 0.0
+
+
+def skip_if_slow(reason):
+    """Skip a test that cannot hold under ENVELOPD_TIME_FACTOR > 1, saying why."""
+    return unittest.skipIf(SLOW, "envelopd runs %gx slower here (valgrind): %s"
+                           % (TIME_FACTOR, reason))
+
+
+VALGRIND_ERRORS_RE = re.compile(r"ERROR SUMMARY: ([1-9][0-9]*) errors")
+VALGRIND_DEFLOST_RE = re.compile(r"definitely lost: ([0-9,]+) bytes")
+# The first line of each memcheck error, for a log cut short by SIGKILL.
+VALGRIND_ERROR_HEAD_RE = re.compile(
+    r"^==\d+== (Invalid (read|write|free)|Conditional jump|Use of uninitialised|"
+    r"Syscall param|Mismatched free|Source and destination overlap|Argument ')", re.M)
+# envelopd killed by a signal it does not handle (SIGSEGV, SIGABRT, ...).
+VALGRIND_FATAL_RE = re.compile(r"^==\d+== (Process terminating with default action[^\n]*)", re.M)
+
+
+def valgrind_problems(log_text):
+    """Why a valgrind log (memcheck, --log-file) shows a problem, or None."""
+    m = VALGRIND_FATAL_RE.search(log_text)
+    if m:
+        return m.group(1)
+    m = VALGRIND_ERRORS_RE.search(log_text)
+    if m:
+        return "%s valgrind error(s)" % m.group(1)
+    if "ERROR SUMMARY" not in log_text:
+        m = VALGRIND_ERROR_HEAD_RE.search(log_text)
+        if m:
+            return "valgrind error: %s" % m.group(1)
+    m = VALGRIND_DEFLOST_RE.search(log_text)
+    if m and m.group(1) != "0":
+        return "%s bytes definitely lost" % m.group(1)
+    return None
 
 
 # ---------------------------------------------------------------- waiting
@@ -165,8 +234,9 @@ class Upstream:
         self.control("POST", "/__queue", list(scripts))
 
     def wait_requests(self, n, timeout=5):
-        """Wait until the upstream has received at least N test requests."""
-        return wait_until(lambda: self.stats()["requests"] >= n, timeout, 0.05) is not None
+        """Wait until the upstream has received at least N test requests
+        (TIMEOUT scaled by ENVELOPD_TIME_FACTOR: the gateway forwards them)."""
+        return wait_until(lambda: self.stats()["requests"] >= n, scaled(timeout), 0.05) is not None
 
 
 # ---------------------------------------------------------------- conf
@@ -398,16 +468,34 @@ class Gateway:
         self.write_conf()
         self._out = open(self.out_path, "ab")
         self._err = open(self.err_path, "ab")
-        self.proc = subprocess.Popen([ENVELOPD, "-c", self.conf_path] + self.extra_args,
-                                     stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL)
-        if not wait_port(self.port, timeout, self.proc):
+        env = None
+        if ENVELOPD_WRAPPER:
+            # tests/valgrind-wrap writes valgrind's report here, one file per process.
+            env = dict(os.environ, VALGRIND_LOG_FILE=os.path.join(self.tmp, "valgrind.%p.log"))
+        self.proc = subprocess.Popen(ENVELOPD_WRAPPER + [ENVELOPD, "-c", self.conf_path] +
+                                     self.extra_args, stdout=self._out, stderr=self._err,
+                                     stdin=subprocess.DEVNULL, env=env)
+        timeout = scaled(timeout)
+        t0 = time.monotonic()
+        if not wait_port(self.port, timeout, self.proc) or not all(
+                wait_port(p, max(0.5, t0 + timeout - time.monotonic()), self.proc)
+                for p in self._admin_ports()):
             rc = self.proc.poll()
             self.kill()
             raise AssertionError("envelopd did not accept on %d within %ss (rc=%s)\nconf:\n%s\n"
                                  "stdout:\n%s\nstderr:\n%s" % (
                                      self.port, timeout, rc, open(self.conf_path).read(),
                                      self.stdout_text()[-3000:], self.stderr_text()[-3000:]))
+
+    def _admin_ports(self):
+        """The [admin] listen ports of the conf: envelopd opens them after the
+        main listeners, so a slow (valgrind) start needs a wait for them too."""
+        items = None if isinstance(self.conf, str) else self.conf.section("admin", create=False)
+        ports = []
+        for k, v in items or ():
+            if k == "listen" and v.rpartition(":")[2].isdigit():
+                ports.append(int(v.rpartition(":")[2]))
+        return ports
 
     @property
     def pid(self):
@@ -453,7 +541,8 @@ class Gateway:
         return [l for l in self.logs() if "event" in l and (name is None or l["event"] == name)]
 
     def wait_log(self, pred, timeout=5):
-        """The first JSON log line matching PRED, waiting up to TIMEOUT; None if none."""
+        """The first JSON log line matching PRED, waiting up to TIMEOUT (scaled by
+        ENVELOPD_TIME_FACTOR); None if none."""
         def find():
             for l in self.logs():
                 try:
@@ -462,7 +551,7 @@ class Gateway:
                 except (KeyError, TypeError):
                     pass
             return None
-        return wait_until(find, timeout, 0.02)
+        return wait_until(find, scaled(timeout), 0.02)
 
     def wait_access(self, request_id, timeout=5):
         return self.wait_log(lambda l: l.get("request_id") == request_id and "status" in l, timeout)
@@ -511,6 +600,7 @@ class Gateway:
         """SIGTERM and wait; returns the exit status."""
         if self.alive():
             os.kill(self.proc.pid, signal.SIGTERM)
+            timeout = scaled(timeout)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -518,8 +608,8 @@ class Gateway:
                 raise AssertionError("envelopd did not exit within %ss of SIGTERM" % timeout)
         self.rc = self.proc.returncode if self.proc else None
         if expect_zero and self.rc != 0:
-            raise AssertionError("envelopd exited %s, expected 0\nstderr:\n%s" % (
-                self.rc, self.stderr_text()[-2000:]))
+            raise AssertionError("envelopd exited %s, expected 0\nstderr:\n%s%s" % (
+                self.rc, self.stderr_text()[-2000:], self.valgrind_report() or ""))
         return self.rc
 
     def kill(self):
@@ -528,15 +618,41 @@ class Gateway:
             self.proc.wait(5)
         self.rc = self.proc.returncode if self.proc else None
 
+    def valgrind_report(self):
+        """Under valgrind: every log of this gateway's processes that shows an
+        error or a definite leak, as one text; None when there is none."""
+        out = []
+        for name in sorted(os.listdir(self.tmp)) if os.path.isdir(self.tmp) else ():
+            if name.startswith("valgrind.") and name.endswith(".log"):
+                with open(os.path.join(self.tmp, name), errors="replace") as f:
+                    text = f.read()
+                why = valgrind_problems(text)
+                if why:
+                    out.append("\n%s: %s\n%s" % (name, why, text[-20000:]))
+        return "".join(out) or None
+
     def close_files(self):
         for f in (getattr(self, "_out", None), getattr(self, "_err", None)):
             if f:
                 f.close()
 
     def cleanup(self):
+        if ENVELOPD_WRAPPER and self.alive():
+            # valgrind writes its leak report only when envelopd exits by
+            # itself: SIGTERM (envelopd drains, up to shutdown_timeout) before
+            # the SIGKILL of a normal run.
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(scaled(3))
+            except subprocess.TimeoutExpired:
+                pass
         self.kill()
         self.close_files()
+        report = self.valgrind_report() if ENVELOPD_WRAPPER else None
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if report:
+            raise AssertionError("valgrind found problems in envelopd (pid %s):%s" % (
+                self.proc.pid if self.proc else "?", report))
 
 
 def read_until_close(s, timeout, t0=None):

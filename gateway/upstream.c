@@ -54,6 +54,7 @@ fail:
 
 static void conn_free(struct upconn *c)
 {
+    sendq_detach(&c->sq);
     if (c->bev)
         bufferevent_free(c->bev);
     free(c);
@@ -126,14 +127,14 @@ struct upconn *upstream_take_idle(struct up_server *s)
     return c;
 }
 
-struct upconn *upstream_connect(struct up_server *s, struct event_base *base)
+struct upconn *upstream_connect(struct up_server *s, struct event_base *base, struct sendq *sq)
 {
     struct upconn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->srv = s;
     c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev)
+    if (!c->bev || sendq_attach(sq, &c->sq, c->bev) != 0)
         goto fail;
     if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&s->addr->sa,
                                    (int)s->addr->salen) != 0)

@@ -17,11 +17,13 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "sendq.h"
 
 struct up_server;
 
 struct upconn {
     struct bufferevent *bev;
+    struct sendq_item sq;        /* written first, EPOLLOUT only on EAGAIN */
     struct up_server *srv;
     TAILQ_ENTRY(upconn) link;    /* in the server's idle list while idle */
     unsigned uses;               /* requests served; > 0 means reused */
@@ -68,7 +70,7 @@ size_t upstream_server_index(const struct up_server *s);
 /* An idle connection to S, or NULL. The caller sets the callbacks. */
 struct upconn *upstream_take_idle(struct up_server *s);
 /* Start a non-blocking connect to S. NULL on immediate failure (errno set). */
-struct upconn *upstream_connect(struct up_server *s, struct event_base *base);
+struct upconn *upstream_connect(struct up_server *s, struct event_base *base, struct sendq *sq);
 /* Done with C: back to the idle pool if REUSABLE and room, else closed. */
 void upstream_release(struct upconn *c, bool reusable);
 

@@ -163,7 +163,7 @@ int worker_init(struct worker *w, unsigned id, struct server *s, struct confref 
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
     w->base = event_base_new_with_config(cfg);
     event_config_free(cfg);
-    if (!w->base)
+    if (!w->base || sendq_init(&w->sendq, w->base) != 0)
         goto oom;
     if (pipe2(w->msg_fd, O_NONBLOCK | O_CLOEXEC) != 0) {
         snprintf(err, errlen, "worker %u: pipe: %s", id, strerror(errno));
@@ -296,6 +296,7 @@ void worker_cleanup(struct worker *w)
             limiter_free(w->limiter);
         if (w->gen)
             worker_gen_put(w->gen);
+        sendq_cleanup(&w->sendq);  /* after the pools, whose connections detach */
         if (w->base)
             event_base_free(w->base);
     }

@@ -19,6 +19,7 @@
 
 #include "conf.h"
 #include "metrics.h"
+#include "sendq.h"
 
 /* A conf shared by every worker; freed when the last generation lets go. */
 struct confref {
@@ -55,6 +56,7 @@ struct worker {
     bool draining;
     int msg_fd[2];           /* main thread -> worker: struct worker_msg over a pipe */
     struct event *msg_ev;
+    struct sendq sendq;      /* connection outputs to write before the loop waits */
     struct metrics metrics;  /* written by this worker only; read by the admin listener */
 };
 

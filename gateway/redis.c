@@ -1,5 +1,5 @@
 /*
- * redis: one worker's asynchronous hiredis connection (libevent adapter),
+ * redis: one worker's asynchronous hiredis connection (on the worker's libevent loop),
  * its handshake (AUTH, SELECT, SCRIPT LOAD), reconnection with capped,
  * jittered exponential backoff, and per-call deadlines.
  *
@@ -30,7 +30,6 @@
 #include <time.h>
 
 #include <hiredis/async.h>
-#include <hiredis/adapters/libevent.h>
 #include <openssl/evp.h>
 
 #include "log.h"
@@ -74,6 +73,8 @@ struct redis {
     unsigned attempt;                 /* consecutive failed attempts */
     struct event *reconnect_ev;       /* backoff timer */
     struct event *watchdog_ev;        /* handshake must finish in time */
+    struct event *flush_ev;           /* activated: write queued commands this loop turn */
+    bool flush_queued;
     uint64_t last_progress_ms;        /* last reply on the current context */
     size_t in_hiredis;                /* calls registered in hiredis */
     struct redis_call *calls;         /* every live call object */
@@ -95,6 +96,89 @@ struct redis {
 static int tag_auth, tag_select, tag_load, tag_reload;
 
 static void redis_connect(struct redis *r);
+
+/*
+ * The event-loop glue hiredis asks for (redisAsyncContext.ev), as its
+ * libevent adapter does but with persistent events: that adapter re-arms a
+ * one-shot read event after every reply, one epoll_ctl per request.
+ */
+struct loop_events {
+    redisAsyncContext *ac;
+    struct event *rev, *wev;
+};
+
+static void loop_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_events *e = arg;
+    (void)fd;
+    (void)what;
+    redisAsyncHandleRead(e->ac);
+}
+
+static void loop_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_events *e = arg;
+    (void)fd;
+    (void)what;
+    redisAsyncHandleWrite(e->ac);
+}
+
+static void loop_add_read(void *p)
+{
+    struct loop_events *e = p;
+    if (!event_pending(e->rev, EV_READ, NULL))
+        event_add(e->rev, NULL);
+}
+
+static void loop_del_read(void *p)
+{
+    event_del(((struct loop_events *)p)->rev);
+}
+
+static void loop_add_write(void *p)
+{
+    struct loop_events *e = p;
+    if (!event_pending(e->wev, EV_WRITE, NULL))
+        event_add(e->wev, NULL);
+}
+
+static void loop_del_write(void *p)
+{
+    event_del(((struct loop_events *)p)->wev);
+}
+
+static void loop_cleanup(void *p)
+{
+    struct loop_events *e = p;
+    if (e->rev)
+        event_free(e->rev);
+    if (e->wev)
+        event_free(e->wev);
+    free(e);
+}
+
+static int loop_attach(redisAsyncContext *ac, struct event_base *base)
+{
+    if (ac->ev.data)
+        return REDIS_ERR;
+    struct loop_events *e = calloc(1, sizeof *e);
+    if (!e)
+        return REDIS_ERR;
+    e->ac = ac;
+    e->rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, loop_read, e);
+    e->wev = event_new(base, ac->c.fd, EV_WRITE | EV_PERSIST, loop_write, e);
+    if (!e->rev || !e->wev || event_add(e->rev, NULL) != 0 || event_add(e->wev, NULL) != 0) {
+        loop_cleanup(e);
+        return REDIS_ERR;
+    }
+    ac->ev.addRead = loop_add_read;
+    ac->ev.delRead = loop_del_read;
+    ac->ev.addWrite = loop_add_write;
+    ac->ev.delWrite = loop_del_write;
+    ac->ev.cleanup = loop_cleanup;
+    ac->ev.data = e;
+    return REDIS_OK;
+}
 static void handshake_cb(redisAsyncContext *ac, void *vreply, void *privdata);
 static void call_maybe_free(struct redis_call *c);
 
@@ -306,6 +390,23 @@ static void call_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void eval_reply_cb(redisAsyncContext *ac, void *vreply, void *privdata);
 
+/*
+ * hiredis' libevent adapter arms EPOLLOUT for every command and writes when
+ * the loop next wakes up: two epoll_ctl calls and a loop turn per request.
+ * Writing the commands queued during this turn from an activated event, once
+ * the callbacks that queued them are done, lets the changelist cancel the
+ * arming (and still batches every command of the turn into one write).
+ */
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis *r = arg;
+    (void)fd;
+    (void)what;
+    r->flush_queued = false;
+    if (r->ac && r->state == REDIS_S_READY)
+        redisAsyncHandleWrite(r->ac);
+}
+
 static int call_submit(struct redis *r, struct redis_call *c)
 {
     if (redisAsyncFormattedCommand(r->ac, eval_reply_cb, c, c->cmd, (size_t)c->cmdlen) !=
@@ -313,6 +414,10 @@ static int call_submit(struct redis *r, struct redis_call *c)
         return -1;
     c->in_hiredis++;
     r->in_hiredis++;
+    if (!r->flush_queued && r->state == REDIS_S_READY) {
+        r->flush_queued = true;
+        event_active(r->flush_ev, EV_WRITE, 0);
+    }
     return 0;
 }
 
@@ -477,7 +582,7 @@ static void redis_connect(struct redis *r)
     /* TCP keepalive finds a peer that vanished without a RST (not fatal if refused). */
     if (sa->sa_family != AF_UNIX && redisEnableKeepAlive(&ac->c) != REDIS_OK)
         LOG_AT(CONF_LOG_DEBUG, "redis_keepalive", NULL, NULL, "cannot enable TCP keepalive");
-    if (redisLibeventAttach(ac, r->base) != REDIS_OK ||
+    if (loop_attach(ac, r->base) != REDIS_OK ||
         redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
         redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK) {
         redis_drop(r, "cannot attach the connection to the event loop");
@@ -541,9 +646,10 @@ struct redis *redis_new(struct event_base *base, const struct conf *conf, const 
     r->script = strdup(script);
     r->reconnect_ev = evtimer_new(base, reconnect_cb, r);
     r->watchdog_ev = evtimer_new(base, watchdog_cb, r);
+    r->flush_ev = event_new(base, -1, 0, flush_cb, r);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (!r->script || !r->reconnect_ev || !r->watchdog_ev ||
+    if (!r->script || !r->reconnect_ev || !r->watchdog_ev || !r->flush_ev ||
         EVP_Digest(script, r->script_len, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
         goto failed;
     for (unsigned i = 0; i < 20; i++)
@@ -561,6 +667,8 @@ failed:
         event_free(r->reconnect_ev);
     if (r->watchdog_ev)
         event_free(r->watchdog_ev);
+    if (r->flush_ev)
+        event_free(r->flush_ev);
     free(r->script);
     free(r);
     return NULL;
@@ -596,6 +704,7 @@ void redis_free(struct redis *r)
     }
     event_free(r->reconnect_ev);
     event_free(r->watchdog_ev);
+    event_free(r->flush_ev);
     free(r->script);
     free(r);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "headbuf.h"
 #include "httpreq.h"
 #include "log.h"
 #include "proxy.h"
@@ -336,22 +337,30 @@ void client_send_error(struct client *c, int status, const char *message, const 
         c->close_after = true;
     struct evbuffer *out = client_output(c);
     size_t before = evbuffer_get_length(out);
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 %d %s\r\n"
-                        "Date: %s\r\n"
-                        "Content-Type: %s\r\n"
-                        "Content-Length: %zu\r\n"
-                        "%s: %s\r\n"
-                        "%s"
-                        "%s"
-                        "\r\n",
-                        status, envelope_reason(status), client_http_date(),
-                        envelope_content_type(conf->profile), blen, conf->corr_header,
-                        c->ri.id, extra ? extra : "",
-                        c->close_after ? "Connection: close\r\n"
-                        : (c->ri.minor == 0 ? "Connection: keep-alive\r\n" : ""));
-    if (body && !c->ri.head_method)
-        evbuffer_add(out, body, blen);
+    size_t extra_len = extra ? strlen(extra) : 0;
+    struct headbuf h;
+    if (headbuf_reserve(&h, out, 512 + extra_len + sizeof c->ri.id) == 0) {
+        HB_LIT(&h, "HTTP/1.1 ");
+        hb_u64(&h, (uint64_t)status);
+        HB_LIT(&h, " ");
+        hb_str(&h, envelope_reason(status));
+        HB_LIT(&h, "\r\nDate: ");
+        hb_str(&h, client_http_date());
+        HB_LIT(&h, "\r\nContent-Type: ");
+        hb_str(&h, envelope_content_type(conf->profile));
+        HB_LIT(&h, "\r\nContent-Length: ");
+        hb_u64(&h, blen);
+        HB_LIT(&h, "\r\n");
+        hb_field(&h, conf->corr_header, strlen(conf->corr_header), c->ri.id, strlen(c->ri.id));
+        hb_add(&h, extra, extra_len);
+        if (c->close_after)
+            HB_LIT(&h, "Connection: close\r\n");
+        else if (c->ri.minor == 0)
+            HB_LIT(&h, "Connection: keep-alive\r\n");
+        HB_LIT(&h, "\r\n");
+        if (headbuf_commit(&h) >= 0 && body && !c->ri.head_method)
+            evbuffer_add(out, body, blen);
+    }
     free(body);
     c->ri.bytes_out += evbuffer_get_length(out) - before;
     c->ri.status = status;

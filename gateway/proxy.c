@@ -23,6 +23,7 @@
 #include "client.h"
 #include "conf.h"
 #include "envelope.h"
+#include "headbuf.h"
 #include "httpresp.h"
 #include "limiter.h"
 #include "log.h"
@@ -165,26 +166,31 @@ static bool is_idempotent(enum http_method m)
 
 /* ---- rate-limit headers ------------------------------------------------ */
 
-static void add_rl_headers(struct proxy *px, struct evbuffer *out)
+/* Room the three rate-limit headers may take. */
+#define RL_HEADERS_MAX 128
+
+static void add_rl_headers(const struct proxy *px, struct headbuf *h)
 {
     if (!px->rl_applied)
         return;
-    evbuffer_add_printf(out, "X-RateLimit-Limit: %ld\r\nX-RateLimit-Remaining: %ld\r\n"
-                        "X-RateLimit-Reset: %ld\r\n",
-                        px->rl.limit, px->rl.remaining, px->rl.reset_s);
+    HB_LIT(h, "X-RateLimit-Limit: ");
+    hb_i64(h, px->rl.limit);
+    HB_LIT(h, "\r\nX-RateLimit-Remaining: ");
+    hb_i64(h, px->rl.remaining);
+    HB_LIT(h, "\r\nX-RateLimit-Reset: ");
+    hb_i64(h, px->rl.reset_s);
+    HB_LIT(h, "\r\n");
 }
 
 /* Answer with a gateway-made envelope and end the exchange. */
 static void px_fail_answer(struct proxy *px, int status, const char *message)
 {
     struct client *c = px->c;
-    char extra[256];
-    extra[0] = '\0';
-    if (px->rl_applied)
-        snprintf(extra, sizeof extra,
-                 "X-RateLimit-Limit: %ld\r\nX-RateLimit-Remaining: %ld\r\n"
-                 "X-RateLimit-Reset: %ld\r\n",
-                 px->rl.limit, px->rl.remaining, px->rl.reset_s);
+    char extra[RL_HEADERS_MAX + 1];
+    struct headbuf h;
+    headbuf_mem(&h, extra, RL_HEADERS_MAX);
+    add_rl_headers(px, &h);
+    extra[h.full ? 0 : h.len] = '\0';
     if (px->uc) {
         upstream_release(px->uc, false);
         px->uc = NULL;
@@ -219,14 +225,24 @@ static int build_request(struct proxy *px, const struct httpreq *req)
     char target[HTTPREQ_MAX_LINE + 2];
     size_t tl = router_upstream_target(px->route, req->target, req->target_len, target,
                                        sizeof target);
-    if (evbuffer_add_printf(b, "%s %.*s HTTP/1.1\r\n", http_method_str(req->method), (int)tl,
-                            target) < 0)
+    const char *server = px->group->cu->servers[0].text;
+    /* Everything below is bounded by what the client sent plus fixed parts. */
+    size_t cap = tl + strlen(server) + strlen(conf->corr_header) + sizeof c->ri.id +
+                 2 * sizeof c->ip + 256;
+    for (size_t i = 0; i < req->head.n; i++)
+        cap += req->head.f[i].name_len + req->head.f[i].value_len + 4;
+    struct headbuf h;
+    if (headbuf_reserve(&h, b, cap) != 0)
         return -1;
+    hb_str(&h, http_method_str(req->method));
+    HB_LIT(&h, " ");
+    hb_add(&h, target, tl);
+    HB_LIT(&h, " HTTP/1.1\r\n");
     const struct httphead_field *host = httphead_get(&req->head, "Host", NULL);
     if (host)
-        evbuffer_add_printf(b, "Host: %.*s\r\n", (int)host->value_len, host->value);
+        hb_field(&h, "Host", 4, host->value, host->value_len);
     else
-        evbuffer_add_printf(b, "Host: %s\r\n", px->group->cu->servers[0].text);
+        hb_field(&h, "Host", 4, server, strlen(server));
     const struct httphead_field *xff = NULL, *via = NULL;
     for (size_t i = 0; i < req->head.n; i++) {
         const struct httphead_field *f = &req->head.f[i];
@@ -241,31 +257,34 @@ static int build_request(struct proxy *px, const struct httpreq *req)
         }
         if (skip_request_header(conf, f))
             continue;
-        evbuffer_add(b, f->name, f->name_len);
-        evbuffer_add(b, ": ", 2);
-        evbuffer_add(b, f->value, f->value_len);
-        evbuffer_add(b, "\r\n", 2);
+        hb_field(&h, f->name, f->name_len, f->value, f->value_len);
     }
-    evbuffer_add_printf(b, "%s: %s\r\n", conf->corr_header, c->ri.id);
-    if (xff && xff->value_len)
-        evbuffer_add_printf(b, "X-Forwarded-For: %.*s, %s\r\n", (int)xff->value_len, xff->value,
-                            c->ip);
-    else
-        evbuffer_add_printf(b, "X-Forwarded-For: %s\r\n", c->ip);
-    evbuffer_add_printf(b, "X-Forwarded-Proto: http\r\n");
-    if (via && via->value_len)
-        evbuffer_add_printf(b, "Via: %.*s, 1.%u envelopd\r\n", (int)via->value_len, via->value,
-                            req->minor);
-    else
-        evbuffer_add_printf(b, "Via: 1.%u envelopd\r\n", req->minor);
+    hb_field(&h, conf->corr_header, strlen(conf->corr_header), c->ri.id, strlen(c->ri.id));
+    HB_LIT(&h, "X-Forwarded-For: ");
+    if (xff && xff->value_len) {
+        hb_add(&h, xff->value, xff->value_len);
+        HB_LIT(&h, ", ");
+    }
+    hb_str(&h, c->ip);
+    HB_LIT(&h, "\r\nX-Forwarded-Proto: http\r\nVia: ");
+    if (via && via->value_len) {
+        hb_add(&h, via->value, via->value_len);
+        HB_LIT(&h, ", ");
+    }
+    HB_LIT(&h, "1.");
+    hb_u64(&h, req->minor);
+    HB_LIT(&h, " envelopd\r\n");
     if (req->has_body) {
-        if (req->chunked)
-            evbuffer_add_printf(b, "Transfer-Encoding: chunked\r\n");
-        else
-            evbuffer_add_printf(b, "Content-Length: %llu\r\n",
-                                (unsigned long long)req->content_length);
+        if (req->chunked) {
+            HB_LIT(&h, "Transfer-Encoding: chunked\r\n");
+        } else {
+            HB_LIT(&h, "Content-Length: ");
+            hb_u64(&h, req->content_length);
+            HB_LIT(&h, "\r\n");
+        }
     }
-    return evbuffer_add(b, "\r\n", 2);
+    HB_LIT(&h, "\r\n");
+    return headbuf_commit(&h) < 0 ? -1 : 0;
 }
 
 /* ---- caller identity ----------------------------------------------------- */
@@ -728,20 +747,37 @@ static void px_finish_error(struct proxy *px)
     size_t before = evbuffer_get_length(out);
     if (c->close_after || c->w->draining || !c->req_done)
         c->close_after = true;
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
-                        "Content-Length: %zu\r\n%s: %s\r\n",
-                        px->status, envelope_reason(px->status), client_http_date(),
-                        envelope_content_type(px->conf->profile), len, px->conf->corr_header,
-                        c->ri.id);
-    evbuffer_add_buffer(out, px->err_headers);
-    add_rl_headers(px, out);
-    if (c->close_after)
-        evbuffer_add_printf(out, "Connection: close\r\n");
-    else if (c->ri.minor == 0)
-        evbuffer_add_printf(out, "Connection: keep-alive\r\n");
-    evbuffer_add(out, "\r\n", 2);
-    if (body && !px->head_method)
-        evbuffer_add(out, body, len);
+    size_t extra = evbuffer_get_length(px->err_headers);
+    struct headbuf h;
+    if (headbuf_reserve(&h, out, 512 + extra + sizeof c->ri.id) == 0) {
+        HB_LIT(&h, "HTTP/1.1 ");
+        hb_u64(&h, (uint64_t)px->status);
+        HB_LIT(&h, " ");
+        hb_str(&h, envelope_reason(px->status));
+        HB_LIT(&h, "\r\nDate: ");
+        hb_str(&h, client_http_date());
+        HB_LIT(&h, "\r\nContent-Type: ");
+        hb_str(&h, envelope_content_type(px->conf->profile));
+        HB_LIT(&h, "\r\nContent-Length: ");
+        hb_u64(&h, len);
+        HB_LIT(&h, "\r\n");
+        hb_field(&h, px->conf->corr_header, strlen(px->conf->corr_header), c->ri.id,
+                 strlen(c->ri.id));
+        if (extra && extra <= h.cap - h.len) {
+            evbuffer_remove(px->err_headers, h.p + h.len, extra);
+            h.len += extra;
+        } else if (extra) {
+            h.full = true;
+        }
+        add_rl_headers(px, &h);
+        if (c->close_after)
+            HB_LIT(&h, "Connection: close\r\n");
+        else if (c->ri.minor == 0)
+            HB_LIT(&h, "Connection: keep-alive\r\n");
+        HB_LIT(&h, "\r\n");
+        if (headbuf_commit(&h) >= 0 && body && !px->head_method)
+            evbuffer_add(out, body, len);
+    }
     free(body);
     client_count_out(c, evbuffer_get_length(out) - before);
     c->ri.status = px->status;
@@ -782,45 +818,58 @@ static int relay_body(void *arg, const char *at, size_t len)
     return 0;
 }
 
-static void px_relay_head(struct proxy *px, const struct httpresp *r)
+/* False only when out of memory, with nothing sent. */
+static bool px_relay_head(struct proxy *px, const struct httpresp *r)
 {
     struct client *c = px->c;
     struct evbuffer *out = client_output(c);
     size_t before = evbuffer_get_length(out);
     if (c->w->draining || !c->req_done)
         c->close_after = true;
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", r->status, envelope_reason(r->status));
+    size_t cap = strlen(px->conf->corr_header) + sizeof c->ri.id + RL_HEADERS_MAX + 256;
+    for (size_t i = 0; i < r->head.n; i++)
+        cap += r->head.f[i].name_len + r->head.f[i].value_len + 4;
+    struct headbuf h;
+    if (headbuf_reserve(&h, out, cap) != 0)
+        return false;
+    HB_LIT(&h, "HTTP/1.1 ");
+    hb_u64(&h, (uint64_t)r->status);
+    HB_LIT(&h, " ");
+    hb_str(&h, envelope_reason(r->status));
+    HB_LIT(&h, "\r\n");
     for (size_t i = 0; i < r->head.n; i++) {
         const struct httphead_field *f = &r->head.f[i];
         if (skip_response_header(px, f, false))
             continue;
-        evbuffer_add(out, f->name, f->name_len);
-        evbuffer_add(out, ": ", 2);
-        evbuffer_add(out, f->value, f->value_len);
-        evbuffer_add(out, "\r\n", 2);
+        hb_field(&h, f->name, f->name_len, f->value, f->value_len);
     }
-    evbuffer_add_printf(out, "%s: %s\r\n", px->conf->corr_header, c->ri.id);
-    add_rl_headers(px, out);
+    hb_field(&h, px->conf->corr_header, strlen(px->conf->corr_header), c->ri.id,
+             strlen(c->ri.id));
+    add_rl_headers(px, &h);
     if (r->has_length && r->status != 204) {  /* RFC 9110 8.6: never on a 204 */
         px->length_out = true;
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-                            (unsigned long long)r->content_length);
+        HB_LIT(&h, "Content-Length: ");
+        hb_u64(&h, r->content_length);
+        HB_LIT(&h, "\r\n");
     } else if (r->has_body) {
         if (c->ri.minor >= 1) {
             px->chunked_out = true;
-            evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+            HB_LIT(&h, "Transfer-Encoding: chunked\r\n");
         } else {
             c->close_after = true;  /* an HTTP/1.0 client reads until close */
         }
     }
     if (c->close_after)
-        evbuffer_add_printf(out, "Connection: close\r\n");
+        HB_LIT(&h, "Connection: close\r\n");
     else if (c->ri.minor == 0)
-        evbuffer_add_printf(out, "Connection: keep-alive\r\n");
-    evbuffer_add(out, "\r\n", 2);
+        HB_LIT(&h, "Connection: keep-alive\r\n");
+    HB_LIT(&h, "\r\n");
+    if (headbuf_commit(&h) < 0)
+        return false;
     client_count_out(c, evbuffer_get_length(out) - before);
     c->resp_started = true;
     c->ri.status = r->status;
+    return true;
 }
 
 /* A response head arrived (LEN bytes at the front of IN): returns false if px is gone. */
@@ -884,8 +933,9 @@ static bool px_on_head(struct proxy *px, struct evbuffer *in, const char *data, 
         }
         if (r.content_length > px->conf->max_error_body)
             px->err_truncated = true;
-    } else {
-        px_relay_head(px, &r);
+    } else if (!px_relay_head(px, &r)) {
+        px_fail_answer(px, 503, "The gateway is out of memory");
+        return false;
     }
     if (!r.has_body) {
         /* Consume the head first: a pooled connection must come back empty. */

@@ -22,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "limiter.h"
+#include "headbuf.h"
 #include "log.h"
 #include "redis.h"
 
@@ -252,28 +253,38 @@ static bool build_key(struct limiter *l, const struct limiter_query *q, bool has
                       const struct conf_rate *rate, char *out, size_t cap, size_t *len)
 {
     const struct conf *conf = l->conf;
-    char id[48];
     char h[33];
+    const char *prefix = conf->redis_enabled ? conf->redis_key_prefix : "";
+    const char *route = q->route ? q->route->name : "default";
+    struct headbuf b;  /* the key is built as a head would be: bounded, no printf */
+    headbuf_mem(&b, out, cap - 1);
+    hb_add(&b, prefix, strnlen(prefix, CONF_NAME_MAX));
+    HB_LIT(&b, "{");
     if (has_token) {
         if (!token_hash(l, q->token, q->token_len, h))
             return false;
-        snprintf(id, sizeof(id), "%s", h);
+        hb_str(&b, h);
     } else if (!q->client_ip || !q->client_ip[0]) {
-        snprintf(id, sizeof(id), "ip:-");
+        HB_LIT(&b, "ip:-");
     } else if (plain_ip(q->client_ip)) {
-        snprintf(id, sizeof(id), "ip:%s", q->client_ip);
+        HB_LIT(&b, "ip:");
+        hb_add(&b, q->client_ip, strnlen(q->client_ip, 45));
     } else {
         if (!keyed_hash(conf, q->client_ip, strlen(q->client_ip), h))
             return false;
-        snprintf(id, sizeof(id), "iph:%s", h);
+        HB_LIT(&b, "iph:");
+        hb_str(&b, h);
     }
-    const char *prefix = conf->redis_enabled ? conf->redis_key_prefix : "";
-    int n = snprintf(out, cap, "%.*s{%s}:%.*s:%u/%llu", CONF_NAME_MAX, prefix, id,
-                     CONF_NAME_MAX, q->route ? q->route->name : "default", rate->count,
-                     (unsigned long long)rate->window_ms);
-    if (n < 0 || (size_t)n >= cap)
+    HB_LIT(&b, "}:");
+    hb_add(&b, route, strnlen(route, CONF_NAME_MAX));
+    HB_LIT(&b, ":");
+    hb_u64(&b, rate->count);
+    HB_LIT(&b, "/");
+    hb_u64(&b, rate->window_ms);
+    if (b.full)
         return false;
-    *len = (size_t)n;
+    out[b.len] = '\0';
+    *len = b.len;
     return true;
 }
 
@@ -464,9 +475,14 @@ int limiter_check(struct limiter *l, const struct limiter_query *q,
     p->arg = arg;
     p->rate = rate;
     p->keylen = keylen;
-    char count[16], window[24];
-    int cn = snprintf(count, sizeof(count), "%u", rate.count);
-    int wn = snprintf(window, sizeof(window), "%llu", (unsigned long long)rate.window_ms);
+    char count[24], window[24];
+    struct headbuf b;
+    headbuf_mem(&b, count, sizeof count);
+    hb_u64(&b, rate.count);
+    int cn = (int)b.len;
+    headbuf_mem(&b, window, sizeof window);
+    hb_u64(&b, rate.window_ms);
+    int wn = (int)b.len;
     const char *argv[] = {p->key, count, window};
     size_t lens[] = {keylen, (size_t)cn, (size_t)wn};
     p->call = redis_eval(l->redis, 1, 3, argv, lens, redis_answer, p);

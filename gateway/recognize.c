@@ -161,6 +161,13 @@ static bool ci_eq_n(const char *a, size_t alen, const char *b)
 }
 
 /* Compare ignoring case, '_', '-' and ' ' (so retry_after == retryAfter). */
+/* ASCII case folding without a locale lookup per character (the key
+ * comparisons below run for every node against every name they know). */
+static inline unsigned char fold(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
 static bool key_is(const char *key, const char *want)
 {
     if (!key)
@@ -173,7 +180,7 @@ static bool key_is(const char *key, const char *want)
             b++;
         if (!*a || !*b)
             return !*a && !*b;
-        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+        if (fold((unsigned char)*a) != fold((unsigned char)*b))
             return false;
         a++;
         b++;
@@ -313,15 +320,25 @@ static bool is_generic(const struct rctx *c, const char *text)
 /* Stack traces, debug dumps and markup never become messages. */
 static bool looks_leaky(const char *t)
 {
+    /* Matched case-insensitively: written in lower case, and the text is
+     * folded once, so each is a plain strstr instead of a strcasestr (whose
+     * per-call setup dominated the error path's profile). */
     static const char *const marks[] = {
-        "Traceback (most recent call last)", "Exception in thread", "\tat ", " at java.",
-        " at org.", " at com.", ".java:", ".py\", line", "File \"/", "Stack trace",
+        "traceback (most recent call last)", "exception in thread", "\tat ", " at java.",
+        " at org.", " at com.", ".java:", ".py\", line", "file \"/", "stack trace",
         "stacktrace", "#0 /", ".php:", ".php on line", "<html", "<!doctype", "<body",
-        "<script", "node_modules/", "at Object.<anonymous>", "goroutine ", "panic:",
+        "<script", "node_modules/", "at object.<anonymous>", "goroutine ", "panic:",
         NULL,
     };
+    char low[1024];
+    size_t n = strlen(t);
+    if (n < sizeof low) {
+        for (size_t i = 0; i < n; i++)
+            low[i] = (char)fold((unsigned char)t[i]);
+        low[n] = '\0';
+    }
     for (const char *const *m = marks; *m; m++)
-        if (strcasestr(t, *m))
+        if (n < sizeof low ? strstr(low, *m) != NULL : strcasestr(t, *m) != NULL)
             return true;
     /* "java.lang.NullPointerException", "werkzeug.exceptions.NotFound: ..." */
     for (const char *p = t; (p = strstr(p, "Exception")) != NULL; p++) {

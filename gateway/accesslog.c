@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "headbuf.h"
 #include "logjson.h"
 #include "utf8.h"
 
@@ -142,13 +143,9 @@ static void put_str(struct line *l, const char *s, size_t n)
 
 static void put_uint(struct line *l, unsigned long long v)
 {
-    char b[24];
-    size_t i = sizeof b;
-    do {
-        b[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put(l, b + i, sizeof b - i);
+    char b[HB_U64_DIGITS];
+    char *s = hb_u64_digits(b + sizeof b, v);
+    put(l, s, (size_t)(b + sizeof b - s));
 }
 
 static void put_int(struct line *l, long long v)

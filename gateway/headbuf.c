@@ -31,15 +31,20 @@ long headbuf_commit(struct headbuf *h)
     return (long)h->len;
 }
 
-void hb_u64(struct headbuf *h, uint64_t v)
+char *hb_u64_digits(char *end, uint64_t v)
 {
-    char tmp[20];
-    size_t i = sizeof tmp;
     do {
-        tmp[--i] = (char)('0' + v % 10);
+        *--end = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    hb_add(h, tmp + i, sizeof tmp - i);
+    return end;
+}
+
+void hb_u64(struct headbuf *h, uint64_t v)
+{
+    char tmp[HB_U64_DIGITS];
+    char *s = hb_u64_digits(tmp + sizeof tmp, v);
+    hb_add(h, s, (size_t)(tmp + sizeof tmp - s));
 }
 
 void hb_i64(struct headbuf *h, int64_t v)

@@ -49,6 +49,11 @@ static inline void hb_str(struct headbuf *h, const char *s)
 
 #define HB_LIT(h, lit) hb_add((h), (lit), sizeof(lit) - 1)
 
+/* Decimal digits of V written backwards ending just before END (at most
+ * HB_U64_DIGITS of them); returns where they start. */
+#define HB_U64_DIGITS 20
+char *hb_u64_digits(char *end, uint64_t v);
+
 void hb_u64(struct headbuf *h, uint64_t v);
 void hb_i64(struct headbuf *h, int64_t v);
 /* "NAME: VALUE\r\n" */

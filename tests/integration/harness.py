@@ -111,6 +111,29 @@ def valgrind_problems(log_text):
     return None
 
 
+def run_envelopd(args, timeout=10, **kw):
+    """Run $ENVELOPD with ARGS to completion (keyword arguments go to
+    subprocess.run). Under ENVELOPD_WRAPPER (valgrind) the run goes through
+    it too, and a valgrind problem fails the calling test."""
+    if not ENVELOPD:
+        raise unittest.SkipTest("ENVELOPD is not set")
+    if not ENVELOPD_WRAPPER:
+        return subprocess.run([ENVELOPD] + list(args), timeout=timeout, **kw)
+    fd, log = tempfile.mkstemp(prefix="envelopd-vg-", suffix=".log")
+    os.close(fd)
+    env = dict(kw.pop("env", None) or os.environ, VALGRIND_LOG_FILE=log)
+    try:
+        p = subprocess.run(ENVELOPD_WRAPPER + [ENVELOPD] + list(args), timeout=scaled(timeout),
+                           env=env, **kw)
+        with open(log, errors="replace") as f:
+            why = valgrind_problems(f.read())
+    finally:
+        os.unlink(log)
+    if why:
+        raise AssertionError("valgrind: %s in envelopd %s" % (why, " ".join(args)))
+    return p
+
+
 # ---------------------------------------------------------------- waiting
 
 def wait_until(pred, timeout, interval=0.02):

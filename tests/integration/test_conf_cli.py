@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 import unittest
 
+from harness import run_envelopd
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 FIXTURES = os.path.join(TESTS, "data", "conf")
@@ -32,9 +34,9 @@ def envelopd():
 
 
 def run(*args, timeout=10):
-    return subprocess.run([envelopd()] + list(args), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=timeout, text=True,
-                          stdin=subprocess.DEVNULL)
+    envelopd()
+    return run_envelopd(args, timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True, stdin=subprocess.DEVNULL)
 
 
 def expected_error(path):
@@ -75,8 +77,9 @@ class ConfCheck(unittest.TestCase):
         self.assert_ok(SAMPLE)
 
     def test_relative_path_named_as_given(self):
-        p = subprocess.run([envelopd(), "-t", "-c", "good.conf"], cwd=FIXTURES,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
+        envelopd()
+        p = run_envelopd(["-t", "-c", "good.conf"], cwd=FIXTURES, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, timeout=10)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("envelopd: good.conf: configuration ok", p.stdout)
 

@@ -20,7 +20,8 @@ import tempfile
 import time
 import unittest
 
-from harness import ENVELOPD, GatewayTestCase, base_conf, free_port, port_accepts
+from harness import (ENVELOPD, GatewayTestCase, base_conf, free_port, port_accepts,
+                     run_envelopd)
 from test_signals import assert_clean_exit
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -304,8 +305,7 @@ class UnitFileTest(unittest.TestCase):
         if not ENVELOPD:
             self.skipTest("ENVELOPD is not set")
         sample = os.path.join(REPO, "conf", "envelopd.conf")
-        r = subprocess.run([ENVELOPD, "-t", "-c", sample], capture_output=True, text=True,
-                           timeout=10)
+        r = run_envelopd(["-t", "-c", sample], capture_output=True, text=True, timeout=10)
         self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_systemd_analyze_verify(self):

@@ -34,6 +34,8 @@ long headbuf_commit(struct headbuf *h) __attribute__((warn_unused_result));
 
 static inline void hb_add(struct headbuf *h, const void *s, size_t n)
 {
+    if (n == 0)
+        return;  /* S may be NULL then (an absent optional part): memcpy may not see it */
     if (n > h->cap - h->len) {
         h->full = true;
         return;

@@ -63,6 +63,10 @@ static void test_bounded(void)
     CU_ASSERT_EQUAL(mem[5], '#');
     CU_ASSERT_EQUAL(mem[8], '#');
     CU_ASSERT_EQUAL(headbuf_commit(&h), -1);
+    headbuf_mem(&h, mem, 8);
+    hb_add(&h, NULL, 0);  /* an absent optional part: nothing, and no memcpy(NULL) */
+    CU_ASSERT_FALSE(h.full);
+    CU_ASSERT_EQUAL(h.len, 0);
     headbuf_mem(&h, mem, 3);
     hb_u64(&h, 1234);
     CU_ASSERT_TRUE(h.full);

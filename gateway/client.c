@@ -286,12 +286,18 @@ void client_response_done(struct client *c)
     }
 }
 
-void client_abort(struct client *c)
+/* A response ended early: the proxy lets go, its access line is written. */
+static void end_cut_response(struct client *c)
 {
     c->px = NULL;
     if (c->ri.status)
         write_access_line(c);
     c->ri.status = 0;
+}
+
+void client_abort(struct client *c)
+{
+    end_cut_response(c);
     /* A reset, not a clean end: the client must not take a cut body as whole. */
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     if (fd >= 0) {
@@ -303,10 +309,7 @@ void client_abort(struct client *c)
 
 void client_cut(struct client *c)
 {
-    c->px = NULL;
-    if (c->ri.status)
-        write_access_line(c);
-    c->ri.status = 0;
+    end_cut_response(c);
     /* Every relayed byte still goes out (under the send deadline); the
      * framing already sent tells the client the body is short. */
     flush_and_close(c);

@@ -123,11 +123,16 @@ static void loop_write(evutil_socket_t fd, short what, void *arg)
     redisAsyncHandleWrite(e->ac);
 }
 
+/* hiredis asks again and again: a pending persistent event stays as it is. */
+static void add_unless_pending(struct event *ev, short what)
+{
+    if (!event_pending(ev, what, NULL))
+        event_add(ev, NULL);
+}
+
 static void loop_add_read(void *p)
 {
-    struct loop_events *e = p;
-    if (!event_pending(e->rev, EV_READ, NULL))
-        event_add(e->rev, NULL);
+    add_unless_pending(((struct loop_events *)p)->rev, EV_READ);
 }
 
 static void loop_del_read(void *p)
@@ -137,9 +142,7 @@ static void loop_del_read(void *p)
 
 static void loop_add_write(void *p)
 {
-    struct loop_events *e = p;
-    if (!event_pending(e->wev, EV_WRITE, NULL))
-        event_add(e->wev, NULL);
+    add_unless_pending(((struct loop_events *)p)->wev, EV_WRITE);
 }
 
 static void loop_del_write(void *p)

@@ -111,6 +111,16 @@ def valgrind_problems(log_text):
     return None
 
 
+def binary_is_sanitized(path=None):
+    """Was PATH (default $ENVELOPD) built with ASan? Its runtime's entry point
+    is named in the binary. RSS means little there (shadow memory, quarantine)."""
+    try:
+        with open(path or ENVELOPD, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 def run_envelopd(args, timeout=10, **kw):
     """Run $ENVELOPD with ARGS to completion (keyword arguments go to
     subprocess.run). Under ENVELOPD_WRAPPER (valgrind) the run goes through

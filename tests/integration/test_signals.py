@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 
-from harness import (ENVELOPD, SLOW, GatewayTestCase, base_conf, free_port, port_accepts,
+from harness import (SLOW, GatewayTestCase, binary_is_sanitized, base_conf, free_port, port_accepts,
                      read_one_response, read_until_close, request_bytes, script_header,
                      wait_until)
 
@@ -25,12 +25,6 @@ from harness import (ENVELOPD, SLOW, GatewayTestCase, base_conf, free_port, port
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-
-
-def binary_is_sanitized():
-    """Built with ASan (its runtime's entry point is named in the binary)?"""
-    with open(ENVELOPD, "rb") as f:
-        return b"__asan_init" in f.read()
 
 
 def conf_for(port, up, **server):

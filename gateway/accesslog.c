@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -86,6 +87,23 @@ void accesslog_close(void)
  * exceeds the buffer; the guard below is belt and braces.
  */
 #define LINE_CAP 16384
+
+/*
+ * A worker's lines of one loop turn, written together: one write(2) per
+ * turn instead of one per request (the write was 8% of a proxied request's
+ * CPU). Lines wait at most until the loop next sleeps, and a crash loses
+ * only the current turn's. O_APPEND makes each batch land whole, so workers
+ * never interleave inside a line. Lines are whole by construction (each is
+ * at most LINE_CAP), and BATCH_CAP bounds the memory per thread.
+ */
+#define BATCH_CAP 65536
+
+static _Thread_local struct {
+    char *buf;          /* NULL: this thread writes every line at once */
+    size_t n;
+    void (*arm)(void *);
+    void *arm_arg;
+} batch;
 
 struct line {
     char *p;
@@ -232,6 +250,49 @@ void accesslog_write(const struct access_entry *e)
     KEY(&l, "error_code");
     put_opt_str(&l, e->error_code, 256);
     PUTLIT(&l, "}\n");
-    if (!l.full)
+    if (l.full)
+        return;
+    if (!batch.buf) {
         logjson_write(fd, buf, l.n);
+        return;
+    }
+    if (batch.n + l.n > BATCH_CAP)
+        accesslog_batch_flush();
+    bool was_empty = batch.n == 0;
+    memcpy(batch.buf + batch.n, buf, l.n);
+    batch.n += l.n;
+    if (was_empty)
+        batch.arm(batch.arm_arg);
+}
+
+int accesslog_batch_begin(void (*arm)(void *arg), void *arg)
+{
+    if (batch.buf)
+        return 0;
+    batch.buf = malloc(BATCH_CAP);
+    if (!batch.buf)
+        return -1;
+    batch.n = 0;
+    batch.arm = arm;
+    batch.arm_arg = arg;
+    return 0;
+}
+
+void accesslog_batch_flush(void)
+{
+    if (!batch.buf || batch.n == 0)
+        return;
+    /* The target now, not when the lines were made: a reload to "off"
+     * drops them, a rotation puts them in the new file. */
+    int fd = atomic_load_explicit(&al_fd, memory_order_relaxed);
+    if (fd >= 0)
+        logjson_write(fd, batch.buf, batch.n);
+    batch.n = 0;
+}
+
+void accesslog_batch_end(void)
+{
+    accesslog_batch_flush();
+    free(batch.buf);
+    batch.buf = NULL;
 }

@@ -35,4 +35,16 @@ int accesslog_reopen(void);
 void accesslog_close(void);
 void accesslog_write(const struct access_entry *e);
 
+/*
+ * Batching, per thread. Between accesslog_batch_begin and _end, the calling
+ * thread's lines are gathered in its own buffer and written with one
+ * write(2) by accesslog_batch_flush; ARM(ARG) is called when the buffer
+ * turns non-empty, so the caller can schedule that flush (a worker: once its
+ * loop turn is done). A full buffer is written at once. Other threads write
+ * each line as it comes. Returns 0 or -1 (out of memory: lines go unbatched).
+ */
+int accesslog_batch_begin(void (*arm)(void *arg), void *arg);
+void accesslog_batch_flush(void);
+void accesslog_batch_end(void);
+
 #endif

@@ -41,6 +41,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     struct sendq_item *it;
     (void)fd;
     (void)what;
+    if (q->prelude)
+        q->prelude();
     /* One at a time from the head: a write callback may detach any item. */
     while ((it = TAILQ_FIRST(&q->items)) != NULL) {
         TAILQ_REMOVE(&q->items, it, link);
@@ -72,6 +74,7 @@ static void output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 int sendq_init(struct sendq *q, struct event_base *base)
 {
     TAILQ_INIT(&q->items);
+    q->prelude = NULL;
     q->ev = event_new(base, -1, 0, flush_cb, q);
     return q->ev ? 0 : -1;
 }

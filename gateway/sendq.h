@@ -28,6 +28,7 @@ struct sendq_item {
 struct sendq {
     struct event *ev;                    /* activated, never armed on a fd */
     TAILQ_HEAD(, sendq_item) items;      /* outputs waiting for their write */
+    void (*prelude)(void);               /* run before the turn's writes; may be NULL */
 };
 
 int sendq_init(struct sendq *q, struct event_base *base) __attribute__((warn_unused_result));

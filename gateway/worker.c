@@ -17,6 +17,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "accesslog.h"
 #include "client.h"
 #include "limiter.h"
 #include "listener.h"
@@ -197,10 +198,41 @@ oom:
     return -1;
 }
 
+static void log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    accesslog_batch_flush();
+}
+
+/* The first access line of a loop turn: write the turn's lines once its
+ * callbacks are done, as sendq does for connection output. */
+static void log_arm(void *arg)
+{
+    event_active(arg, EV_WRITE, 0);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    /* Lines are batched per thread, so the batch is set up here, on it;
+     * without the event (out of memory) each line is written at once. */
+    struct event *log_ev = event_new(w->base, -1, 0, log_flush_cb, NULL);
+    if (log_ev && accesslog_batch_begin(log_arm, log_ev) != 0) {
+        event_free(log_ev);
+        log_ev = NULL;
+    }
+    /* A response's line is in the file before the response is on the wire,
+     * as when lines were written one by one: whoever has the answer can
+     * find its line. */
+    if (log_ev)
+        w->sendq.prelude = accesslog_batch_flush;
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    if (log_ev) {
+        accesslog_batch_end();
+        event_free(log_ev);
+    }
     server_worker_exited(w->server);
     return NULL;
 }

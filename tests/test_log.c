@@ -547,6 +547,123 @@ static void test_access_off_and_reopen(void)
     CU_ASSERT_NOT_EQUAL(accesslog_open("/nonexistent-dir/x/access.log"), 0);
 }
 
+/* ---- access log batching -------------------------------------------- */
+
+static int arm_calls;
+
+static void count_arm(void *arg)
+{
+    (void)arg;
+    arm_calls++;
+}
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/* Lines of a batch stay in memory until the flush, arm once per batch, and
+ * land whole and in order. */
+static void test_access_batch(void)
+{
+    struct access_entry e = {
+        .request_id = "b1", .client = "c", .method = "GET", .path = "/", .path_len = 1,
+        .status = 200, .upstream_ms = -1, .ratelimit_remaining = -1,
+    };
+    arm_calls = 0;
+    CU_ASSERT_EQUAL_FATAL(accesslog_batch_begin(count_arm, NULL), 0);
+    accesslog_write(&e);
+    e.request_id = "b2";
+    accesslog_write(&e);
+    CU_ASSERT_EQUAL(arm_calls, 1);
+    CU_ASSERT_EQUAL(file_size(al_path), 0);
+    accesslog_batch_flush();
+    long one_batch = file_size(al_path);
+    CU_ASSERT(one_batch > 0);
+    /* a flush with nothing queued writes nothing; the next line arms again */
+    accesslog_batch_flush();
+    CU_ASSERT_EQUAL(file_size(al_path), one_batch);
+    e.request_id = "b3";
+    accesslog_write(&e);
+    CU_ASSERT_EQUAL(arm_calls, 2);
+    accesslog_batch_end();  /* flushes */
+    FILE *f = fopen(al_path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char *line = NULL;
+    size_t cap = 0;
+    const char *want[] = {"b1", "b2", "b3"};
+    for (size_t i = 0; i < 3; i++) {
+        ssize_t n = getline(&line, &cap, f);
+        CU_ASSERT_FATAL(n > 0 && line[n - 1] == '\n');
+        line[n - 1] = '\0';
+        yajl_val v = parse_line(line);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+        const char *id_path[] = {"request_id", NULL};
+        yajl_val id = yajl_tree_get(v, id_path, yajl_t_string);
+        CU_ASSERT_PTR_NOT_NULL(id);
+        if (id)
+            CU_ASSERT_STRING_EQUAL(YAJL_GET_STRING(id), want[i]);
+        yajl_tree_free(v);
+    }
+    CU_ASSERT_EQUAL(getline(&line, &cap, f), -1);
+    free(line);
+    fclose(f);
+    CU_ASSERT_EQUAL(truncate(al_path, 0), 0);
+    /* after the end, lines are written at once again */
+    accesslog_write(&e);
+    CU_ASSERT(file_size(al_path) > 0);
+    CU_ASSERT_EQUAL(arm_calls, 2);
+    CU_ASSERT_EQUAL(truncate(al_path, 0), 0);
+}
+
+/* A batch that would pass its bound is written first: memory stays bounded
+ * and no line is split or lost. */
+static void test_access_batch_bounded(void)
+{
+    char *path = malloc(1024);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(path);
+    memset(path, 'p', 1024);
+    path[0] = '/';
+    struct access_entry e = {
+        .request_id = "big", .client = "c", .method = "GET", .path = path, .path_len = 1024,
+        .status = 200, .upstream_ms = -1, .ratelimit_remaining = -1,
+    };
+    arm_calls = 0;
+    CU_ASSERT_EQUAL_FATAL(accesslog_batch_begin(count_arm, NULL), 0);
+    const int lines = 200;  /* about 250 KiB: several times the batch */
+    for (int i = 0; i < lines; i++)
+        accesslog_write(&e);
+    long before_flush = file_size(al_path);
+    CU_ASSERT(before_flush > 0);             /* full batches went out on their own */
+    CU_ASSERT(arm_calls > 1);                /* and each new batch armed again */
+    accesslog_batch_end();
+    FILE *f = fopen(al_path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char *line = NULL;
+    size_t cap = 0;
+    int n_lines = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        CU_ASSERT_EQUAL(line[n - 1], '\n');
+        line[n - 1] = '\0';
+        yajl_val v = parse_line(line);
+        CU_ASSERT_PTR_NOT_NULL(v);
+        yajl_tree_free(v);
+        n_lines++;
+    }
+    CU_ASSERT_EQUAL(n_lines, lines);
+    free(line);
+    fclose(f);
+    free(path);
+    CU_ASSERT_EQUAL(truncate(al_path, 0), 0);
+}
+
 void test_register(void)
 {
     CU_pSuite s = CU_add_suite("log", log_suite_init, log_suite_clean);
@@ -564,4 +681,6 @@ void test_register(void)
     CU_add_test(a, "hostile path", test_access_hostile_path);
     CU_add_test(a, "long path bounded", test_access_long_path);
     CU_add_test(a, "off and reopen", test_access_off_and_reopen);
+    CU_add_test(a, "batch: one write per flush", test_access_batch);
+    CU_add_test(a, "batch: bounded, lines whole", test_access_batch_bounded);
 }

@@ -120,6 +120,7 @@ static void client_free(struct client *c)
     }
     if (c->timer)
         event_free(c->timer);
+    sockread_detach(&c->sr);
     sendq_detach(&c->sq);
     if (c->bev)
         bufferevent_free(c->bev);
@@ -150,13 +151,13 @@ void client_send_deadline(struct client *c, bool on)
 
 void client_pause_read(struct client *c)
 {
-    bufferevent_disable(c->bev, EV_READ);
+    sockread_disable(&c->sr);
 }
 
 void client_resume_read(struct client *c)
 {
     if (c->st == CS_BODY || c->st == CS_HEAD || c->st == CS_IDLE || c->st == CS_LINGER)
-        bufferevent_enable(c->bev, EV_READ);
+        sockread_enable(&c->sr);
     if (c->st == CS_BODY && !c->in_read) {
         client_process(c);
         if (c->freed_pending)
@@ -196,7 +197,7 @@ static void start_linger(struct client *c)
     if (fd >= 0)
         shutdown(fd, SHUT_WR);
     client_set_state(c, CS_LINGER);
-    bufferevent_enable(c->bev, EV_READ);
+    sockread_enable(&c->sr);
     evbuffer_drain(bufferevent_get_input(c->bev),
                    evbuffer_get_length(bufferevent_get_input(c->bev)));
 }
@@ -224,7 +225,7 @@ static void flush_and_close(struct client *c)
     evtimer_del(c->timer);
     /* A stalled client must not keep the connection forever. */
     arm_timer(c, c->w->gen->conf->client_timeout_ms);
-    bufferevent_disable(c->bev, EV_READ);
+    sockread_disable(&c->sr);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     bufferevent_setcb(c->bev, client_read_cb, closing_write_cb, client_event_cb, c);
     c->close_after = true;
@@ -251,7 +252,7 @@ void client_response_done(struct client *c)
         c->discarding = true;
         if (c->st != CS_BODY)
             client_set_state(c, CS_BODY);
-        bufferevent_enable(c->bev, EV_READ);
+        sockread_enable(&c->sr);
         if (!c->in_read && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
             client_process(c);
             if (c->freed_pending)
@@ -268,7 +269,7 @@ void client_response_done(struct client *c)
     c->ri.rl_remaining = -1;
     c->ri.upstream_ms = -1;
     client_set_state(c, CS_IDLE);
-    bufferevent_enable(c->bev, EV_READ);
+    sockread_enable(&c->sr);
     /* A pipelined request may already be waiting in the input buffer. */
     if (!c->in_read && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
         client_process(c);
@@ -519,7 +520,7 @@ static void client_process(struct client *c)
             continue;
         }
         if (c->st == CS_BODY) {
-            if (!(bufferevent_get_enabled(c->bev) & EV_READ))
+            if (!sockread_enabled(&c->sr))
                 break;  /* paused: the upstream is not taking more yet */
             struct evbuffer_iovec v;
             if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -674,7 +675,9 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
     }
     c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(w->base, client_timer_cb, c);
-    if (!c->bev || !c->timer || sendq_attach(&w->sendq, &c->sq, c->bev) != 0) {
+    if (!c->bev || !c->timer || sendq_attach(&w->sendq, &c->sq, c->bev) != 0 ||
+        sockread_attach(&c->sr, w->base, c->bev) != 0) {
+        sockread_detach(&c->sr);
         sendq_detach(&c->sq);
         if (!c->bev)
             evutil_closesocket(fd);
@@ -691,11 +694,11 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
     c->ri.upstream_ms = -1;
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
     size_t high = w->gen->conf->max_header_size + 4096;
-    bufferevent_setwatermark(c->bev, EV_READ, 0, high > READ_HIGH_WATER ? high : READ_HIGH_WATER);
+    sockread_set_limit(&c->sr, high > READ_HIGH_WATER ? high : READ_HIGH_WATER);
     bufferevent_setwatermark(c->bev, EV_WRITE, WRITE_LOW_WATER, 0);
     client_set_state(c, CS_IDLE);
     /* The first request's head deadline starts at accept, not at its first byte. */
     arm_timer(c, w->gen->conf->client_timeout_ms);
-    if (bufferevent_enable(c->bev, EV_READ) != 0)  /* EV_WRITE is the sendq's */
+    if (sockread_enable(&c->sr) != 0)  /* EV_WRITE is the sendq's */
         client_close(c);
 }

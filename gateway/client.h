@@ -21,6 +21,7 @@
 #include "httphead.h"
 #include "reqid.h"
 #include "sendq.h"
+#include "sockread.h"
 
 struct worker;
 struct gen;
@@ -61,6 +62,7 @@ struct client {
     struct gen *gen;            /* held from head to the end of the response */
     struct bufferevent *bev;
     struct sendq_item sq;       /* its output is written first, EPOLLOUT only on EAGAIN */
+    struct sockread sr;         /* its input, one recv per read */
     char ip[64];
     struct sockaddr_storage peer;
     enum client_state st;

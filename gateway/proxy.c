@@ -571,7 +571,7 @@ static void px_attach(struct proxy *px)
 {
     bufferevent_setcb(px->uc->bev, up_read_cb, up_write_cb, up_event_cb, px);
     bufferevent_setwatermark(px->uc->bev, EV_WRITE, PENDING_HIGH / 2, 0);
-    bufferevent_enable(px->uc->bev, EV_READ);  /* EV_WRITE is the sendq's */
+    sockread_enable(&px->uc->sr);  /* EV_WRITE is the sendq's */
 }
 
 static void px_connected(struct proxy *px)
@@ -1039,7 +1039,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
             /* The client is the slow one now: stop the upstream's clock and
              * start the client's send deadline instead. */
             px->upstream_paused = true;
-            bufferevent_disable(bev, EV_READ);
+            sockread_disable(&px->uc->sr);
             evtimer_del(px->timer);
             client_send_deadline(px->c, true);
             return;
@@ -1171,7 +1171,7 @@ void proxy_client_drained(struct proxy *px)
     if (px->upstream_paused && px->uc) {
         px->upstream_paused = false;
         client_send_deadline(px->c, false);
-        bufferevent_enable(px->uc->bev, EV_READ);
+        sockread_enable(&px->uc->sr);
         px_set_state(px, PX_BODY);  /* the upstream's idle clock restarts */
         up_read_cb(px->uc->bev, px);
     }

@@ -54,6 +54,7 @@ fail:
 
 static void conn_free(struct upconn *c)
 {
+    sockread_detach(&c->sr);
     sendq_detach(&c->sq);
     if (c->bev)
         bufferevent_free(c->bev);
@@ -139,6 +140,8 @@ struct upconn *upstream_connect(struct up_server *s, struct event_base *base, st
     if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&s->addr->sa,
                                    (int)s->addr->salen) != 0)
         goto fail;
+    if (sockread_attach(&c->sr, base, c->bev) != 0)
+        goto fail;
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     if (fd >= 0 && s->addr->sa.ss_family != AF_UNIX) {
         int one = 1;
@@ -162,7 +165,7 @@ void upstream_release(struct upconn *c, bool reusable)
     c->idle = true;
     bufferevent_setcb(c->bev, idle_read, NULL, idle_event, c);
     bufferevent_set_timeouts(c->bev, NULL, NULL);
-    if (bufferevent_enable(c->bev, EV_READ) != 0) {
+    if (sockread_enable(&c->sr) != 0) {
         conn_free(c);
         return;
     }

@@ -18,12 +18,14 @@
 
 #include "conf.h"
 #include "sendq.h"
+#include "sockread.h"
 
 struct up_server;
 
 struct upconn {
     struct bufferevent *bev;
     struct sendq_item sq;        /* written first, EPOLLOUT only on EAGAIN */
+    struct sockread sr;          /* its input, one recv per read */
     struct up_server *srv;
     TAILQ_ENTRY(upconn) link;    /* in the server's idle list while idle */
     unsigned uses;               /* requests served; > 0 means reused */

@@ -195,6 +195,37 @@ static bool key_in(const char *key, const char *const *list)
     return false;
 }
 
+/*
+ * JSON keys are folded once, when the tree is built, into what key_is
+ * compares: ASCII lowercase, without '_', '-' and ' '. The walk then tests
+ * each key against dozens of names with strcmp, against names written
+ * folded in the source ("retryafter" stands for retry_after, retryAfter,
+ * Retry-After...). Folding at every comparison was a sixth of an error
+ * response's instructions.
+ */
+static void fold_key(char *out, const char *key)
+{
+    for (; *key; key++)
+        if (*key != '_' && *key != '-' && *key != ' ')
+            *out++ = (char)fold((unsigned char)*key);
+    *out = '\0';
+}
+
+/* The first byte inline: nearly every test fails there, and a call to
+ * strcmp for each of them cost as much as the folding it replaced. */
+static inline bool fk_is(const char *fkey, const char *want)
+{
+    return fkey && fkey[0] == want[0] && strcmp(fkey, want) == 0;
+}
+
+static bool fk_in(const char *fkey, const char *const *list)
+{
+    for (; *list; list++)
+        if (fk_is(fkey, *list))
+            return true;
+    return false;
+}
+
 /* ---- machine codes ------------------------------------------------------------- */
 
 bool recognize_code_normalize(const char *in, size_t len, char *out, size_t size)
@@ -588,6 +619,7 @@ enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_OBJ, J_ARR };
 struct jnode {
     enum jtype type;
     const char *key;    /* NUL-terminated, in a parent object */
+    const char *fkey;   /* KEY folded (fold_key), compared with fk_is; "" or NULL as KEY */
     const char *str;    /* string value or number text; NUL-terminated */
     size_t len;
     struct jnode *first, *last, *next;
@@ -601,6 +633,7 @@ struct jparse {
     int depth;
     size_t nodes;
     char *key;
+    char *fkey;
 };
 
 static char *arena_strndup(struct arena *a, const unsigned char *s, size_t len, size_t cap,
@@ -640,7 +673,8 @@ static struct jnode *jp_add(struct jparse *jp, enum jtype type)
     struct jnode *parent = jp->stack[jp->depth - 1];
     if (parent->type == J_OBJ) {
         n->key = jp->key ? jp->key : "";
-        jp->key = NULL;
+        n->fkey = jp->fkey ? jp->fkey : "";
+        jp->key = jp->fkey = NULL;
     }
     if (parent->last)
         parent->last->next = n;
@@ -714,7 +748,14 @@ static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
 {
     struct jparse *jp = ctx;
     jp->key = arena_strndup(jp->arena, s, len, MAX_STORED_KEY, NULL);
-    return jp->key != NULL;
+    if (!jp->key)
+        return 0;
+    size_t klen = strlen(jp->key);
+    jp->fkey = arena_alloc(jp->arena, klen + 1);
+    if (!jp->fkey)
+        return 0;
+    fold_key(jp->fkey, jp->key);
+    return 1;
 }
 
 static int cb_end(void *ctx)
@@ -760,7 +801,7 @@ static struct jnode *jget(const struct jnode *obj, const char *key)
     if (!obj || obj->type != J_OBJ)
         return NULL;
     for (struct jnode *n = obj->first; n; n = n->next)
-        if (key_is(n->key, key))
+        if (fk_is(n->fkey, key))
             return n;
     return NULL;
 }
@@ -776,50 +817,50 @@ static bool jstr_nonempty(const struct jnode *n)
 static const char *const skip_keys[] = {
     "stack", "stacktrace", "trace", "traces", "exception", "exceptions", "debug", "file",
     "line", "params", "metadata", "meta", "links", "locations", "headers", "request",
-    "input", "ctx", "context", "rejectedValue", "value", "values", "instance", "help",
-    "documentation_url", "doc_url", "docs", "url", "uri", "href", "timestamp", "time",
-    "request_id", "requestId", "trace_id", "traceId", "correlation_id", "correlationId",
-    "data", "args", "arguments", "codes", "expected", "received", "schemaPath",
-    "innererror", "inner_error", "cause_trace", "previous", NULL,
+    "input", "ctx", "context", "rejectedvalue", "value", "values", "instance", "help",
+    "documentationurl", "docurl", "docs", "url", "uri", "href", "timestamp", "time",
+    "requestid", "requestid", "traceid", "traceid", "correlationid", "correlationid",
+    "data", "args", "arguments", "codes", "expected", "received", "schemapath",
+    "innererror", "innererror", "causetrace", "previous", NULL,
 };
 
 /* Keys under which an object maps field -> message(s). */
 static const char *const field_map_keys[] = {
-    "errors", "fields", "fieldErrors", "field_errors", "validation", "validationErrors",
-    "validation_errors", "invalid_params", "invalidParams", "details", "failures",
+    "errors", "fields", "fielderrors", "fielderrors", "validation", "validationerrors",
+    "validationerrors", "invalidparams", "invalidparams", "details", "failures",
     "messages", NULL,
 };
 
 /* Keys under which an array lists field errors. */
 static const char *const field_list_keys[] = {
-    "errors", "invalid-params", "invalid_params", "invalidParams", "fieldErrors",
-    "field_errors", "violations", "fieldViolations", "validationErrors", "validation_errors",
-    "issues", "details", "detail", "subErrors", "failures", "problems", NULL,
+    "errors", "invalidparams", "invalidparams", "invalidparams", "fielderrors",
+    "fielderrors", "violations", "fieldviolations", "validationerrors", "validationerrors",
+    "issues", "details", "detail", "suberrors", "failures", "problems", NULL,
 };
 
 static const struct { const char *key; int weight; } message_keys[] = {
-    {"message", 100}, {"fallbackMessage", 100}, {"detail", 96}, {"error_description", 95},
-    {"errorMessage", 95}, {"error_message", 95}, {"userMessage", 98}, {"msg", 85},
+    {"message", 100}, {"fallbackmessage", 100}, {"detail", 96}, {"errordescription", 95},
+    {"errormessage", 95}, {"errormessage", 95}, {"usermessage", 98}, {"msg", 85},
     {"description", 80}, {"error", 70}, {"cause", 66}, {"reason", 60}, {"title", 55},
-    {"statusText", 40}, {"errorSummary", 90}, {"errors", 60},
+    {"statustext", 40}, {"errorsummary", 90}, {"errors", 60},
 };
 
 static int message_weight(const char *key)
 {
     for (size_t i = 0; i < sizeof message_keys / sizeof message_keys[0]; i++)
-        if (key_is(key, message_keys[i].key))
+        if (fk_is(key, message_keys[i].key))
             return message_keys[i].weight;
     return 0;
 }
 
 static const char *const field_msg_keys[] = {
-    "message", "msg", "detail", "defaultMessage", "description", "reason", "error",
-    "title", "errorMessage", "error_message", NULL,
+    "message", "msg", "detail", "defaultmessage", "description", "reason", "error",
+    "title", "errormessage", "errormessage", NULL,
 };
 
 static const char *const field_type_keys[] = {
-    "type", "code", "keyword", "rule", "kind", "validation", "validator", "errorCode",
-    "error_code", "issue", NULL,
+    "type", "code", "keyword", "rule", "kind", "validation", "validator", "errorcode",
+    "errorcode", "issue", NULL,
 };
 
 /*
@@ -895,12 +936,12 @@ static size_t field_from_array(const struct jnode *arr, char *buf, size_t size)
 static size_t item_field(const struct jnode *item, bool in_list, char *buf, size_t size)
 {
     static const char *const name_keys[] = {
-        "field", "fieldName", "field_name", "property", "propertyPath", "property_path",
-        "attribute", "param", "parameter", "argument", "key_path", "pointer", "target", NULL,
+        "field", "fieldname", "fieldname", "property", "propertypath", "propertypath",
+        "attribute", "param", "parameter", "argument", "keypath", "pointer", "target", NULL,
     };
     buf[0] = '\0';
     for (const struct jnode *n = item->first; n; n = n->next) {
-        if (key_in(n->key, name_keys) && jstr_nonempty(n)) {
+        if (fk_in(n->fkey, name_keys) && jstr_nonempty(n)) {
             if (n->str[0] == '/' || (n->str[0] == '#' && n->len > 1 && n->str[1] == '/'))
                 return field_from_pointer(n->str, n->len, buf, size);
             size_t l = n->len < size - 1 ? n->len : size - 1;
@@ -931,14 +972,14 @@ static size_t item_field(const struct jnode *item, bool in_list, char *buf, size
             return l;
         }
     }
-    const struct jnode *ip = jget(item, "instancePath");
+    const struct jnode *ip = jget(item, "instancepath");
     if (!ip)
-        ip = jget(item, "dataPath");
+        ip = jget(item, "datapath");
     if (ip && ip->type == J_STR) {
         size_t l = field_from_pointer(ip->str, ip->len, buf, size);
         if (l)
             return l;
-        const struct jnode *mp = jget(jget(item, "params"), "missingProperty");
+        const struct jnode *mp = jget(jget(item, "params"), "missingproperty");
         if (jstr_nonempty(mp)) {
             l = mp->len < size - 1 ? mp->len : size - 1;
             memcpy(buf, mp->str, l);
@@ -1024,7 +1065,7 @@ static bool is_field_map(const struct jnode *obj, bool strings_ok, int depth)
                 if (e->type != J_STR && !(e->type == J_OBJ && is_field_map(e, true, depth + 1)))
                     return false;
         } else if (n->type == J_STR) {
-            if (!strings_ok || key_in(n->key, skip_keys))
+            if (!strings_ok || fk_in(n->fkey, skip_keys))
                 return false;
             /* a message reads like a sentence, not like an ID or a token */
             if (!memchr(n->str, ' ', n->len))
@@ -1040,7 +1081,7 @@ static bool is_field_map(const struct jnode *obj, bool strings_ok, int depth)
 }
 
 static const char *const non_field_keys[] = {
-    "non_field_errors", "nonFieldErrors", "__all__", "base", "_schema", "global", NULL,
+    "nonfielderrors", "nonfielderrors", "all", "base", "schema", "global", NULL,
 };
 
 static void add_field_map(struct rctx *c, const struct jnode *obj, const char *prefix,
@@ -1056,7 +1097,7 @@ static void add_field_map(struct rctx *c, const struct jnode *obj, const char *p
         }
         if (nl >= sizeof name)
             nl = sizeof name - 1;
-        bool non_field = plen == 0 && key_in(n->key, non_field_keys);
+        bool non_field = plen == 0 && fk_in(n->fkey, non_field_keys);
         if (n->type == J_STR) {
             if (non_field)
                 offer_message(c, n->str, n->len, 90, depth);
@@ -1088,7 +1129,7 @@ static bool validation_context(const struct rctx *c)
 
 static void walk_array(struct rctx *c, const struct jnode *arr, const char *key, int depth)
 {
-    bool list = key && key_in(key, field_list_keys);
+    bool list = key && fk_in(key, field_list_keys);
     int idx = 0;
     for (const struct jnode *e = arr->first; e; e = e->next, idx++) {
         if (e->type == J_STR) {
@@ -1097,7 +1138,7 @@ static void walk_array(struct rctx *c, const struct jnode *arr, const char *key,
             if (idx == 0) {
                 if (w > 0)
                     offer_message(c, e->str, e->len, w - 5, depth);
-                else if (list || !key || key_is(key, "messages"))
+                else if (list || !key || fk_is(key, "messages"))
                     offer_message(c, e->str, e->len, 60, depth);
             }
             continue;
@@ -1116,7 +1157,7 @@ static void walk_array(struct rctx *c, const struct jnode *arr, const char *key,
 static void retry_fact(struct rctx *c, const struct jnode *n)
 {
     struct recognized *r = c->out;
-    const char *k = n->key;
+    const char *k = n->fkey;
     long v = -1;
     if (n->type == J_NUM)
         v = clamp_long(strtod(n->str, NULL));
@@ -1124,19 +1165,19 @@ static void retry_fact(struct rctx *c, const struct jnode *n)
         v = parse_duration(n->str, n->len);
     if (v < 0)
         return;
-    if (key_is(k, "retry_after") || key_is(k, "retryAfterSeconds") || key_is(k, "retry_in") ||
-        key_is(k, "retryDelay") || key_is(k, "retry_after_s") || key_is(k, "retry")) {
+    if (fk_is(k, "retryafter") || fk_is(k, "retryafterseconds") || fk_is(k, "retryin") ||
+        fk_is(k, "retrydelay") || fk_is(k, "retryafters") || fk_is(k, "retry")) {
         if (r->retry_after_s < 0)
             r->retry_after_s = v;
-    } else if (key_is(k, "retryAfterMs") || key_is(k, "retry_after_ms")) {
+    } else if (fk_is(k, "retryafterms") || fk_is(k, "retryafterms")) {
         if (r->retry_after_s < 0 && n->type == J_NUM)
             r->retry_after_s = (v + 999) / 1000;
-    } else if ((key_is(k, "limit") || key_is(k, "rateLimit") || key_is(k, "rate_limit")) &&
+    } else if ((fk_is(k, "limit") || fk_is(k, "ratelimit") || fk_is(k, "ratelimit")) &&
                n->type == J_NUM) {
         if (r->limit < 0)
             r->limit = v;
-    } else if (key_is(k, "window") || key_is(k, "window_s") || key_is(k, "period") ||
-               key_is(k, "interval") || key_is(k, "windowSeconds")) {
+    } else if (fk_is(k, "window") || fk_is(k, "windows") || fk_is(k, "period") ||
+               fk_is(k, "interval") || fk_is(k, "windowseconds")) {
         if (r->window_s < 0 && v > 0)
             r->window_s = v;
     }
@@ -1152,15 +1193,15 @@ static void walk(struct rctx *c, const struct jnode *node, int depth)
     }
     if (node->type != J_OBJ)
         return;
-    bool i18n = jget(node, "fallbackMessage") || jget(node, "params");
+    bool i18n = jget(node, "fallbackmessage") || jget(node, "params");
 
     /* Seed 004's 400: details {field, reason}; Stripe's error {param, message}. */
     if (depth > 0)
         (void)try_field_item(c, node, false);
 
     for (const struct jnode *n = node->first; n; n = n->next) {
-        const char *k = n->key;
-        if (key_in(k, skip_keys))
+        const char *k = n->fkey;
+        if (fk_in(k, skip_keys))
             continue;
         retry_fact(c, n);
         if (n->type == J_STR) {
@@ -1169,16 +1210,16 @@ static void walk(struct rctx *c, const struct jnode *node, int depth)
                 offer_message(c, n->str, n->len, w, depth);
             if (w > 0 && is_upper_snake(n->str, n->len))
                 offer_code(c, n->str, n->len, 70, depth);   /* Firebase "EMAIL_NOT_FOUND" */
-            if (key_is(k, "name") && is_upper_snake(n->str, n->len))
+            if (fk_is(k, "name") && is_upper_snake(n->str, n->len))
                 offer_code(c, n->str, n->len, 85, depth);   /* PayPal "INVALID_REQUEST" */
-            if (key_is(k, "id") && is_word_snake(n->str, n->len))
+            if (fk_is(k, "id") && is_word_snake(n->str, n->len))
                 offer_code(c, n->str, n->len, 60, depth);   /* Heroku "not_found" */
-            if (key_is(k, "reason") && (is_upper_snake(n->str, n->len) ||
+            if (fk_is(k, "reason") && (is_upper_snake(n->str, n->len) ||
                                         is_pascal_code(n->str, n->len)))
                 offer_code(c, n->str, n->len, 75, depth);   /* Kubernetes "NotFound" */
-            if (key_is(k, "code") || key_is(k, "errorCode") || key_is(k, "error_code"))
-                offer_code(c, n->str, n->len, key_is(k, "code") ? 100 : 95, depth);
-            else if (key_is(k, "status") && looks_code_like(n->str, n->len) &&
+            if (fk_is(k, "code") || fk_is(k, "errorcode") || fk_is(k, "errorcode"))
+                offer_code(c, n->str, n->len, fk_is(k, "code") ? 100 : 95, depth);
+            else if (fk_is(k, "status") && looks_code_like(n->str, n->len) &&
                      !memchr(n->str, '.', n->len)) {
                 bool upper = true;
                 for (size_t i = 0; i < n->len; i++)
@@ -1186,12 +1227,12 @@ static void walk(struct rctx *c, const struct jnode *node, int depth)
                         upper = false;
                 if (upper && n->len >= 3)
                     offer_code(c, n->str, n->len, 90, depth);
-            } else if (key_is(k, "key") && (i18n || memchr(n->str, '.', n->len))) {
+            } else if (fk_is(k, "key") && (i18n || memchr(n->str, '.', n->len))) {
                 offer_code(c, n->str, n->len, 92, depth);
-            } else if (key_is(k, "error") && looks_code_like(n->str, n->len) &&
+            } else if (fk_is(k, "error") && looks_code_like(n->str, n->len) &&
                        memchr(n->str, '_', n->len)) {
                 offer_code(c, n->str, n->len, 80, depth);   /* OAuth 2 "invalid_grant" */
-            } else if (key_is(k, "type") && depth == 0 && n->len > 0 &&
+            } else if (fk_is(k, "type") && depth == 0 && n->len > 0 &&
                        strncmp(n->str, "about:", 6) != 0 &&
                        (memchr(n->str, '/', n->len) || memchr(n->str, ':', n->len))) {
                 /* problem type URI: its last segment names the problem */
@@ -1210,7 +1251,7 @@ static void walk(struct rctx *c, const struct jnode *node, int depth)
         } else if (n->type == J_OBJ) {
             bool strings_ok = validation_context(c) ||
                               (c->code.text && strstr(c->code.text, "VALID"));
-            if (key_in(k, field_map_keys) && is_field_map(n, strings_ok, 0))
+            if (fk_in(k, field_map_keys) && is_field_map(n, strings_ok, 0))
                 add_field_map(c, n, "", 0, depth + 1);
             else
                 walk(c, n, depth + 1);
@@ -1222,13 +1263,13 @@ static void walk(struct rctx *c, const struct jnode *node, int depth)
 static bool root_is_field_map(const struct jnode *root)
 {
     static const char *const envelope_keys[] = {
-        "errors", "error", "message", "detail", "statusCode", "fallbackMessage", NULL,
+        "errors", "error", "message", "detail", "statuscode", "fallbackmessage", NULL,
     };
     for (const struct jnode *n = root->first; n; n = n->next) {
-        if (key_in(n->key, envelope_keys))
+        if (fk_in(n->fkey, envelope_keys))
             return false;
         /* "status": ["..."] is a field; "status": 404 is not */
-        if ((message_weight(n->key) > 0 || key_is(n->key, "code") || key_is(n->key, "status")) &&
+        if ((message_weight(n->fkey) > 0 || fk_is(n->fkey, "code") || fk_is(n->fkey, "status")) &&
             n->type != J_ARR)
             return false;
     }

@@ -11,6 +11,12 @@
  * switched with sockread_enable/disable. EOF and errors disable reading,
  * then call the event callback with BEV_EVENT_READING | BEV_EVENT_EOF or
  * BEV_EVENT_ERROR, as a bufferevent does.
+ *
+ * What it does not carry over, because no attached connection uses it:
+ * bufferevent read timeouts (owners keep their own timers), a read low
+ * watermark, deferred callbacks and locking. The socket is the one the
+ * bufferevent has at attach time (upstreams attach after connecting), and
+ * it must be a socket (recv).
  */
 #ifndef ENVELOPD_SOCKREAD_H
 #define ENVELOPD_SOCKREAD_H

@@ -162,6 +162,10 @@ static int gen_str(yajl_gen g, const char *s)
     size_t n = strlen(s);
     size_t i = 0;
     while (i < n) {
+        if (p[i] < 0x80) {  /* ASCII, nearly all of it: no call per byte */
+            i++;
+            continue;
+        }
         size_t l = utf8_seq(p + i, n - i);
         if (l == 0)
             break;

@@ -35,15 +35,24 @@ struct arena_block {
 
 struct arena {
     struct arena_block *head;
+    size_t next;        /* size of the next block; grows to ARENA_BLOCK_MAX */
     bool failed;
 };
+
+/* Blocks start small for a small body (most error bodies are a few hundred
+ * bytes: a 16 KiB block per response was malloc's slow path and 16 KiB of
+ * cache touched) and double up to this. */
+#define ARENA_BLOCK_MAX 16384
 
 static void *arena_alloc(struct arena *a, size_t n)
 {
     n = (n + 15) & ~(size_t)15;
     struct arena_block *b = a->head;
     if (!b || b->size - b->used < n) {
-        size_t size = n > 16384 ? n : 16384;
+        size_t size = a->next < 1024 ? 1024 : a->next;
+        if (size < n)
+            size = n;
+        a->next = size < ARENA_BLOCK_MAX ? size * 2 : ARENA_BLOCK_MAX;
         b = malloc(sizeof *b + size);
         if (!b) {
             a->failed = true;
@@ -1734,7 +1743,8 @@ int recognize_error(int status, const char *content_type, const char *body, size
 
     if ((json_ct && b[0] != '<') || b[0] == '{' || b[0] == '[' ||
         (b[0] == '"' && !html_ct && !ct_has(content_type, "text/plain"))) {
-        struct arena arena = {0};
+        /* about 8 bytes of tree per byte of JSON for small bodies */
+        struct arena arena = {.next = bl < ARENA_BLOCK_MAX / 8 ? bl * 8 : ARENA_BLOCK_MAX};
         struct jnode *root = json_parse(&arena, b, bl);
         if (root) {
             out->kind = RECOGNIZE_JSON;

@@ -9,6 +9,7 @@
  * control characters, whitespace collapsed, bounded.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,13 +228,6 @@ static inline bool fk_is(const char *fkey, const char *want)
     return fkey && fkey[0] == want[0] && strcmp(fkey, want) == 0;
 }
 
-static bool fk_in(const char *fkey, const char *const *list)
-{
-    for (; *list; list++)
-        if (fk_is(fkey, *list))
-            return true;
-    return false;
-}
 
 /* ---- machine codes ------------------------------------------------------------- */
 
@@ -632,6 +626,8 @@ struct jnode {
     enum jtype type;
     const char *key;    /* NUL-terminated, in a parent object */
     const char *fkey;   /* KEY folded (fold_key), compared with fk_is; "" or NULL as KEY */
+    uint8_t kbits;      /* KB_* classes of KEY (name_class) */
+    uint8_t kweight;    /* KEY's weight as a message key; 0: not one */
     const char *str;    /* string value or number text; NUL-terminated */
     size_t len;
     struct jnode *first, *last, *next;
@@ -646,6 +642,7 @@ struct jparse {
     size_t nodes;
     char *key;
     char *fkey;
+    uint8_t kbits, kweight;
 };
 
 static char *arena_strndup(struct arena *a, const unsigned char *s, size_t len, size_t cap,
@@ -686,7 +683,10 @@ static struct jnode *jp_add(struct jparse *jp, enum jtype type)
     if (parent->type == J_OBJ) {
         n->key = jp->key ? jp->key : "";
         n->fkey = jp->fkey ? jp->fkey : "";
+        n->kbits = jp->kbits;
+        n->kweight = jp->kweight;
         jp->key = jp->fkey = NULL;
+        jp->kbits = jp->kweight = 0;
     }
     if (parent->last)
         parent->last->next = n;
@@ -756,6 +756,8 @@ static int cb_start_map(void *ctx)
     return jp_open(ctx, J_OBJ);
 }
 
+static void name_class(const char *fkey, uint8_t *bits, uint8_t *weight);
+
 static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
 {
     struct jparse *jp = ctx;
@@ -767,6 +769,7 @@ static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
     if (!jp->fkey)
         return 0;
     fold_key(jp->fkey, jp->key);
+    name_class(jp->fkey, &jp->kbits, &jp->kweight);
     return 1;
 }
 
@@ -857,12 +860,91 @@ static const struct { const char *key; int weight; } message_keys[] = {
     {"statustext", 40}, {"errorsummary", 90}, {"errors", 60},
 };
 
-static int message_weight(const char *key)
+/* Keys of a field map that name no field (the object's own errors). */
+static const char *const non_field_keys[] = {
+    "nonfielderrors", "nonfielderrors", "all", "base", "schema", "global", NULL,
+};
+
+/* Keys naming the field of a field-error item. */
+static const char *const name_keys[] = {
+    "field", "fieldname", "property", "propertypath", "attribute", "param", "parameter",
+    "argument", "keypath", "pointer", "target", NULL,
+};
+
+/* Keys that make a root object an error envelope rather than a field map. */
+static const char *const envelope_keys[] = {
+    "errors", "error", "message", "detail", "statuscode", "fallbackmessage", NULL,
+};
+
+/*
+ * Which of the lists above a key is in, found once per key when the tree is
+ * built (one hash probe), so the walk tests bits instead of scanning lists
+ * of up to 55 names for every node. Built once per process.
+ */
+enum {
+    KB_SKIP = 1 << 0,
+    KB_FIELD_MAP = 1 << 1,
+    KB_FIELD_LIST = 1 << 2,
+    KB_NAME = 1 << 3,
+    KB_NON_FIELD = 1 << 4,
+    KB_ENVELOPE = 1 << 5,
+};
+
+#define NAME_SLOTS 512   /* a power of two, well above the ~150 names */
+
+static struct name_slot {
+    const char *name;    /* NULL: empty */
+    uint8_t bits, weight;
+} name_table[NAME_SLOTS];
+
+static pthread_once_t name_table_once = PTHREAD_ONCE_INIT;
+
+static uint32_t name_hash(const char *s)
 {
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static struct name_slot *name_slot_for(const char *name)
+{
+    for (uint32_t i = name_hash(name);; i++) {
+        struct name_slot *sl = &name_table[i & (NAME_SLOTS - 1)];
+        if (!sl->name || strcmp(sl->name, name) == 0)
+            return sl;
+    }
+}
+
+static void name_add(const char *name, uint8_t bits, uint8_t weight)
+{
+    struct name_slot *sl = name_slot_for(name);
+    sl->name = name;
+    sl->bits |= bits;
+    if (!sl->weight)
+        sl->weight = weight;   /* the first listed wins, as the scan did */
+}
+
+static void name_table_build(void)
+{
+    static const struct { const char *const *list; uint8_t bit; } lists[] = {
+        {skip_keys, KB_SKIP}, {field_map_keys, KB_FIELD_MAP}, {field_list_keys, KB_FIELD_LIST},
+        {name_keys, KB_NAME}, {non_field_keys, KB_NON_FIELD}, {envelope_keys, KB_ENVELOPE},
+    };
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+        for (const char *const *k = lists[i].list; *k; k++)
+            name_add(*k, lists[i].bit, 0);
     for (size_t i = 0; i < sizeof message_keys / sizeof message_keys[0]; i++)
-        if (fk_is(key, message_keys[i].key))
-            return message_keys[i].weight;
-    return 0;
+        name_add(message_keys[i].key, 0, (uint8_t)message_keys[i].weight);
+}
+
+/* FKEY's classes and message weight (0, 0 for a key in no list). */
+static void name_class(const char *fkey, uint8_t *bits, uint8_t *weight)
+{
+    pthread_once(&name_table_once, name_table_build);
+    const struct name_slot *sl = name_slot_for(fkey);
+    *bits = sl->name ? sl->bits : 0;
+    *weight = sl->name ? sl->weight : 0;
 }
 
 static const char *const field_msg_keys[] = {
@@ -947,13 +1029,9 @@ static size_t field_from_array(const struct jnode *arr, char *buf, size_t size)
 /* The field an error item names, into BUF; 0 if it names none. */
 static size_t item_field(const struct jnode *item, bool in_list, char *buf, size_t size)
 {
-    static const char *const name_keys[] = {
-        "field", "fieldname", "fieldname", "property", "propertypath", "propertypath",
-        "attribute", "param", "parameter", "argument", "keypath", "pointer", "target", NULL,
-    };
     buf[0] = '\0';
     for (const struct jnode *n = item->first; n; n = n->next) {
-        if (fk_in(n->fkey, name_keys) && jstr_nonempty(n)) {
+        if ((n->kbits & KB_NAME) && jstr_nonempty(n)) {
             if (n->str[0] == '/' || (n->str[0] == '#' && n->len > 1 && n->str[1] == '/'))
                 return field_from_pointer(n->str, n->len, buf, size);
             size_t l = n->len < size - 1 ? n->len : size - 1;
@@ -1077,7 +1155,7 @@ static bool is_field_map(const struct jnode *obj, bool strings_ok, int depth)
                 if (e->type != J_STR && !(e->type == J_OBJ && is_field_map(e, true, depth + 1)))
                     return false;
         } else if (n->type == J_STR) {
-            if (!strings_ok || fk_in(n->fkey, skip_keys))
+            if (!strings_ok || (n->kbits & KB_SKIP))
                 return false;
             /* a message reads like a sentence, not like an ID or a token */
             if (!memchr(n->str, ' ', n->len))
@@ -1092,10 +1170,6 @@ static bool is_field_map(const struct jnode *obj, bool strings_ok, int depth)
     return true;
 }
 
-static const char *const non_field_keys[] = {
-    "nonfielderrors", "nonfielderrors", "all", "base", "schema", "global", NULL,
-};
-
 static void add_field_map(struct rctx *c, const struct jnode *obj, const char *prefix,
                           size_t plen, int depth)
 {
@@ -1109,7 +1183,7 @@ static void add_field_map(struct rctx *c, const struct jnode *obj, const char *p
         }
         if (nl >= sizeof name)
             nl = sizeof name - 1;
-        bool non_field = plen == 0 && fk_in(n->fkey, non_field_keys);
+        bool non_field = plen == 0 && (n->kbits & KB_NON_FIELD);
         if (n->type == J_STR) {
             if (non_field)
                 offer_message(c, n->str, n->len, 90, depth);
@@ -1139,18 +1213,20 @@ static bool validation_context(const struct rctx *c)
     return c->status == 400 || c->status == 422;
 }
 
-static void walk_array(struct rctx *c, const struct jnode *arr, const char *key, int depth)
+/* KEYED: the member whose key names ARR (or an enclosing array); NULL at the root. */
+static void walk_array(struct rctx *c, const struct jnode *arr, const struct jnode *keyed,
+                       int depth)
 {
-    bool list = key && fk_in(key, field_list_keys);
+    bool list = keyed && (keyed->kbits & KB_FIELD_LIST);
     int idx = 0;
     for (const struct jnode *e = arr->first; e; e = e->next, idx++) {
         if (e->type == J_STR) {
             /* Rails full messages, NestJS message arrays: the first is the message */
-            int w = key ? message_weight(key) : 0;
+            int w = keyed ? keyed->kweight : 0;
             if (idx == 0) {
                 if (w > 0)
                     offer_message(c, e->str, e->len, w - 5, depth);
-                else if (list || !key || fk_is(key, "messages"))
+                else if (list || !keyed || fk_is(keyed->fkey, "messages"))
                     offer_message(c, e->str, e->len, 60, depth);
             }
             continue;
@@ -1161,7 +1237,7 @@ static void walk_array(struct rctx *c, const struct jnode *arr, const char *key,
             if (idx < 8)
                 walk(c, e, depth + 1);
         } else if (e->type == J_ARR && idx < 8 && depth < SEARCH_DEPTH) {
-            walk_array(c, e, key, depth + 1);
+            walk_array(c, e, keyed, depth + 1);
         }
     }
 }
@@ -1232,11 +1308,11 @@ static void walk(struct rctx *c, const struct jnode *node, int depth)
 
     for (const struct jnode *n = node->first; n; n = n->next) {
         const char *k = n->fkey;
-        if (fk_in(k, skip_keys))
+        if (n->kbits & KB_SKIP)
             continue;
         retry_fact(c, n);
         if (n->type == J_STR) {
-            int w = message_weight(k);
+            int w = n->kweight;
             if (w > 0)
                 offer_message(c, n->str, n->len, w, depth);
             if (w > 0 && is_upper_snake(n->str, n->len))
@@ -1278,11 +1354,11 @@ static void walk(struct rctx *c, const struct jnode *node, int depth)
                     offer_code(c, n->str + s, e - s, 50, depth);
             }
         } else if (n->type == J_ARR) {
-            walk_array(c, n, k, depth + 1);
+            walk_array(c, n, n, depth + 1);
         } else if (n->type == J_OBJ) {
             bool strings_ok = validation_context(c) ||
                               (c->code.text && strstr(c->code.text, "VALID"));
-            if (fk_in(k, field_map_keys) && is_field_map(n, strings_ok, 0))
+            if ((n->kbits & KB_FIELD_MAP) && is_field_map(n, strings_ok, 0))
                 add_field_map(c, n, "", 0, depth + 1);
             else
                 walk(c, n, depth + 1);
@@ -1293,14 +1369,11 @@ static void walk(struct rctx *c, const struct jnode *node, int depth)
 /* Keys a JSON error body's root may carry; a root of only other keys is DRF's field map. */
 static bool root_is_field_map(const struct jnode *root)
 {
-    static const char *const envelope_keys[] = {
-        "errors", "error", "message", "detail", "statuscode", "fallbackmessage", NULL,
-    };
     for (const struct jnode *n = root->first; n; n = n->next) {
-        if (fk_in(n->fkey, envelope_keys))
+        if (n->kbits & KB_ENVELOPE)
             return false;
         /* "status": ["..."] is a field; "status": 404 is not */
-        if ((message_weight(n->fkey) > 0 || fk_is(n->fkey, "code") || fk_is(n->fkey, "status")) &&
+        if ((n->kweight > 0 || fk_is(n->fkey, "code") || fk_is(n->fkey, "status")) &&
             n->type != J_ARR)
             return false;
     }

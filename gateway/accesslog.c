@@ -6,11 +6,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "headbuf.h"
@@ -18,6 +20,16 @@
 #include "utf8.h"
 
 static atomic_int al_fd = STDOUT_FILENO;   /* where lines go now; -1: off */
+/* Whether al_fd is a regular file, where an O_APPEND write of any size lands
+ * whole. A pipe or socket (stdout under systemd) only promises that for
+ * PIPE_BUF bytes, so batches to those go out in pieces of whole lines. */
+static atomic_bool al_regular;
+
+static bool is_regular(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
 /*
  * The file target has one descriptor number for the life of the process.
  * Rotation and reload dup2(2) the new file onto it and never close it while
@@ -48,6 +60,7 @@ int accesslog_open(const char *target)
 {
     if (strcmp(target, "stdout") == 0) {
         al_path[0] = '\0';
+        atomic_store(&al_regular, is_regular(STDOUT_FILENO));
         atomic_store(&al_fd, STDOUT_FILENO);
         return 0;
     }
@@ -59,6 +72,7 @@ int accesslog_open(const char *target)
     if (install_file(target) != 0)
         return -1;
     snprintf(al_path, sizeof al_path, "%s", target);
+    atomic_store(&al_regular, true);
     atomic_store(&al_fd, al_file_fd);
     return 0;
 }
@@ -285,8 +299,26 @@ void accesslog_batch_flush(void)
     /* The target now, not when the lines were made: a reload to "off"
      * drops them, a rotation puts them in the new file. */
     int fd = atomic_load_explicit(&al_fd, memory_order_relaxed);
-    if (fd >= 0)
+    if (fd >= 0 && atomic_load_explicit(&al_regular, memory_order_relaxed)) {
         logjson_write(fd, batch.buf, batch.n);
+    } else if (fd >= 0) {
+        /* Pieces of at most PIPE_BUF bytes, cut after a newline, so no
+         * other writer's line lands inside one of ours. */
+        const char *p = batch.buf, *end = batch.buf + batch.n;
+        while (p < end) {
+            size_t n = (size_t)(end - p);
+            if (n > PIPE_BUF) {
+                /* a line longer than PIPE_BUF goes alone, as it always did */
+                const char *cut = memrchr(p, '\n', PIPE_BUF);
+                if (!cut)
+                    cut = memchr(p, '\n', n);
+                if (cut)
+                    n = (size_t)(cut - p) + 1;
+            }
+            logjson_write(fd, p, n);
+            p += n;
+        }
+    }
     batch.n = 0;
 }
 

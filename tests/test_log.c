@@ -7,11 +7,13 @@
  * macros never evaluate arguments of a disabled line.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <CUnit/CUnit.h>
@@ -664,6 +666,46 @@ static void test_access_batch_bounded(void)
     CU_ASSERT_EQUAL(truncate(al_path, 0), 0);
 }
 
+/* To a pipe or socket (stdout under systemd), a batch goes out in writes of
+ * at most PIPE_BUF bytes of whole lines, so another writer's line never
+ * lands inside one of ours. A SEQPACKET socket shows each write as one
+ * message. */
+static void test_access_batch_pipe_pieces(void)
+{
+    int sv[2];
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    int saved = dup(STDOUT_FILENO);
+    CU_ASSERT_FATAL(saved >= 0);
+    CU_ASSERT_FATAL(dup2(sv[0], STDOUT_FILENO) >= 0);
+    CU_ASSERT_EQUAL_FATAL(accesslog_open("stdout"), 0);
+    struct access_entry e = {
+        .request_id = "pipe", .client = "c", .method = "GET", .path = "/", .path_len = 1,
+        .status = 200, .upstream_ms = -1, .ratelimit_remaining = -1,
+    };
+    CU_ASSERT_EQUAL_FATAL(accesslog_batch_begin(count_arm, NULL), 0);
+    const int lines = 60;  /* about 16 KiB: four or five pieces */
+    for (int i = 0; i < lines; i++)
+        accesslog_write(&e);
+    accesslog_batch_end();
+    CU_ASSERT_FATAL(dup2(saved, STDOUT_FILENO) >= 0);
+    close(saved);
+    close(sv[0]);
+    int pieces = 0, got_lines = 0;
+    char msg[65536];
+    ssize_t n;
+    while ((n = recv(sv[1], msg, sizeof msg, MSG_DONTWAIT)) > 0) {
+        pieces++;
+        CU_ASSERT(n <= PIPE_BUF);
+        CU_ASSERT_EQUAL(msg[n - 1], '\n');
+        for (ssize_t i = 0; i < n; i++)
+            got_lines += msg[i] == '\n';
+    }
+    close(sv[1]);
+    CU_ASSERT_EQUAL(got_lines, lines);
+    CU_ASSERT(pieces > 1 && pieces < lines);  /* batched, and cut */
+    CU_ASSERT_EQUAL(accesslog_open(al_path), 0);
+}
+
 void test_register(void)
 {
     CU_pSuite s = CU_add_suite("log", log_suite_init, log_suite_clean);
@@ -683,4 +725,5 @@ void test_register(void)
     CU_add_test(a, "off and reopen", test_access_off_and_reopen);
     CU_add_test(a, "batch: one write per flush", test_access_batch);
     CU_add_test(a, "batch: bounded, lines whole", test_access_batch_bounded);
+    CU_add_test(a, "batch: PIPE_BUF pieces to a pipe", test_access_batch_pipe_pieces);
 }

@@ -1,5 +1,5 @@
 /*
- * envelope: the JSON error body a client receives, rendered with yajl_gen in
+ * envelope: the JSON error body a client receives, rendered (with jsonw) in
  * one of the six documented profiles. Pure: takes a filled struct envelope,
  * returns bytes. Also owns the status tables every other module uses: the
  * reason phrase and the default machine code of each status.

@@ -249,9 +249,12 @@ int normalize_error_code(const struct normalize_opts *opts, const struct normali
         }
     }
 
-    if (code && code_size > 0)
-        snprintf(code, code_size, "%s",
-                 e.code && e.code[0] ? e.code : envelope_code_for_status(e.status));
+    if (code && code_size > 0) {
+        const char *c = e.code && e.code[0] ? e.code : envelope_code_for_status(e.status);
+        size_t n = strnlen(c, code_size - 1);  /* as snprintf "%s" would cut it */
+        memcpy(code, c, n);
+        code[n] = '\0';
+    }
     int rc = envelope_render(&e, opts->profile, body, len);
     free(fields);
     recognized_free(&r);

@@ -19,16 +19,27 @@
 #include "logjson.h"
 #include "utf8.h"
 
-static atomic_int al_fd = STDOUT_FILENO;   /* where lines go now; -1: off */
-/* Whether al_fd is a regular file, where an O_APPEND write of any size lands
- * whole. A pipe or socket (stdout under systemd) only promises that for
- * PIPE_BUF bytes, so batches to those go out in pieces of whole lines. */
-static atomic_bool al_regular;
+/*
+ * Where lines go now, and whether it is a regular file, in one word so a
+ * worker never pairs a new descriptor with the old kind: (fd + 1) << 1 |
+ * regular; 0 is "off". An O_APPEND write of any size lands whole in a
+ * regular file; a pipe, FIFO or socket (stdout under systemd or a container,
+ * /dev/stdout, a named pipe) only promises that for PIPE_BUF bytes, so
+ * batches to those go out in pieces of whole lines. The kind is read with
+ * fstat at every open and reopen, never assumed from the conf.
+ */
+static atomic_int al_target = (STDOUT_FILENO + 1) << 1;
 
-static bool is_regular(int fd)
+static void set_target(int fd)
 {
     struct stat st;
-    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    bool regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    atomic_store(&al_target, fd < 0 ? 0 : ((fd + 1) << 1) | (regular ? 1 : 0));
+}
+
+static int target_fd(int t)
+{
+    return (t >> 1) - 1;
 }
 /*
  * The file target has one descriptor number for the life of the process.
@@ -60,20 +71,18 @@ int accesslog_open(const char *target)
 {
     if (strcmp(target, "stdout") == 0) {
         al_path[0] = '\0';
-        atomic_store(&al_regular, is_regular(STDOUT_FILENO));
-        atomic_store(&al_fd, STDOUT_FILENO);
+        set_target(STDOUT_FILENO);
         return 0;
     }
     if (strcmp(target, "off") == 0) {
         al_path[0] = '\0';
-        atomic_store(&al_fd, -1);
+        set_target(-1);
         return 0;
     }
     if (install_file(target) != 0)
         return -1;
     snprintf(al_path, sizeof al_path, "%s", target);
-    atomic_store(&al_regular, true);
-    atomic_store(&al_fd, al_file_fd);
+    set_target(al_file_fd);
     return 0;
 }
 
@@ -81,13 +90,16 @@ int accesslog_reopen(void)
 {
     if (al_path[0] == '\0')
         return 0;
-    return install_file(al_path);
+    if (install_file(al_path) != 0)
+        return -1;
+    set_target(al_file_fd);  /* the path may now name a pipe */
+    return 0;
 }
 
 void accesslog_close(void)
 {
     /* Only at exit, once every worker has stopped. */
-    atomic_store(&al_fd, -1);
+    set_target(-1);
     if (al_file_fd >= 0) {
         close(al_file_fd);
         al_file_fd = -1;
@@ -218,7 +230,7 @@ static void put_opt_str(struct line *l, const char *s, size_t max)
 void accesslog_write(const struct access_entry *e)
 {
     static _Thread_local char buf[LINE_CAP];
-    int fd = atomic_load_explicit(&al_fd, memory_order_relaxed);
+    int fd = target_fd(atomic_load_explicit(&al_target, memory_order_relaxed));
     if (fd < 0)
         return;
     struct line l = {buf, 0, false};
@@ -298,8 +310,9 @@ void accesslog_batch_flush(void)
         return;
     /* The target now, not when the lines were made: a reload to "off"
      * drops them, a rotation puts them in the new file. */
-    int fd = atomic_load_explicit(&al_fd, memory_order_relaxed);
-    if (fd >= 0 && atomic_load_explicit(&al_regular, memory_order_relaxed)) {
+    int t = atomic_load_explicit(&al_target, memory_order_relaxed);
+    int fd = target_fd(t);
+    if (fd >= 0 && (t & 1)) {
         logjson_write(fd, batch.buf, batch.n);
     } else if (fd >= 0) {
         /* Pieces of at most PIPE_BUF bytes, cut after a newline, so no

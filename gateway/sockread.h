@@ -17,6 +17,13 @@
  * watermark, deferred callbacks and locking. The socket is the one the
  * bufferevent has at attach time (upstreams attach after connecting), and
  * it must be a socket (recv).
+ *
+ * While an upstream connect is in progress, a refused connect wakes both
+ * sockread (whose recv takes the socket's error and reports READING |
+ * ERROR) and the bufferevent's connect check, in either order. Owners must
+ * therefore free the bufferevent on the first event callback during a
+ * connect (proxy.c does): a bufferevent kept alive would next report
+ * CONNECTED for a socket whose error sockread already consumed.
  */
 #ifndef ENVELOPD_SOCKREAD_H
 #define ENVELOPD_SOCKREAD_H

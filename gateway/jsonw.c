@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "headbuf.h"
 #include "utf8.h"
 
 enum {
@@ -213,12 +214,9 @@ int jsonw_integer(struct jsonw *w, long long v)
 {
     if (before_value(w) < 0)
         return -1;
-    char d[24];
-    char *e = d + sizeof d, *p = e;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do
-        *--p = (char)('0' + u % 10);
-    while ((u /= 10) > 0);
+    char d[HB_U64_DIGITS + 1];
+    char *e = d + sizeof d;
+    char *p = hb_u64_digits(e, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v);
     if (v < 0)
         *--p = '-';
     put(w, p, (size_t)(e - p));

@@ -19,6 +19,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "envelope.h"
+#include "headbuf.h"
 #include "recognize.h"
 #include "utf8.h"
 
@@ -346,11 +347,10 @@ static bool is_generic(const struct rctx *c, const char *text)
     /* "404 Not Found" (by hand: snprintf was a twentieth of an error's cost) */
     if (c->status < 0)
         return false;
-    char d[12];
-    size_t dl = 0;
-    for (unsigned v = (unsigned)c->status; dl == 0 || v > 0; v /= 10)
-        d[sizeof d - ++dl] = (char)('0' + v % 10);
-    return n > dl && memcmp(text, d + sizeof d - dl, dl) == 0 && text[dl] == ' ' &&
+    char d[HB_U64_DIGITS];
+    const char *digits = hb_u64_digits(d + sizeof d, (uint64_t)c->status);
+    size_t dl = (size_t)(d + sizeof d - digits);
+    return n > dl && memcmp(text, digits, dl) == 0 && text[dl] == ' ' &&
            ci_eq_n(text + dl + 1, n - dl - 1, envelope_reason(c->status));
 }
 

@@ -32,6 +32,7 @@
 #include <hiredis/async.h>
 #include <openssl/evp.h>
 
+#include "headbuf.h"
 #include "log.h"
 #include "redis.h"
 
@@ -752,12 +753,8 @@ static size_t bulk_len(size_t n)
 
 static char *put_bulk(char *p, const char *data, size_t n)
 {
-    char d[24];
-    char *e = d + sizeof d, *q = e;
-    size_t v = n;
-    do
-        *--q = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
+    char d[HB_U64_DIGITS];
+    char *e = d + sizeof d, *q = hb_u64_digits(e, n);
     *p++ = '$';
     memcpy(p, q, (size_t)(e - q));
     p += e - q;

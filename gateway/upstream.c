@@ -16,6 +16,8 @@
 
 #include "log.h"
 
+static void purge_cb(evutil_socket_t fd, short what, void *arg);
+
 uint64_t upstream_now_ms(void)
 {
     struct timespec ts;
@@ -41,9 +43,13 @@ struct upstream_set *upstream_set_new(struct event_base *base, const struct conf
         if (!g->servers)
             goto fail;
         for (size_t k = 0; k < g->n; k++) {
-            g->servers[k].addr = &g->cu->servers[k];
-            g->servers[k].group = g;
-            TAILQ_INIT(&g->servers[k].idle);
+            struct up_server *srv = &g->servers[k];
+            srv->addr = &g->cu->servers[k];
+            srv->group = g;
+            TAILQ_INIT(&srv->idle);
+            srv->purge = evtimer_new(base, purge_cb, srv);
+            if (!srv->purge)
+                goto fail;
         }
     }
     return set;
@@ -73,6 +79,8 @@ void upstream_set_free(struct upstream_set *set)
                 TAILQ_REMOVE(&g->servers[k].idle, c, link);
                 conn_free(c);
             }
+            if (g->servers[k].purge)
+                event_free(g->servers[k].purge);
         }
         free(g->servers);
     }
@@ -116,6 +124,50 @@ static void idle_read(struct bufferevent *bev, void *arg)
     idle_event(bev, BEV_EVENT_EOF, arg);
 }
 
+/*
+ * Arm S's purge timer for when its least recently used idle connection
+ * will have been unused for UPSTREAM_SURPLUS_IDLE_MS, if S holds more
+ * than keepalive idle connections and the timer is not already set (it
+ * only ever needs to fire early, never late: the callback re-checks).
+ */
+static void purge_arm(struct up_server *s, uint64_t now_ms)
+{
+    if (s->n_idle <= s->group->cu->keepalive || evtimer_pending(s->purge, NULL))
+        return;
+    const struct upconn *lru = TAILQ_LAST(&s->idle, upconn_list);
+    uint64_t due = lru->idle_since_ms + UPSTREAM_SURPLUS_IDLE_MS;
+    uint64_t wait = due > now_ms ? due - now_ms : 0;
+    struct timeval tv = {.tv_sec = (time_t)(wait / 1000),
+                         .tv_usec = (suseconds_t)(wait % 1000) * 1000};
+    if (evtimer_add(s->purge, &tv) != 0)
+        LOG_AT(CONF_LOG_WARN, "gateway_error", NULL, NULL,
+               "cannot arm the upstream pool purge timer; surplus idle connections "
+               "are closed at the next release");
+}
+
+/* Close surplus idle connections unused for long enough, oldest first. */
+static void purge_surplus(struct up_server *s, uint64_t now_ms)
+{
+    struct upconn *c;
+    while (s->n_idle > s->group->cu->keepalive &&
+           (c = TAILQ_LAST(&s->idle, upconn_list)) != NULL &&
+           now_ms - c->idle_since_ms >= UPSTREAM_SURPLUS_IDLE_MS) {
+        TAILQ_REMOVE(&s->idle, c, link);
+        s->n_idle--;
+        conn_free(c);
+    }
+}
+
+static void purge_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct up_server *s = arg;
+    (void)fd;
+    (void)what;
+    uint64_t now = upstream_now_ms();
+    purge_surplus(s, now);
+    purge_arm(s, now);
+}
+
 struct upconn *upstream_take_idle(struct up_server *s)
 {
     struct upconn *c = TAILQ_FIRST(&s->idle);
@@ -156,7 +208,7 @@ fail:
 void upstream_release(struct upconn *c, bool reusable)
 {
     struct up_server *s = c->srv;
-    if (!reusable || s->n_idle >= s->group->cu->keepalive ||
+    if (!reusable || s->group->cu->keepalive == 0 ||
         evbuffer_get_length(bufferevent_get_input(c->bev)) != 0) {
         conn_free(c);
         return;
@@ -169,8 +221,14 @@ void upstream_release(struct upconn *c, bool reusable)
         conn_free(c);
         return;
     }
+    uint64_t now = upstream_now_ms();
+    c->idle_since_ms = now;
     TAILQ_INSERT_HEAD(&s->idle, c, link);
     s->n_idle++;
+    /* A timer that failed to arm must not let the surplus grow unchecked. */
+    if (s->n_idle > s->group->cu->keepalive && !evtimer_pending(s->purge, NULL))
+        purge_surplus(s, now);
+    purge_arm(s, now);
 }
 
 void upstream_server_failed(struct up_server *s, uint64_t now_ms, const char *why)

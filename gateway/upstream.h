@@ -3,7 +3,12 @@
  * generation. Round robin over a group's servers, skipping a server that
  * refused or timed out until its backoff passes (doubling, capped, reset on
  * success); idle connections watched so an upstream's close is noticed
- * before the connection is reused.
+ * before the connection is reused. A server keeps `keepalive` idle
+ * connections for as long as they live; idle connections beyond that are
+ * kept too, and closed once unused for UPSTREAM_SURPLUS_IDLE_MS, least
+ * recently used first (HAProxy's pool-purge idea), so a burst that returns
+ * more connections than `keepalive` does not force the next burst to open
+ * them again.
  */
 #ifndef ENVELOPD_UPSTREAM_H
 #define ENVELOPD_UPSTREAM_H
@@ -22,12 +27,16 @@
 
 struct up_server;
 
+/* How long an idle connection beyond `keepalive` may stay unused. */
+#define UPSTREAM_SURPLUS_IDLE_MS 1000
+
 struct upconn {
     struct bufferevent *bev;
     struct sendq_item sq;        /* written first, EPOLLOUT only on EAGAIN */
     struct sockread sr;          /* its input, one recv per read */
     struct up_server *srv;
     TAILQ_ENTRY(upconn) link;    /* in the server's idle list while idle */
+    uint64_t idle_since_ms;      /* when it last went idle (monotonic) */
     unsigned uses;               /* requests served; > 0 means reused */
     bool idle;
 };
@@ -37,8 +46,9 @@ TAILQ_HEAD(upconn_list, upconn);
 struct up_server {
     const struct conf_addr *addr;
     struct up_group *group;
-    struct upconn_list idle;
+    struct upconn_list idle;     /* most recently used first */
     unsigned n_idle;
+    struct event *purge;         /* closes surplus idle connections */
     bool down;
     uint64_t down_until_ms;
     uint64_t backoff_ms;
@@ -73,7 +83,7 @@ size_t upstream_server_index(const struct up_server *s);
 struct upconn *upstream_take_idle(struct up_server *s);
 /* Start a non-blocking connect to S. NULL on immediate failure (errno set). */
 struct upconn *upstream_connect(struct up_server *s, struct event_base *base, struct sendq *sq);
-/* Done with C: back to the idle pool if REUSABLE and room, else closed. */
+/* Done with C: back to the idle pool if REUSABLE and keepalive > 0, else closed. */
 void upstream_release(struct upconn *c, bool reusable);
 
 /* A connect refused, reset or timed out: skip S for a while (logs the transition). */

@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import GatewayTestCase, Upstream, base_conf, free_port, scripted
+from harness import GatewayTestCase, Upstream, base_conf, free_port, scaled, scripted, wait_until
 
 API = "/api/v1/tasks"
 UP_TIMEOUT = 2.0
@@ -83,6 +83,38 @@ class Pool(GatewayTestCase):
         self.assertTrue(ok, "a restarted server never got traffic again within 20s")
         self.assertIsNotNone(gw.wait_log(lambda l: l.get("event") == "upstream_up", 3),
                              "no upstream_up event: %r" % gw.events())
+
+    def test_surplus_idle_connections_reused_then_purged(self):
+        # keepalive = 2, but a burst of 6 concurrent requests needs 6 upstream
+        # connections: they stay pooled so the next burst reuses them, and the
+        # 4 beyond keepalive are closed after UPSTREAM_SURPLUS_IDLE_MS unused.
+        a = self.upstream()
+        port = free_port()
+        c = base_conf(port, [a.port])
+        c.set("upstream tasks", "keepalive", 2)
+        gw = self.gateway(c, port)
+
+        def burst():
+            out = []
+            ts = [threading.Thread(target=lambda: out.append(
+                gw.request("GET", API, headers=scripted(delay=0.4)).status)) for _ in range(6)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(20)
+            self.assertEqual(out, [200] * 6)
+        burst()
+        self.assertEqual(a.stats()["connections"], 6, "the burst did not run concurrently")
+        burst()
+        self.assertEqual(a.stats()["connections"], 6,
+                         "the second burst opened new connections instead of reusing the first's")
+        # open counts the stats connection itself: 2 pooled + 1.
+        st = wait_until(lambda: a.stats()["open"] == 3 or None, scaled(5), 0.1)
+        self.assertIsNotNone(st, "surplus idle connections were not closed: %r" % a.stats())
+        time.sleep(0.3)
+        self.assertEqual(a.stats()["open"], 3, "keepalive connections were purged too")
+        self.assertEqual(gw.request("GET", API).status, 200)
+        self.assertEqual(a.stats()["connections"], 6, "a kept connection was not reused")
 
     def test_stale_pooled_connection_recovered(self):
         a = self.upstream()

@@ -51,6 +51,11 @@ void metrics_upstream_error(struct metrics *m, enum metrics_upstream_error kind)
     atomic_fetch_add_explicit(&m->upstream_errors[kind], 1, memory_order_relaxed);
 }
 
+void metrics_upstream_conn(struct metrics *m, enum metrics_up_conn kind)
+{
+    atomic_fetch_add_explicit(&m->upstream_conns[kind], 1, memory_order_relaxed);
+}
+
 void metrics_ratelimit(struct metrics *m, enum metrics_rl kind)
 {
     atomic_fetch_add_explicit(&m->ratelimit[kind], 1, memory_order_relaxed);
@@ -86,6 +91,7 @@ int metrics_render(struct metrics *const *ms, size_t n, int redis, bool draining
 {
     static const char *const up_kind[METRICS_UP_KINDS] = {"connect", "timeout", "reset",
                                                           "invalid"};
+    static const char *const conn_kind[METRICS_CONN_KINDS] = {"new", "reused"};
     static const char *const rl_kind[METRICS_RL_KINDS] = {"allowed", "limited", "unavailable",
                                                           "unlimited"};
     /* One sum per route name across workers (a name may sit in different slots). */
@@ -141,6 +147,11 @@ int metrics_render(struct metrics *const *ms, size_t n, int redis, bool draining
     free(sums);
     counter_family(out, ms, n, "envelopd_upstream_errors_total", "Failed upstream attempts, by kind.",
                    "kind", up_kind, METRICS_UP_KINDS, offsetof(struct metrics, upstream_errors));
+    counter_family(out, ms, n, "envelopd_upstream_attempts_total",
+                   "Upstream attempts, by whether they opened a new connection or reused a "
+                   "pooled one.",
+                   "connection", conn_kind, METRICS_CONN_KINDS,
+                   offsetof(struct metrics, upstream_conns));
     counter_family(out, ms, n, "envelopd_ratelimit_decisions_total", "Rate-limit decisions.",
                    "decision", rl_kind, METRICS_RL_KINDS, offsetof(struct metrics, ratelimit));
     evbuffer_add_printf(out, "# HELP envelopd_worker_requests_total Requests answered by each "

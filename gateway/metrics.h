@@ -25,6 +25,10 @@ enum metrics_upstream_error {
     METRICS_UP_KINDS,
 };
 
+/* How an upstream attempt got its connection: new/(new+reused) is the churn
+ * an operator tunes `keepalive` against. */
+enum metrics_up_conn { METRICS_CONN_NEW, METRICS_CONN_REUSED, METRICS_CONN_KINDS };
+
 enum metrics_rl { METRICS_RL_ALLOW, METRICS_RL_LIMITED, METRICS_RL_UNAVAILABLE, METRICS_RL_NONE,
                   METRICS_RL_KINDS };
 
@@ -39,6 +43,7 @@ struct metrics_route {
 struct metrics {
     struct metrics_route routes[METRICS_ROUTES];
     atomic_ullong upstream_errors[METRICS_UP_KINDS];
+    atomic_ullong upstream_conns[METRICS_CONN_KINDS];
     atomic_ullong ratelimit[METRICS_RL_KINDS];
     atomic_ullong requests;
     atomic_uint inflight;
@@ -46,6 +51,7 @@ struct metrics {
 
 void metrics_request(struct metrics *m, const char *route, int status, double ms);
 void metrics_upstream_error(struct metrics *m, enum metrics_upstream_error kind);
+void metrics_upstream_conn(struct metrics *m, enum metrics_up_conn kind);
 void metrics_ratelimit(struct metrics *m, enum metrics_rl kind);
 
 /* Append the exposition text for N workers' metrics to OUT. redis: -1 off, 0 down, 1 up. */

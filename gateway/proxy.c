@@ -617,12 +617,15 @@ static void px_connect(struct proxy *px)
     }
     px->uc = upstream_take_idle(s);
     if (px->uc) {
+        metrics_upstream_conn(&px->w->metrics, METRICS_CONN_REUSED);
         px_attach(px);
         px_connected(px);
         return;
     }
     px->connected = false;
     px->uc = upstream_connect(s, px->w->base, &px->w->sendq);
+    if (px->uc)
+        metrics_upstream_conn(&px->w->metrics, METRICS_CONN_NEW);
     if (!px->uc) {
         upstream_server_failed(s, now, "connect failed");
         px->last_fail_status = 502;

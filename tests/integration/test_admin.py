@@ -109,6 +109,22 @@ class Admin(unittest.TestCase):
         # Unrouted requests are answered before any limit applies.
         self.assertEqual(after[allowed] - before.get(allowed, 0), 7)
 
+    def test_upstream_connection_reuse_counted(self):
+        new = ("envelopd_upstream_attempts_total", frozenset({("connection", "new")}))
+        reused = ("envelopd_upstream_attempts_total", frozenset({("connection", "reused")}))
+        before = self.metrics()
+        for _ in range(7):
+            self.assertEqual(self.gw.request("GET", API).status, 200)
+        after = self.metrics()
+        d_new = after[new] - before.get(new, 0)
+        d_reused = after[reused] - before.get(reused, 0)
+        self.assertEqual(d_new + d_reused, 7, "one attempt per request, each counted once")
+        # Two workers, each with its own pool: at most one new connection each.
+        self.assertGreaterEqual(d_new, 1)
+        self.assertLessEqual(d_new, 2)
+        # The upstream saw exactly the connections the gateway says it opened.
+        self.assertEqual(self.up.stats()["connections"], after[new])
+
     def test_upstream_errors_counted(self):
         self.up.kill()
         r = self.gw.request("GET", API)

@@ -1,0 +1,429 @@
+/*
+ * test_upstream: one worker's pools and server health, over real loopback
+ * TCP connections on a real event_base. Round robin skips tried and down
+ * servers and tries a server again once its backoff passed; the backoff
+ * doubles up to its cap and is logged once per transition; the idle pool is
+ * most-recently-used first; keepalive = 0 and unreusable connections are
+ * closed; idle connections beyond keepalive are kept, then closed once
+ * unused for UPSTREAM_SURPLUS_IDLE_MS, least recently used first, and never
+ * below keepalive; a pooled connection the server closes leaves the pool; a
+ * failing server's pool is emptied; and freeing a set with idle
+ * connections and an armed purge timer leaks nothing (ASan, valgrind).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "conf.h"
+#include "log.h"
+#include "sendq.h"
+#include "upstream.h"
+
+void test_register(void);
+
+#define N_SERVERS 3
+#define N_CONNS 4
+
+/* A listening socket per server; accepted peers kept to watch for closes. */
+struct fixture {
+    struct event_base *base;
+    struct sendq sq;
+    struct conf *conf;
+    struct upstream_set *set;
+    int lfd[N_SERVERS];
+    int log_fd;
+};
+
+static struct fixture fx;
+
+static void on_guard(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* One loop turn, waiting at most MS for something to happen. */
+static void pump(int ms)
+{
+    struct event *guard = evtimer_new(fx.base, on_guard, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(guard);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(guard, &tv);
+    event_base_loop(fx.base, EVLOOP_ONCE);
+    event_free(guard);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Turn the loop for MS milliseconds of wall time. */
+static void pump_for(int ms)
+{
+    uint64_t end = mono_ms() + (uint64_t)ms;
+    for (uint64_t now = mono_ms(); now < end; now = mono_ms())
+        pump((int)(end - now));
+}
+
+static int listen_loopback(struct conf_addr *a)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 || listen(fd, 64) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sin, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    memset(a, 0, sizeof *a);
+    memcpy(&a->sa, &sin, sizeof sin);
+    a->salen = sizeof sin;
+    snprintf(a->text, sizeof a->text, "127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
+    return fd;
+}
+
+/* A fresh set over N_SERVERS listening servers with KEEPALIVE. */
+static void setup(unsigned keepalive)
+{
+    memset(&fx, 0, sizeof fx);
+    fx.base = event_base_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fx.base);
+    CU_ASSERT_EQUAL_FATAL(sendq_init(&fx.sq, fx.base), 0);
+    fx.conf = calloc(1, sizeof *fx.conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fx.conf);
+    struct conf_upstream *u = &fx.conf->upstreams[0];
+    snprintf(u->name, sizeof u->name, "pool");
+    u->n_servers = N_SERVERS;
+    u->keepalive = keepalive;
+    u->down_backoff_ms = 100;
+    u->down_backoff_max_ms = 350;
+    for (int i = 0; i < N_SERVERS; i++) {
+        fx.lfd[i] = listen_loopback(&u->servers[i]);
+        CU_ASSERT_FATAL(fx.lfd[i] >= 0);
+    }
+    fx.conf->n_upstreams = 1;
+    fx.set = upstream_set_new(fx.base, fx.conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fx.set);
+    fx.log_fd = memfd_create("upstream-log", 0);
+    CU_ASSERT_FATAL(fx.log_fd >= 0);
+    log_set_fd(fx.log_fd);
+    log_set_level(CONF_LOG_INFO);
+}
+
+static void teardown(void)
+{
+    upstream_set_free(fx.set);
+    sendq_cleanup(&fx.sq);
+    event_base_free(fx.base);
+    for (int i = 0; i < N_SERVERS; i++)
+        close(fx.lfd[i]);
+    log_set_fd(-1);
+    close(fx.log_fd);
+    free(fx.conf);
+}
+
+/* How many log lines carry "event":"EV". */
+static int log_count(const char *ev)
+{
+    char buf[16384];
+    ssize_t n = pread(fx.log_fd, buf, sizeof buf - 1, 0);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"event\":\"%s\"", ev);
+    int count = 0;
+    for (const char *p = buf; (p = strstr(p, needle)) != NULL; p++)
+        count++;
+    return count;
+}
+
+static void on_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    *(short *)arg |= what;
+}
+
+/* A connected upstream connection to server S, and the server's end of it. */
+static struct upconn *connect_to(struct up_server *s, int *peer)
+{
+    short what = 0;
+    struct upconn *c = upstream_connect(s, fx.base, &fx.sq);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    bufferevent_setcb(c->bev, NULL, NULL, on_conn_event, &what);
+    for (int i = 0; i < 50 && !(what & (BEV_EVENT_CONNECTED | BEV_EVENT_ERROR)); i++)
+        pump(100);
+    CU_ASSERT_FATAL(what == BEV_EVENT_CONNECTED);
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    *peer = accept4(fx.lfd[upstream_server_index(s)], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    CU_ASSERT_FATAL(*peer >= 0);
+    return c;
+}
+
+/* 1: the gateway closed the connection (EOF on the server's end); 0: open. */
+static int peer_closed(int peer)
+{
+    char b;
+    ssize_t n = recv(peer, &b, 1, MSG_DONTWAIT);
+    if (n == 0)
+        return 1;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    return -1;
+}
+
+static struct up_server *server(int i)
+{
+    return &fx.set->groups[0].servers[i];
+}
+
+static void test_round_robin(void)
+{
+    setup(4);
+    struct up_group *g = &fx.set->groups[0];
+    uint64_t now = 1000;
+    CU_ASSERT_PTR_EQUAL(upstream_pick(g, now, 0), server(0));
+    CU_ASSERT_PTR_EQUAL(upstream_pick(g, now, 0), server(1));
+    CU_ASSERT_PTR_EQUAL(upstream_pick(g, now, 0), server(2));
+    CU_ASSERT_PTR_EQUAL(upstream_pick(g, now, 0), server(0));
+    /* Tried servers are skipped; all tried: none. */
+    CU_ASSERT_PTR_EQUAL(upstream_pick(g, now, 1u << 1), server(2));
+    CU_ASSERT_PTR_NULL(upstream_pick(g, now, 0x7));
+    teardown();
+}
+
+static void test_down_backoff(void)
+{
+    setup(4);
+    struct up_group *g = &fx.set->groups[0];
+    uint64_t now = 1000;
+    upstream_server_failed(server(1), now, "refused");
+    CU_ASSERT_TRUE(server(1)->down);
+    CU_ASSERT_EQUAL(server(1)->down_until_ms, now + 100);
+    CU_ASSERT_EQUAL(log_count("upstream_down"), 1);
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT_PTR_NOT_EQUAL(upstream_pick(g, now + 99, 0), server(1));
+    /* Backoff passed: tried again (half-open) in its turn. */
+    bool seen = false;
+    for (int i = 0; i < 3; i++)
+        seen |= upstream_pick(g, now + 100, 0) == server(1);
+    CU_ASSERT_TRUE(seen);
+    /* Failing again doubles the backoff up to the cap, logged once. */
+    upstream_server_failed(server(1), now + 100, "refused");
+    CU_ASSERT_EQUAL(server(1)->backoff_ms, 200);
+    upstream_server_failed(server(1), now + 300, "refused");
+    CU_ASSERT_EQUAL(server(1)->backoff_ms, 350);
+    CU_ASSERT_EQUAL(server(1)->down_until_ms, now + 300 + 350);
+    CU_ASSERT_EQUAL(log_count("upstream_down"), 1);
+    upstream_server_ok(server(1));
+    CU_ASSERT_FALSE(server(1)->down);
+    CU_ASSERT_EQUAL(server(1)->backoff_ms, 0);
+    upstream_server_ok(server(1));
+    CU_ASSERT_EQUAL(log_count("upstream_up"), 1);
+    /* After recovery the first failure starts from the base backoff again. */
+    upstream_server_failed(server(1), now + 1000, "timeout");
+    CU_ASSERT_EQUAL(server(1)->backoff_ms, 100);
+    CU_ASSERT_EQUAL(log_count("upstream_down"), 2);
+    teardown();
+}
+
+static void test_pool_lifo(void)
+{
+    setup(4);
+    int pa, pb;
+    struct upconn *a = connect_to(server(0), &pa);
+    struct upconn *b = connect_to(server(0), &pb);
+    CU_ASSERT_PTR_NULL(upstream_take_idle(server(0)));
+    upstream_release(a, true);
+    upstream_release(b, true);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 2);
+    CU_ASSERT_PTR_NULL(upstream_take_idle(server(1)));
+    /* Most recently used first: the warm one. */
+    struct upconn *t = upstream_take_idle(server(0));
+    CU_ASSERT_PTR_EQUAL(t, b);
+    CU_ASSERT_EQUAL(t->uses, 1);
+    CU_ASSERT_FALSE(t->idle);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 1);
+    /* Unreusable: closed, not pooled. */
+    upstream_release(t, false);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 1);
+    pump(50);  /* libevent closes a freed bufferevent's socket from the loop */
+    CU_ASSERT_EQUAL(peer_closed(pb), 1);
+    CU_ASSERT_EQUAL(peer_closed(pa), 0);
+    close(pa);
+    close(pb);
+    teardown();
+}
+
+static void test_keepalive_zero(void)
+{
+    setup(0);
+    int p;
+    struct upconn *c = connect_to(server(0), &p);
+    upstream_release(c, true);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 0);
+    CU_ASSERT_PTR_NULL(upstream_take_idle(server(0)));
+    pump(50);  /* libevent closes a freed bufferevent's socket from the loop */
+    CU_ASSERT_EQUAL(peer_closed(p), 1);
+    close(p);
+    teardown();
+}
+
+static void test_surplus_purged(void)
+{
+    setup(1);
+    int peer[N_CONNS];
+    struct upconn *c[N_CONNS];
+    for (int i = 0; i < N_CONNS; i++)
+        c[i] = connect_to(server(0), &peer[i]);
+    /* c[0] and c[1] go idle now, c[2] and c[3] later. */
+    upstream_release(c[0], true);
+    upstream_release(c[1], true);
+    pump_for(UPSTREAM_SURPLUS_IDLE_MS / 2);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 2);  /* beyond keepalive, but not unused long enough */
+    upstream_release(c[2], true);
+    upstream_release(c[3], true);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 4);
+    /* The first two have been unused for the whole delay: closed, oldest first. */
+    pump_for(UPSTREAM_SURPLUS_IDLE_MS / 2 + 150);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 2);
+    CU_ASSERT_EQUAL(peer_closed(peer[0]), 1);
+    CU_ASSERT_EQUAL(peer_closed(peer[1]), 1);
+    CU_ASSERT_EQUAL(peer_closed(peer[2]), 0);
+    CU_ASSERT_EQUAL(peer_closed(peer[3]), 0);
+    /* Then the rest of the surplus; keepalive's one stays for good: the most
+     * recently used. */
+    pump_for(UPSTREAM_SURPLUS_IDLE_MS / 2 + 150);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 1);
+    CU_ASSERT_EQUAL(peer_closed(peer[2]), 1);
+    CU_ASSERT_EQUAL(peer_closed(peer[3]), 0);
+    pump_for(UPSTREAM_SURPLUS_IDLE_MS + 100);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 1);
+    struct upconn *kept = upstream_take_idle(server(0));
+    CU_ASSERT_PTR_EQUAL(kept, c[3]);  /* c[] may be freed: only KEPT is touched */
+    if (kept)
+        upstream_release(kept, false);
+    for (int i = 0; i < N_CONNS; i++)
+        close(peer[i]);
+    teardown();
+}
+
+static void test_reuse_keeps_surplus(void)
+{
+    setup(1);
+    int peer[2];
+    struct upconn *a = connect_to(server(0), &peer[0]);
+    struct upconn *b = connect_to(server(0), &peer[1]);
+    upstream_release(a, true);
+    upstream_release(b, true);
+    /* Both in use again and back before the delay: the purge finds none
+     * unused long enough, and the two stay. */
+    pump_for(UPSTREAM_SURPLUS_IDLE_MS * 3 / 4);
+    struct upconn *x = upstream_take_idle(server(0));
+    struct upconn *y = upstream_take_idle(server(0));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+    upstream_release(x, true);
+    upstream_release(y, true);
+    pump_for(UPSTREAM_SURPLUS_IDLE_MS * 3 / 4);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 2);
+    CU_ASSERT_EQUAL(peer_closed(peer[0]), 0);
+    CU_ASSERT_EQUAL(peer_closed(peer[1]), 0);
+    close(peer[0]);
+    close(peer[1]);
+    teardown();
+}
+
+static void test_server_closes_idle(void)
+{
+    setup(4);
+    int pa, pb;
+    struct upconn *a = connect_to(server(0), &pa);
+    struct upconn *b = connect_to(server(0), &pb);
+    upstream_release(a, true);
+    upstream_release(b, true);
+    close(pa);
+    for (int i = 0; i < 20 && server(0)->n_idle != 1; i++)
+        pump(100);
+    CU_ASSERT_EQUAL_FATAL(server(0)->n_idle, 1);
+    b = upstream_take_idle(server(0));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    /* Bytes nobody asked for also end an idle connection. */
+    upstream_release(b, true);
+    CU_ASSERT_EQUAL(send(pb, "x", 1, 0), 1);
+    for (int i = 0; i < 20 && server(0)->n_idle != 0; i++)
+        pump(100);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 0);
+    close(pb);
+    teardown();
+}
+
+static void test_failed_server_pool_emptied(void)
+{
+    setup(1);
+    int peer[3];
+    struct upconn *c[3];
+    for (int i = 0; i < 3; i++)
+        c[i] = connect_to(server(2), &peer[i]);
+    for (int i = 0; i < 3; i++)
+        upstream_release(c[i], true);
+    CU_ASSERT_EQUAL(server(2)->n_idle, 3);
+    upstream_server_failed(server(2), mono_ms(), "refused");
+    CU_ASSERT_EQUAL(server(2)->n_idle, 0);
+    pump(50);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(peer_closed(peer[i]), 1);
+        close(peer[i]);
+    }
+    /* The purge timer still armed for them finds nothing to do. */
+    pump_for(UPSTREAM_SURPLUS_IDLE_MS + 100);
+    CU_ASSERT_EQUAL(server(2)->n_idle, 0);
+    teardown();
+}
+
+static void test_free_with_idle_and_timer(void)
+{
+    setup(1);
+    int peer[3];
+    for (int i = 0; i < 3; i++)
+        upstream_release(connect_to(server(i % 2), &peer[i]), true);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 2);
+    CU_ASSERT_TRUE(evtimer_pending(server(0)->purge, NULL));
+    teardown();  /* closes them and frees the timers: ASan/valgrind see any leak */
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(peer_closed(peer[i]), 1);
+        close(peer[i]);
+    }
+}
+
+void test_register(void)
+{
+    CU_pSuite s = CU_add_suite("upstream", NULL, NULL);
+    if (!s)
+        return;
+    CU_add_test(s, "round robin skips tried servers", test_round_robin);
+    CU_add_test(s, "down server: backoff doubles to its cap, logged once", test_down_backoff);
+    CU_add_test(s, "pool is most recently used first", test_pool_lifo);
+    CU_add_test(s, "keepalive = 0 pools nothing", test_keepalive_zero);
+    CU_add_test(s, "surplus closed after the delay, oldest first", test_surplus_purged);
+    CU_add_test(s, "surplus reused in time is kept", test_reuse_keeps_surplus);
+    CU_add_test(s, "server closing an idle connection", test_server_closes_idle);
+    CU_add_test(s, "failed server's pool emptied", test_failed_server_pool_emptied);
+    CU_add_test(s, "set freed with idle connections and a timer", test_free_with_idle_and_timer);
+}

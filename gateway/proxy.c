@@ -624,8 +624,6 @@ static void px_connect(struct proxy *px)
     }
     px->connected = false;
     px->uc = upstream_connect(s, px->w->base, &px->w->sendq);
-    if (px->uc)
-        metrics_upstream_conn(&px->w->metrics, METRICS_CONN_NEW);
     if (!px->uc) {
         upstream_server_failed(s, now, "connect failed");
         px->last_fail_status = 502;
@@ -638,6 +636,7 @@ static void px_connect(struct proxy *px)
         px_fail_answer(px, 502, px->last_fail_why);
         return;
     }
+    metrics_upstream_conn(&px->w->metrics, METRICS_CONN_NEW);
     px_attach(px);
     px_set_state(px, PX_CONNECTING);
 }

@@ -601,6 +601,8 @@ static const struct conf_directive conf_directives[] = {
     {SECT_UPSTREAM, "server", T_LISTEN, U_(servers), U_(n_servers), sizeof(struct conf_addr),
      0, CONF_MAX_SERVERS, D_REPEAT | D_REQUIRED},
     {SECT_UPSTREAM, "keepalive", T_UINT, U_(keepalive), 0, 0, 0, 100000, 0},
+    {SECT_UPSTREAM, "keepalive_timeout", T_DURATION, U_(keepalive_timeout_ms), 0, 0, 1,
+     24 * MS_H, 0},
     {SECT_UPSTREAM, "connect_timeout", T_DURATION, U_(connect_timeout_ms), 0, 0, 1, 24 * MS_H,
      0},
     {SECT_UPSTREAM, "timeout", T_DURATION, U_(timeout_ms), 0, 0, 1, 24 * MS_H, 0},
@@ -750,6 +752,7 @@ static char *conf_section_base(struct conf_parser *p)
 static void conf_upstream_defaults(struct conf_upstream *u)
 {
     u->keepalive = 64;
+    u->keepalive_timeout_ms = 60 * MS_S;
     u->connect_timeout_ms = 2 * MS_S;
     u->timeout_ms = 30 * MS_S;
     u->retries = 2;

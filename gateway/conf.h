@@ -55,6 +55,7 @@ struct conf_upstream {
     struct conf_addr servers[CONF_MAX_SERVERS];
     size_t n_servers;
     unsigned keepalive;            /* idle connections kept per server */
+    uint64_t keepalive_timeout_ms; /* an idle connection unused this long is closed */
     uint64_t connect_timeout_ms;
     uint64_t timeout_ms;           /* response deadline -> 504 */
     unsigned retries;

@@ -125,37 +125,58 @@ static void idle_read(struct bufferevent *bev, void *arg)
 }
 
 /*
- * Arm S's purge timer for when its least recently used idle connection
- * will have been unused for UPSTREAM_SURPLUS_IDLE_MS, if S holds more
- * than keepalive idle connections and the timer is not already set (it
- * only ever needs to fire early, never late: the callback re-checks).
+ * When the least recently used idle connection of S is due to be closed:
+ * after keepalive_timeout, or sooner, after UPSTREAM_SURPLUS_IDLE_MS, while
+ * S holds more than keepalive. The idle list is most recently used first,
+ * so its tail is always the first one due. False when S has none idle.
  */
-static void purge_arm(struct up_server *s, uint64_t now_ms)
+static bool idle_due(const struct up_server *s, uint64_t *due)
 {
-    if (s->n_idle <= s->group->cu->keepalive || evtimer_pending(s->purge, NULL))
-        return;
     const struct upconn *lru = TAILQ_LAST(&s->idle, upconn_list);
-    uint64_t due = lru->idle_since_ms + UPSTREAM_SURPLUS_IDLE_MS;
-    uint64_t wait = due > now_ms ? due - now_ms : 0;
-    struct timeval tv = {.tv_sec = (time_t)(wait / 1000),
-                         .tv_usec = (suseconds_t)(wait % 1000) * 1000};
-    if (evtimer_add(s->purge, &tv) != 0)
-        LOG_AT(CONF_LOG_WARN, "gateway_error", NULL, NULL,
-               "cannot arm the upstream pool purge timer; surplus idle connections "
-               "are closed at the next release");
+    if (!lru)
+        return false;
+    const struct conf_upstream *cu = s->group->cu;
+    uint64_t after = cu->keepalive_timeout_ms;
+    if (s->n_idle > cu->keepalive && after > UPSTREAM_SURPLUS_IDLE_MS)
+        after = UPSTREAM_SURPLUS_IDLE_MS;
+    *due = lru->idle_since_ms + after;
+    return true;
 }
 
-/* Close surplus idle connections unused for long enough, oldest first. */
-static void purge_surplus(struct up_server *s, uint64_t now_ms)
+/* Close the idle connections that are due, oldest first. */
+static void purge_due(struct up_server *s, uint64_t now_ms)
 {
-    struct upconn *c;
-    while (s->n_idle > s->group->cu->keepalive &&
-           (c = TAILQ_LAST(&s->idle, upconn_list)) != NULL &&
-           now_ms - c->idle_since_ms >= UPSTREAM_SURPLUS_IDLE_MS) {
+    uint64_t due;
+    while (idle_due(s, &due) && due <= now_ms) {
+        struct upconn *c = TAILQ_LAST(&s->idle, upconn_list);
         TAILQ_REMOVE(&s->idle, c, link);
         s->n_idle--;
         conn_free(c);
     }
+}
+
+/*
+ * Have S's purge timer fire by the time its next idle connection is due. A
+ * timer already set to fire earlier is left alone: it fires early, finds
+ * nothing due, and re-arms (so a connection reused meanwhile costs nothing).
+ */
+static void purge_arm(struct up_server *s, uint64_t now_ms)
+{
+    uint64_t due;
+    if (!idle_due(s, &due))
+        return;
+    if (evtimer_pending(s->purge, NULL) && s->purge_due_ms <= due)
+        return;
+    uint64_t wait = due > now_ms ? due - now_ms : 0;
+    struct timeval tv = {.tv_sec = (time_t)(wait / 1000),
+                         .tv_usec = (suseconds_t)(wait % 1000) * 1000};
+    if (evtimer_add(s->purge, &tv) != 0) {
+        LOG_AT(CONF_LOG_WARN, "gateway_error", NULL, NULL,
+               "cannot arm the upstream pool purge timer; idle connections are closed "
+               "at the next release");
+        return;
+    }
+    s->purge_due_ms = due;
 }
 
 static void purge_cb(evutil_socket_t fd, short what, void *arg)
@@ -164,7 +185,7 @@ static void purge_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     uint64_t now = upstream_now_ms();
-    purge_surplus(s, now);
+    purge_due(s, now);
     purge_arm(s, now);
 }
 
@@ -225,9 +246,9 @@ void upstream_release(struct upconn *c, bool reusable)
     c->idle_since_ms = now;
     TAILQ_INSERT_HEAD(&s->idle, c, link);
     s->n_idle++;
-    /* A timer that failed to arm must not let the surplus grow unchecked. */
-    if (s->n_idle > s->group->cu->keepalive && !evtimer_pending(s->purge, NULL))
-        purge_surplus(s, now);
+    /* A timer that failed to arm must not let idle connections pile up. */
+    if (!evtimer_pending(s->purge, NULL))
+        purge_due(s, now);
     purge_arm(s, now);
 }
 

@@ -4,11 +4,13 @@
  * refused or timed out until its backoff passes (doubling, capped, reset on
  * success); idle connections watched so an upstream's close is noticed
  * before the connection is reused. A server keeps `keepalive` idle
- * connections for as long as they live; idle connections beyond that are
- * kept too, and closed once unused for UPSTREAM_SURPLUS_IDLE_MS, least
- * recently used first (HAProxy's pool-purge idea), so a burst that returns
- * more connections than `keepalive` does not force the next burst to open
- * them again.
+ * connections until they have been unused for `keepalive_timeout` (nginx's
+ * upstream keepalive_timeout: set below the upstream's own, it closes them
+ * before the upstream does, never while a request is on its way); idle
+ * connections beyond `keepalive` are kept too, and closed once unused for
+ * UPSTREAM_SURPLUS_IDLE_MS, least recently used first (HAProxy's pool-purge
+ * idea), so a burst that returns more connections than `keepalive` does not
+ * force the next burst to open them again.
  */
 #ifndef ENVELOPD_UPSTREAM_H
 #define ENVELOPD_UPSTREAM_H
@@ -48,7 +50,8 @@ struct up_server {
     struct up_group *group;
     struct upconn_list idle;     /* most recently used first */
     unsigned n_idle;
-    struct event *purge;         /* closes surplus idle connections */
+    struct event *purge;         /* closes idle connections that are due */
+    uint64_t purge_due_ms;       /* when it fires, while pending */
     bool down;
     uint64_t down_until_ms;
     uint64_t backoff_ms;

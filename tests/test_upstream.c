@@ -6,7 +6,8 @@
  * most-recently-used first; keepalive = 0 and unreusable connections are
  * closed; idle connections beyond keepalive are kept, then closed once
  * unused for UPSTREAM_SURPLUS_IDLE_MS, least recently used first, and never
- * below keepalive; a pooled connection the server closes leaves the pool; a
+ * below keepalive (even while a later keepalive_timeout is armed); any idle
+ * connection unused for keepalive_timeout is closed; a pooled connection the server closes leaves the pool; a
  * failing server's pool is emptied; and freeing a set with idle
  * connections and an armed purge timer leaks nothing (ASan, valgrind).
  */
@@ -111,6 +112,7 @@ static void setup(unsigned keepalive)
     snprintf(u->name, sizeof u->name, "pool");
     u->n_servers = N_SERVERS;
     u->keepalive = keepalive;
+    u->keepalive_timeout_ms = 60000;
     u->down_backoff_ms = 100;
     u->down_backoff_max_ms = 350;
     for (int i = 0; i < N_SERVERS; i++) {
@@ -324,6 +326,36 @@ static void test_surplus_purged(void)
     teardown();
 }
 
+static void test_keepalive_timeout(void)
+{
+    setup(4);
+    fx.conf->upstreams[0].keepalive_timeout_ms = 400;
+    int pa, pb;
+    struct upconn *a = connect_to(server(0), &pa);
+    struct upconn *b = connect_to(server(0), &pb);
+    upstream_release(a, true);
+    pump_for(200);
+    upstream_release(b, true);
+    /* Within keepalive, yet each is closed once unused for 400 ms. */
+    pump_for(300);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 1);
+    CU_ASSERT_EQUAL(peer_closed(pa), 1);
+    CU_ASSERT_EQUAL(peer_closed(pb), 0);
+    /* Reuse restarts the clock. */
+    struct upconn *t = upstream_take_idle(server(0));
+    CU_ASSERT_PTR_EQUAL_FATAL(t, b);
+    upstream_release(t, true);
+    pump_for(300);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 1);
+    CU_ASSERT_EQUAL(peer_closed(pb), 0);
+    pump_for(250);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 0);
+    CU_ASSERT_EQUAL(peer_closed(pb), 1);
+    close(pa);
+    close(pb);
+    teardown();
+}
+
 static void test_reuse_keeps_surplus(void)
 {
     setup(1);
@@ -423,6 +455,7 @@ void test_register(void)
     CU_add_test(s, "keepalive = 0 pools nothing", test_keepalive_zero);
     CU_add_test(s, "surplus closed after the delay, oldest first", test_surplus_purged);
     CU_add_test(s, "surplus reused in time is kept", test_reuse_keeps_surplus);
+    CU_add_test(s, "keepalive_timeout closes any idle connection", test_keepalive_timeout);
     CU_add_test(s, "server closing an idle connection", test_server_closes_idle);
     CU_add_test(s, "failed server's pool emptied", test_failed_server_pool_emptied);
     CU_add_test(s, "set freed with idle connections and a timer", test_free_with_idle_and_timer);

@@ -116,6 +116,23 @@ class Pool(GatewayTestCase):
         self.assertEqual(gw.request("GET", API).status, 200)
         self.assertEqual(a.stats()["connections"], 6, "a kept connection was not reused")
 
+    def test_keepalive_timeout_closes_idle_connection(self):
+        # keepalive_timeout = 300ms: the pooled connection is closed by the
+        # gateway once unused that long; a later request opens a new one.
+        a = self.upstream()
+        port = free_port()
+        c = base_conf(port, [a.port])
+        c.set("upstream tasks", "keepalive_timeout", "300ms")
+        gw = self.gateway(c, port)
+        self.assertEqual(gw.request("GET", API).status, 200)
+        self.assertEqual(gw.request("GET", API).status, 200)
+        self.assertEqual(a.stats()["connections"], 1, "the second request did not reuse the first's")
+        # open counts the stats connection itself.
+        st = wait_until(lambda: a.stats()["open"] == 1 or None, scaled(3), 0.05)
+        self.assertIsNotNone(st, "the idle connection was not closed: %r" % a.stats())
+        self.assertEqual(gw.request("GET", API).status, 200)
+        self.assertEqual(a.stats()["connections"], 2)
+
     def test_stale_pooled_connection_recovered(self):
         a = self.upstream()
         gw = self.gw_over([a.port])

@@ -67,6 +67,14 @@ static void conn_free(struct upconn *c)
     free(c);
 }
 
+/* Take C out of its server's idle list and close it. */
+static void idle_close(struct upconn *c)
+{
+    TAILQ_REMOVE(&c->srv->idle, c, link);
+    c->srv->n_idle--;
+    conn_free(c);
+}
+
 void upstream_set_free(struct upstream_set *set)
 {
     if (!set)
@@ -75,10 +83,8 @@ void upstream_set_free(struct upstream_set *set)
         struct up_group *g = &set->groups[i];
         for (size_t k = 0; g->servers && k < g->n; k++) {
             struct upconn *c;
-            while ((c = TAILQ_FIRST(&g->servers[k].idle)) != NULL) {
-                TAILQ_REMOVE(&g->servers[k].idle, c, link);
-                conn_free(c);
-            }
+            while ((c = TAILQ_FIRST(&g->servers[k].idle)) != NULL)
+                idle_close(c);
             if (g->servers[k].purge)
                 event_free(g->servers[k].purge);
         }
@@ -114,9 +120,7 @@ static void idle_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     (void)what;
     /* EOF, error, or bytes nobody asked for: this connection is done. */
-    TAILQ_REMOVE(&c->srv->idle, c, link);
-    c->srv->n_idle--;
-    conn_free(c);
+    idle_close(c);
 }
 
 static void idle_read(struct bufferevent *bev, void *arg)
@@ -147,12 +151,8 @@ static bool idle_due(const struct up_server *s, uint64_t *due)
 static void purge_due(struct up_server *s, uint64_t now_ms)
 {
     uint64_t due;
-    while (idle_due(s, &due) && due <= now_ms) {
-        struct upconn *c = TAILQ_LAST(&s->idle, upconn_list);
-        TAILQ_REMOVE(&s->idle, c, link);
-        s->n_idle--;
-        conn_free(c);
-    }
+    while (idle_due(s, &due) && due <= now_ms)
+        idle_close(TAILQ_LAST(&s->idle, upconn_list));
 }
 
 /*
@@ -271,11 +271,8 @@ void upstream_server_failed(struct up_server *s, uint64_t now_ms, const char *wh
     s->down_until_ms = now_ms + s->backoff_ms;
     /* Pooled connections to a failing server are suspect too. */
     struct upconn *c;
-    while ((c = TAILQ_FIRST(&s->idle)) != NULL) {
-        TAILQ_REMOVE(&s->idle, c, link);
-        s->n_idle--;
-        conn_free(c);
-    }
+    while ((c = TAILQ_FIRST(&s->idle)) != NULL)
+        idle_close(c);
 }
 
 void upstream_server_ok(struct up_server *s)

@@ -23,9 +23,13 @@ def dead_port():
 
 
 class Pool(GatewayTestCase):
-    def gw_over(self, servers, **route):
+    def gw_over(self, servers, upstream_keys=None, **route):
+        """A gateway over SERVERS; UPSTREAM_KEYS: settings for its [upstream]."""
         port = free_port()
-        return self.gateway(base_conf(port, servers, **route), port)
+        c = base_conf(port, servers, **route)
+        for k, v in (upstream_keys or {}).items():
+            c.set("upstream tasks", k, v)
+        return self.gateway(c, port)
 
     def test_round_robin(self):
         a, b = self.upstream(), self.upstream()
@@ -89,10 +93,7 @@ class Pool(GatewayTestCase):
         # connections: they stay pooled so the next burst reuses them, and the
         # 4 beyond keepalive are closed after UPSTREAM_SURPLUS_IDLE_MS unused.
         a = self.upstream()
-        port = free_port()
-        c = base_conf(port, [a.port])
-        c.set("upstream tasks", "keepalive", 2)
-        gw = self.gateway(c, port)
+        gw = self.gw_over([a.port], upstream_keys={"keepalive": 2})
 
         def burst():
             out = []
@@ -120,10 +121,7 @@ class Pool(GatewayTestCase):
         # keepalive_timeout = 300ms: the pooled connection is closed by the
         # gateway once unused that long; a later request opens a new one.
         a = self.upstream()
-        port = free_port()
-        c = base_conf(port, [a.port])
-        c.set("upstream tasks", "keepalive_timeout", "300ms")
-        gw = self.gateway(c, port)
+        gw = self.gw_over([a.port], upstream_keys={"keepalive_timeout": "300ms"})
         self.assertEqual(gw.request("GET", API).status, 200)
         self.assertEqual(gw.request("GET", API).status, 200)
         self.assertEqual(a.stats()["connections"], 1, "the second request did not reuse the first's")

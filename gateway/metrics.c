@@ -12,6 +12,21 @@
 
 static const double bucket_ms[METRICS_BUCKETS] = {1, 2.5, 5, 10, 25, 50, 100, 250, 500,
                                                   1000, 2500, 5000};
+/* A Redis round trip on one host is tens to hundreds of microseconds; the
+ * top bounds catch a stalled Redis up to the default 1 s timeout. */
+static const double wait_ms[METRICS_BUCKETS] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100,
+                                                250, 1000};
+
+static void hist_add(struct metrics_hist *h, const double *bounds, double ms)
+{
+    size_t b = 0;
+    while (b < METRICS_BUCKETS && ms > bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&h->bucket[b], 1, memory_order_relaxed);
+    /* Rounded: 1.001 ms is 1000.9999... µs in binary. */
+    atomic_fetch_add_explicit(&h->sum_us, (unsigned long long)(ms * 1000.0 + 0.5),
+                              memory_order_relaxed);
+}
 
 static struct metrics_route *route_slot(struct metrics *m, const char *route)
 {
@@ -37,12 +52,7 @@ void metrics_request(struct metrics *m, const char *route, int status, double ms
     if (cls < 0 || cls > 5)
         cls = 0;
     atomic_fetch_add_explicit(&r->status[cls], 1, memory_order_relaxed);
-    size_t b = 0;
-    while (b < METRICS_BUCKETS && ms > bucket_ms[b])
-        b++;
-    atomic_fetch_add_explicit(&r->bucket[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&r->sum_us, (unsigned long long)(ms * 1000.0),
-                              memory_order_relaxed);
+    hist_add(&r->duration, bucket_ms, ms < 0 ? 0 : ms);
     atomic_fetch_add_explicit(&m->requests, 1, memory_order_relaxed);
 }
 
@@ -59,6 +69,11 @@ void metrics_upstream_conn(struct metrics *m, enum metrics_up_conn kind)
 void metrics_ratelimit(struct metrics *m, enum metrics_rl kind)
 {
     atomic_fetch_add_explicit(&m->ratelimit[kind], 1, memory_order_relaxed);
+}
+
+void metrics_ratelimit_wait(struct metrics *m, double ms)
+{
+    hist_add(&m->ratelimit_wait, wait_ms, ms < 0 ? 0 : ms);
 }
 
 /* Route names are [A-Za-z0-9_.-]: nothing to escape in a label value. */
@@ -79,6 +94,34 @@ static void counter_family(struct evbuffer *out, struct metrics *const *ms, size
             v += ld((const atomic_ullong *)((const char *)ms[w] + field) + k);
         evbuffer_add_printf(out, "%s{%s=\"%s\"} %llu\n", name, label, kinds[k], v);
     }
+}
+
+static void hist_sum(const struct metrics_hist *h, unsigned long long *bk,
+                     unsigned long long *sum_us)
+{
+    for (int b = 0; b <= METRICS_BUCKETS; b++)
+        bk[b] += ld(&h->bucket[b]);
+    *sum_us += ld(&h->sum_us);
+}
+
+/* The _bucket, _sum and _count lines of one histogram series; LABEL is
+ * `key="value"` or empty. */
+static void hist_lines(struct evbuffer *out, const char *name, const char *label,
+                       const double *bounds, const unsigned long long *bk,
+                       unsigned long long sum_us)
+{
+    const char *sep = label[0] ? "," : "";
+    unsigned long long cum = 0;
+    for (int b = 0; b < METRICS_BUCKETS; b++) {
+        cum += bk[b];
+        evbuffer_add_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, label, sep,
+                            bounds[b] / 1000.0, cum);
+    }
+    cum += bk[METRICS_BUCKETS];
+    evbuffer_add_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, label, sep, cum);
+    const char *open = label[0] ? "{" : "", *close = label[0] ? "}" : "";
+    evbuffer_add_printf(out, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", name, open, label, close,
+                        (double)sum_us / 1e6, name, open, label, close, cum);
 }
 
 struct route_sum {
@@ -114,9 +157,7 @@ int metrics_render(struct metrics *const *ms, size_t n, int redis, bool draining
             }
             for (int c = 0; c < 6; c++)
                 sums[k].st[c] += ld(&r->status[c]);
-            for (int b = 0; b <= METRICS_BUCKETS; b++)
-                sums[k].bk[b] += ld(&r->bucket[b]);
-            sums[k].sum_us += ld(&r->sum_us);
+            hist_sum(&r->duration, sums[k].bk, &sums[k].sum_us);
         }
     }
     evbuffer_add_printf(out, "# HELP envelopd_requests_total Requests answered, by route and "
@@ -129,20 +170,10 @@ int metrics_render(struct metrics *const *ms, size_t n, int redis, bool draining
                              "byte of a request to the end of its answer.\n"
                              "# TYPE envelopd_request_duration_seconds histogram\n");
     for (size_t k = 0; k < ns; k++) {
-        const char *name = sums[k].name[0] ? sums[k].name : "none";
-        unsigned long long cum = 0;
-        for (int b = 0; b < METRICS_BUCKETS; b++) {
-            cum += sums[k].bk[b];
-            evbuffer_add_printf(out,
-                                "envelopd_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                                name, bucket_ms[b] / 1000.0, cum);
-        }
-        cum += sums[k].bk[METRICS_BUCKETS];
-        evbuffer_add_printf(out,
-                            "envelopd_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
-                            "envelopd_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
-                            "envelopd_request_duration_seconds_count{route=\"%s\"} %llu\n",
-                            name, cum, name, (double)sums[k].sum_us / 1e6, name, cum);
+        char label[CONF_NAME_MAX + 16];
+        snprintf(label, sizeof label, "route=\"%s\"", sums[k].name[0] ? sums[k].name : "none");
+        hist_lines(out, "envelopd_request_duration_seconds", label, bucket_ms, sums[k].bk,
+                   sums[k].sum_us);
     }
     free(sums);
     counter_family(out, ms, n, "envelopd_upstream_errors_total", "Failed upstream attempts, by kind.",
@@ -154,6 +185,13 @@ int metrics_render(struct metrics *const *ms, size_t n, int redis, bool draining
                    offsetof(struct metrics, upstream_conns));
     counter_family(out, ms, n, "envelopd_ratelimit_decisions_total", "Rate-limit decisions.",
                    "decision", rl_kind, METRICS_RL_KINDS, offsetof(struct metrics, ratelimit));
+    unsigned long long wbk[METRICS_BUCKETS + 1] = {0}, wsum = 0;
+    for (size_t w = 0; w < n; w++)
+        hist_sum(&ms[w]->ratelimit_wait, wbk, &wsum);
+    evbuffer_add_printf(out, "# HELP envelopd_ratelimit_wait_seconds Time requests waited for "
+                             "their rate-limit verdict from Redis (reply or timeout).\n"
+                             "# TYPE envelopd_ratelimit_wait_seconds histogram\n");
+    hist_lines(out, "envelopd_ratelimit_wait_seconds", "", wait_ms, wbk, wsum);
     evbuffer_add_printf(out, "# HELP envelopd_worker_requests_total Requests answered by each "
                              "worker.\n# TYPE envelopd_worker_requests_total counter\n");
     unsigned inflight = 0;

@@ -32,12 +32,17 @@ enum metrics_up_conn { METRICS_CONN_NEW, METRICS_CONN_REUSED, METRICS_CONN_KINDS
 enum metrics_rl { METRICS_RL_ALLOW, METRICS_RL_LIMITED, METRICS_RL_UNAVAILABLE, METRICS_RL_NONE,
                   METRICS_RL_KINDS };
 
+/* Counts per bucket of a fixed bound list (the last bucket is +Inf), and the sum. */
+struct metrics_hist {
+    atomic_ullong bucket[METRICS_BUCKETS + 1];
+    atomic_ullong sum_us;
+};
+
 struct metrics_route {
     atomic_bool used;
     char name[CONF_NAME_MAX];           /* written once, before used is set */
     atomic_ullong status[6];            /* by status / 100 */
-    atomic_ullong bucket[METRICS_BUCKETS + 1];
-    atomic_ullong sum_us;
+    struct metrics_hist duration;
 };
 
 struct metrics {
@@ -45,6 +50,7 @@ struct metrics {
     atomic_ullong upstream_errors[METRICS_UP_KINDS];
     atomic_ullong upstream_conns[METRICS_CONN_KINDS];
     atomic_ullong ratelimit[METRICS_RL_KINDS];
+    struct metrics_hist ratelimit_wait;   /* waits for a verdict from Redis */
     atomic_ullong requests;
     atomic_uint inflight;
 };
@@ -53,6 +59,10 @@ void metrics_request(struct metrics *m, const char *route, int status, double ms
 void metrics_upstream_error(struct metrics *m, enum metrics_upstream_error kind);
 void metrics_upstream_conn(struct metrics *m, enum metrics_up_conn kind);
 void metrics_ratelimit(struct metrics *m, enum metrics_rl kind);
+/* A request waited MS for its verdict from Redis (its reply or its timeout):
+ * the part of the latency the shared limit costs, which operators size
+ * Redis and `timeout` by. Verdicts the gateway decides alone are not waits. */
+void metrics_ratelimit_wait(struct metrics *m, double ms);
 
 /* Append the exposition text for N workers' metrics to OUT. redis: -1 off, 0 down, 1 up. */
 int metrics_render(struct metrics *const *ms, size_t n, int redis, bool draining,

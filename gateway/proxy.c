@@ -98,6 +98,7 @@ struct proxy {
 
     /* rate limit */
     struct limiter_pending *rlp;
+    uint64_t rl_asked_us;       /* when the verdict was asked of Redis */
     bool rl_applied;
     struct rl_result rl;
 };
@@ -414,6 +415,7 @@ static void px_limit_cb(enum limiter_verdict v, const struct rl_result *r, void 
 {
     struct proxy *px = arg;
     px->rlp = NULL;
+    metrics_ratelimit_wait(&px->w->metrics, (double)(now_us() - px->rl_asked_us) / 1000.0);
     px_limit_decided(px, v, r);
 }
 
@@ -475,6 +477,7 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
     enum limiter_verdict v = LIMITER_NONE;
     struct rl_result r;
     memset(&r, 0, sizeof r);
+    px->rl_asked_us = now_us();
     int done = c->w->limiter ? limiter_check(c->w->limiter, &q, &v, &r, px_limit_cb, px, &px->rlp)
                              : 1;
     px_set_state(px, PX_LIMIT);

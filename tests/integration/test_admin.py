@@ -13,9 +13,10 @@ import threading
 import time
 import unittest
 
-from harness import Gateway, Upstream, base_conf, free_port, wait_until
+from harness import Gateway, Redis, Upstream, base_conf, free_port, wait_until
 
 API = "/api/v1/tasks"
+WAIT_COUNT = ("envelopd_ratelimit_wait_seconds_count", frozenset())
 
 # name{labels} value  |  # HELP name text  |  # TYPE name kind
 SAMPLE_RE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? '
@@ -108,6 +109,8 @@ class Admin(unittest.TestCase):
         allowed = ("envelopd_ratelimit_decisions_total", frozenset({("decision", "allowed")}))
         # Unrouted requests are answered before any limit applies.
         self.assertEqual(after[allowed] - before.get(allowed, 0), 7)
+        # No [redis]: every verdict was decided in the gateway, none waited.
+        self.assertEqual(after[WAIT_COUNT], 0)
 
     def test_upstream_connection_reuse_counted(self):
         new = ("envelopd_upstream_attempts_total", frozenset({("connection", "new")}))
@@ -165,3 +168,62 @@ class Admin(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def wait_bucket(m, le):
+    return m[("envelopd_ratelimit_wait_seconds_bucket", frozenset({("le", le)}))]
+
+
+class AdminRedis(unittest.TestCase):
+    """envelopd_ratelimit_wait_seconds: what the Redis round trip costs requests."""
+
+    def setUp(self):
+        self.up = Upstream()
+        self.addCleanup(self.up.stop)
+        self.redis = Redis()
+        self.addCleanup(self.redis.kill)
+        self.port = free_port()
+        self.admin = free_port()
+        c = base_conf(self.port, [self.up.port])
+        c.set("redis", "address", self.redis.addr)
+        c.set("redis", "timeout", "5s")
+        c.set("redis", "on_error", "allow")
+        c.set("admin", "listen", "127.0.0.1:%d" % self.admin)
+        self.gw = Gateway(c, self.port)
+        self.addCleanup(self.gw.cleanup)
+        self.assertIsNotNone(self.gw.wait_log(lambda l: l.get("event") == "redis_connected", 10))
+
+    def metrics(self):
+        st, _, body = admin_get(self.admin, "/metrics")
+        self.assertEqual(st, 200)
+        return parse_metrics(body)
+
+    def test_each_redis_verdict_is_one_wait(self):
+        before = self.metrics()
+        for i in range(6):
+            r = self.gw.request("GET", API, headers={"Authorization": "Bearer tok-%d" % i})
+            self.assertEqual(r.status, 200)
+        after = self.metrics()
+        self.assertEqual(after[WAIT_COUNT] - before[WAIT_COUNT], 6)
+        waited = (after[("envelopd_ratelimit_wait_seconds_sum", frozenset())] -
+                  before[("envelopd_ratelimit_wait_seconds_sum", frozenset())])
+        self.assertGreater(waited, 0)
+        self.assertLess(waited, 6 * 1.0, "a loopback Redis answers well under a second")
+        self.assertEqual(wait_bucket(after, "+Inf"), after[WAIT_COUNT])
+
+    def test_paused_redis_shows_in_the_wait(self):
+        before = self.metrics()
+        self.assertEqual(self.redis.command("CLIENT", "PAUSE", "600"), "OK")
+        t0 = time.monotonic()
+        r = self.gw.request("GET", API, headers={"Authorization": "Bearer tok-paused"})
+        dt = time.monotonic() - t0
+        self.assertEqual(r.status, 200)
+        after = self.metrics()
+        self.assertEqual(after[WAIT_COUNT] - before[WAIT_COUNT], 1)
+        # The request sent right after the pause waited for most of it; the
+        # histogram has it above 250 ms and, the pause being 600 ms, within 1 s
+        # unless the whole request took that long.
+        self.assertGreaterEqual(dt, 0.3)
+        self.assertEqual(wait_bucket(after, "0.25") - wait_bucket(before, "0.25"), 0)
+        if dt < 1.0:
+            self.assertEqual(wait_bucket(after, "1") - wait_bucket(before, "1"), 1)

@@ -10,8 +10,28 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+/* A socket file left by a process that died would make bind fail: remove it.
+ * Never a file that is not a socket, nor one a live process still accepts on
+ * (bind then fails with EADDRINUSE and says so). */
+static void unlink_stale(const struct conf_addr *addr)
+{
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)&addr->sa;
+    struct stat st;
+    if (lstat(sun->sun_path, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return;
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0)
+        return;
+    int rc = connect(probe, (const struct sockaddr *)sun, addr->salen);
+    int e = errno;
+    close(probe);
+    if (rc != 0 && e == ECONNREFUSED)
+        (void)unlink(sun->sun_path);
+}
 
 evutil_socket_t listener_bind(const struct conf_addr *addr, char *err, size_t errlen)
 {
@@ -35,7 +55,7 @@ evutil_socket_t listener_bind(const struct conf_addr *addr, char *err, size_t er
                 goto fail;
         }
     } else {
-        (void)unlink(((const struct sockaddr_un *)&addr->sa)->sun_path);
+        unlink_stale(addr);
     }
     step = "bind";
     if (bind(fd, (const struct sockaddr *)&addr->sa, addr->salen) != 0)

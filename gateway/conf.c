@@ -603,6 +603,8 @@ static const struct conf_directive conf_directives[] = {
     {SECT_UPSTREAM, "keepalive", T_UINT, U_(keepalive), 0, 0, 0, 100000, 0},
     {SECT_UPSTREAM, "keepalive_timeout", T_DURATION, U_(keepalive_timeout_ms), 0, 0, 1,
      24 * MS_H, 0},
+    {SECT_UPSTREAM, "keepalive_requests", T_UINT, U_(keepalive_requests), 0, 0, 0, 1000000000,
+     0},
     {SECT_UPSTREAM, "connect_timeout", T_DURATION, U_(connect_timeout_ms), 0, 0, 1, 24 * MS_H,
      0},
     {SECT_UPSTREAM, "timeout", T_DURATION, U_(timeout_ms), 0, 0, 1, 24 * MS_H, 0},

@@ -56,6 +56,7 @@ struct conf_upstream {
     size_t n_servers;
     unsigned keepalive;            /* idle connections kept per server */
     uint64_t keepalive_timeout_ms; /* an idle connection unused this long is closed */
+    unsigned keepalive_requests;   /* requests per connection before it is closed; 0: no limit */
     uint64_t connect_timeout_ms;
     uint64_t timeout_ms;           /* response deadline -> 504 */
     unsigned retries;

@@ -229,12 +229,14 @@ fail:
 void upstream_release(struct upconn *c, bool reusable)
 {
     struct up_server *s = c->srv;
-    if (!reusable || s->group->cu->keepalive == 0 ||
+    const struct conf_upstream *cu = s->group->cu;
+    c->uses++;
+    if (!reusable || cu->keepalive == 0 ||
+        (cu->keepalive_requests > 0 && c->uses >= cu->keepalive_requests) ||
         evbuffer_get_length(bufferevent_get_input(c->bev)) != 0) {
         conn_free(c);
         return;
     }
-    c->uses++;
     c->idle = true;
     bufferevent_setcb(c->bev, idle_read, NULL, idle_event, c);
     bufferevent_set_timeouts(c->bev, NULL, NULL);

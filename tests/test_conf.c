@@ -439,6 +439,7 @@ static void test_defaults(void)
     CU_ASSERT_STRING_EQUAL(u->servers[0].text, "127.0.0.1:9001");
     CU_ASSERT_EQUAL(u->keepalive, 64);
     CU_ASSERT_EQUAL(u->keepalive_timeout_ms, 60000);
+    CU_ASSERT_EQUAL(u->keepalive_requests, 0);
     CU_ASSERT_EQUAL(u->connect_timeout_ms, 2000);
     CU_ASSERT_EQUAL(u->timeout_ms, 30000);
     CU_ASSERT_EQUAL(u->retries, 2);
@@ -524,6 +525,7 @@ static void test_every_directive(void)
     CU_ASSERT_STRING_EQUAL(u->servers[2].text, "localhost:9003");
     CU_ASSERT_EQUAL(u->keepalive, 8);
     CU_ASSERT_EQUAL(u->keepalive_timeout_ms, 4000);
+    CU_ASSERT_EQUAL(u->keepalive_requests, 1000);
     CU_ASSERT_EQUAL(u->connect_timeout_ms, 500);
     CU_ASSERT_EQUAL(u->timeout_ms, 10000);
     CU_ASSERT_EQUAL(u->retries, 3);
@@ -898,6 +900,8 @@ static void test_errors(void)
          "\"0ms\" must be from 1ms to 24h"},
         {TAIL "[upstream v]\nserver = 127.0.0.1:1\nkeepalive_timeout = 0s\n", "8: keepalive_timeout: "
          "\"0s\" must be from 1ms to 24h"},
+        {TAIL "[upstream v]\nserver = 127.0.0.1:1\nkeepalive_requests = 1000000001\n",
+         "8: keepalive_requests: \"1000000001\" must be from 0 to 1000000000"},
         {TAIL "[upstream v]\nserver = 127.0.0.1:1\ntimeout = 2\n", "8: timeout: \"2\" needs a "
          "unit (e.g. 2s or 2ms)"},
         {TAIL "[upstream v]\nserver = 127.0.0.1:1\nretry_backoff = 2s\n", "6: [upstream v]: "

@@ -287,6 +287,45 @@ static void test_keepalive_zero(void)
     teardown();
 }
 
+/* keepalive_requests = 3: the connection is pooled after its first and
+ * second requests and closed after its third, like nginx's upstream
+ * keepalive_requests; 0 (the default) never retires one. */
+static void test_keepalive_requests(void)
+{
+    setup(4);
+    fx.conf->upstreams[0].keepalive_requests = 3;
+    int p;
+    struct upconn *c = connect_to(server(0), &p);
+    for (int use = 1; use <= 2; use++) {
+        upstream_release(c, true);
+        CU_ASSERT_EQUAL(server(0)->n_idle, 1);
+        struct upconn *t = upstream_take_idle(server(0));
+        CU_ASSERT_PTR_EQUAL_FATAL(t, c);
+        CU_ASSERT_EQUAL(t->uses, (unsigned)use);
+    }
+    pump(20);
+    CU_ASSERT_EQUAL(peer_closed(p), 0);
+    upstream_release(c, true);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 0);
+    CU_ASSERT_PTR_NULL(upstream_take_idle(server(0)));
+    pump(50);
+    CU_ASSERT_EQUAL(peer_closed(p), 1);
+    close(p);
+
+    fx.conf->upstreams[0].keepalive_requests = 0;
+    c = connect_to(server(0), &p);
+    for (int use = 1; use <= 50; use++) {
+        upstream_release(c, true);
+        c = upstream_take_idle(server(0));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    }
+    upstream_release(c, true);
+    CU_ASSERT_EQUAL(server(0)->n_idle, 1);
+    CU_ASSERT_EQUAL(peer_closed(p), 0);
+    close(p);
+    teardown();
+}
+
 static void test_surplus_purged(void)
 {
     setup(1);
@@ -452,6 +491,7 @@ void test_register(void)
     CU_add_test(s, "round robin skips tried servers", test_round_robin);
     CU_add_test(s, "down server: backoff doubles to its cap, logged once", test_down_backoff);
     CU_add_test(s, "pool is most recently used first", test_pool_lifo);
+    CU_add_test(s, "keepalive_requests retires a connection", test_keepalive_requests);
     CU_add_test(s, "keepalive = 0 pools nothing", test_keepalive_zero);
     CU_add_test(s, "surplus closed after the delay, oldest first", test_surplus_purged);
     CU_add_test(s, "surplus reused in time is kept", test_reuse_keeps_surplus);

@@ -131,6 +131,18 @@ class Pool(GatewayTestCase):
         self.assertEqual(gw.request("GET", API).status, 200)
         self.assertEqual(a.stats()["connections"], 2)
 
+    def test_keepalive_requests_retires_connections(self):
+        # keepalive_requests = 3: each upstream connection carries three
+        # requests, then the gateway closes it; the upstream sees 7 requests
+        # on ceil(7/3) = 3 connections, none of them failed.
+        a = self.upstream()
+        gw = self.gw_over([a.port], upstream_keys={"keepalive_requests": 3})
+        for _ in range(7):
+            self.assertEqual(gw.request("GET", API).status, 200)
+        st = a.stats()
+        self.assertEqual(st["requests"], 7, st)
+        self.assertEqual(st["connections"], 3, st)
+
     def test_stale_pooled_connection_recovered(self):
         a = self.upstream()
         gw = self.gw_over([a.port])

@@ -10,7 +10,8 @@
  * connections beyond `keepalive` are kept too, and closed once unused for
  * UPSTREAM_SURPLUS_IDLE_MS, least recently used first (HAProxy's pool-purge
  * idea), so a burst that returns more connections than `keepalive` does not
- * force the next burst to open them again.
+ * force the next burst to open them again. A connection that has carried
+ * `keepalive_requests` requests (when set) is closed instead of pooled.
  */
 #ifndef ENVELOPD_UPSTREAM_H
 #define ENVELOPD_UPSTREAM_H

@@ -223,27 +223,26 @@ static void test_reuseport(void)
     close(fd2);
 }
 
-/* A port held by a socket without SO_REUSEPORT; its number in *PORT. */
-static int hold_port(unsigned *port)
+/* A port held by a socket without SO_REUSEPORT, and its address (as the
+ * conf parses "127.0.0.1:PORT") in *A: binding A must fail. */
+static int hold_port(struct conf_addr *a)
 {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CU_ASSERT_FATAL(s >= 0);
-    struct conf_addr a;
-    addr_v4(&a, 0);
-    CU_ASSERT_EQUAL_FATAL(bind(s, (struct sockaddr *)&a.sa, a.salen), 0);
+    struct conf_addr any;
+    addr_v4(&any, 0);
+    CU_ASSERT_EQUAL_FATAL(bind(s, (struct sockaddr *)&any.sa, any.salen), 0);
     CU_ASSERT_EQUAL_FATAL(listen(s, 1), 0);
-    *port = port_of(s);
+    char spec[64];
+    snprintf(spec, sizeof spec, "127.0.0.1:%u", port_of(s));
+    addr_conf(a, spec);
     return s;
 }
 
 static void test_in_use(void)
 {
-    unsigned port;
-    int holder = hold_port(&port);
     struct conf_addr a;
-    char s[64];
-    snprintf(s, sizeof s, "127.0.0.1:%u", port);
-    addr_conf(&a, s);
+    int holder = hold_port(&a);
     int before = count_fds();
     char err[256] = "";
     int fd = listener_bind(&a, err, sizeof err);
@@ -252,8 +251,8 @@ static void test_in_use(void)
         close(fd);
     CU_ASSERT_EQUAL(count_fds(), before);
     /* the address as written, the step, the reason */
-    char want[256];
-    snprintf(want, sizeof want, "127.0.0.1:%u: bind: %s", port, strerror(EADDRINUSE));
+    char want[sizeof a.text + 64];
+    snprintf(want, sizeof want, "%s: bind: %s", a.text, strerror(EADDRINUSE));
     CU_ASSERT_STRING_EQUAL(err, want);
     close(holder);
 }
@@ -276,12 +275,8 @@ static void test_socket_fails(void)
 /* The message cut to fit, NUL-terminated, nothing written past errlen. */
 static void test_small_err(void)
 {
-    unsigned port;
-    int holder = hold_port(&port);
     struct conf_addr a;
-    char s[64];
-    snprintf(s, sizeof s, "127.0.0.1:%u", port);
-    addr_conf(&a, s);
+    int holder = hold_port(&a);
     char err[32];
     memset(err, 'Z', sizeof err);
     CU_ASSERT_EQUAL(listener_bind(&a, err, 8), -1);

@@ -34,6 +34,7 @@
 #include <event2/event.h>
 
 #include "sendq.h"
+#include "testloop.h"
 
 void test_register(void);
 
@@ -224,23 +225,6 @@ static void turn(struct event_base *base, void (*fn)(void *), void *arg)
     event_free(ev);
 }
 
-static void on_guard(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* One loop turn, waiting at most MS for something to happen. */
-static void pump(struct event_base *base, int ms)
-{
-    struct event *guard = evtimer_new(base, on_guard, NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(guard);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    CU_ASSERT_EQUAL(evtimer_add(guard, &tv), 0);
-    CU_ASSERT_NOT_EQUAL(event_base_loop(base, EVLOOP_ONCE), -1);
-    event_free(guard);
-}
 
 struct fixture {
     struct event_base *base;
@@ -507,43 +491,6 @@ static void test_writecb_adds(void)
     fx_close(&f);
 }
 
-/* A connected TCP pair on 127.0.0.1 with small buffers: *OURS (nonblocking)
- * sends at most a few KiB ahead of what *PEER has read. */
-static bool tcp_pair_small(int *ours, int *peer)
-{
-    int small = 4096;
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (l < 0)
-        return false;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof a;
-    int p = -1, o = -1;
-    if (bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, 1) != 0
-        || getsockname(l, (struct sockaddr *)&a, &alen) != 0)
-        goto fail;
-    p = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (p < 0 || setsockopt(p, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) != 0
-        || connect(p, (struct sockaddr *)&a, sizeof a) != 0)
-        goto fail;
-    o = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (o < 0 || setsockopt(o, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) != 0)
-        goto fail;
-    close(l);
-    *ours = o;
-    *peer = p;
-    return true;
-fail:
-    if (o >= 0)
-        close(o);
-    if (p >= 0)
-        close(p);
-    close(l);
-    return false;
-}
-
 enum { BIG = 256 * 1024, TAIL = 1000 };
 
 struct big {
@@ -576,7 +523,7 @@ static void test_would_block(void)
     struct fixture f;
     fx_open(&f);
     int fd = -1, peer = -1;
-    CU_ASSERT_TRUE_FATAL(tcp_pair_small(&fd, &peer));
+    CU_ASSERT_TRUE_FATAL(testloop_tcp_pair(&fd, &peer, 4096));
     struct conn *c;
     conn_on(f.base, &f.q, fd, 'A', &c);
     char *data = malloc(BIG + TAIL);
@@ -612,10 +559,10 @@ static void test_would_block(void)
         CU_ASSERT_FATAL(r >= 0);
         total += (size_t)r;
         if (r == 0)
-            pump(f.base, 100);
+            testloop_pump(f.base, 100);
     }
     for (int i = 0; i < 3; i++)
-        pump(f.base, 10);
+        testloop_pump(f.base, 10);
     CU_ASSERT_EQUAL(drain(peer, got + total, BIG + TAIL + 1 - total), 0);
     CU_ASSERT_EQUAL(total, BIG + TAIL);
     CU_ASSERT_EQUAL(memcmp(got, data, BIG + TAIL), 0);
@@ -806,7 +753,7 @@ static void test_detach_hands_back(void)
     CU_ASSERT_EQUAL(c->writes, 0);
     CU_ASSERT_EQUAL(bufferevent_enable(c->bev, EV_WRITE), 0);
     for (int i = 0; i < 5 && c->writes == 0; i++)
-        pump(f.base, 1000);
+        testloop_pump(f.base, 1000);
     CU_ASSERT_EQUAL(c->writes, 1);
     expect_peer(peer, "mine");
     conn_free(c);

@@ -25,6 +25,7 @@
 #include <event2/event.h>
 
 #include "sockread.h"
+#include "testloop.h"
 
 void test_register(void);
 
@@ -62,31 +63,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     s->err = EVUTIL_SOCKET_ERROR();
 }
 
-static void on_guard(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* One loop turn: runs what is ready, or waits at most MS for something
- * (a one-shot timer keeps a turn with nothing to do from blocking). */
-static void pump(struct event_base *base, int ms)
-{
-    struct event *guard = evtimer_new(base, on_guard, NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(guard);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(guard, &tv);
-    event_base_loop(base, EVLOOP_ONCE);
-    event_free(guard);
-}
 
 /* Turn the loop until the input holds WANT bytes or TURNS turns have gone. */
 static void pump_until_len(struct conn *c, size_t want, int turns)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     for (int i = 0; i < turns && evbuffer_get_length(in) < want; i++)
-        pump(c->base, 1000);
+        testloop_pump(c->base, 1000);
 }
 
 static bool write_all(int fd, const void *p, size_t n)
@@ -182,7 +165,7 @@ static void test_disabled(void)
     struct evbuffer *in = bufferevent_get_input(c.bev);
     /* never enabled: nothing read */
     CU_ASSERT_TRUE_FATAL(write_all(c.peer, "abc", 3));
-    pump(c.base, 50);
+    testloop_pump(c.base, 50);
     CU_ASSERT_EQUAL(evbuffer_get_length(in), 0);
     CU_ASSERT_EQUAL(c.seen.reads, 0);
     /* enabled: read */
@@ -195,8 +178,8 @@ static void test_disabled(void)
     sockread_disable(&c.r);
     CU_ASSERT_FALSE(sockread_enabled(&c.r));
     CU_ASSERT_TRUE_FATAL(write_all(c.peer, "def", 3));
-    pump(c.base, 50);
-    pump(c.base, 50);
+    testloop_pump(c.base, 50);
+    testloop_pump(c.base, 50);
     CU_ASSERT_EQUAL(evbuffer_get_length(in), 3);
     CU_ASSERT_EQUAL(c.seen.reads, 1);
     /* and is read once enabled */
@@ -219,7 +202,7 @@ static void test_eof(void)
     close(c.peer);
     c.peer = -1;
     for (int i = 0; i < 5 && c.seen.events == 0; i++)
-        pump(c.base, 1000);
+        testloop_pump(c.base, 1000);
     /* the data before the EOF was delivered first */
     CU_ASSERT_EQUAL(c.seen.reads, 1);
     CU_ASSERT_EQUAL(evbuffer_get_length(bufferevent_get_input(c.bev)), 4);
@@ -227,49 +210,17 @@ static void test_eof(void)
     CU_ASSERT_EQUAL(c.seen.what, BEV_EVENT_READING | BEV_EVENT_EOF);
     CU_ASSERT_FALSE(sockread_enabled(&c.r));
     /* reading stopped: the EOF, still there, is not reported again */
-    pump(c.base, 50);
-    pump(c.base, 50);
+    testloop_pump(c.base, 50);
+    testloop_pump(c.base, 50);
     CU_ASSERT_EQUAL(c.seen.events, 1);
     CU_ASSERT_EQUAL(c.seen.reads, 1);
     conn_close(&c);
 }
 
-/* A connected TCP pair on 127.0.0.1: *OURS nonblocking, *PEER blocking. */
-static bool tcp_pair(int *ours, int *peer)
-{
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (l < 0)
-        return false;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof a;
-    int p = -1, o = -1;
-    if (bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, 1) != 0
-        || getsockname(l, (struct sockaddr *)&a, &alen) != 0)
-        goto fail;
-    p = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (p < 0 || connect(p, (struct sockaddr *)&a, sizeof a) != 0)
-        goto fail;
-    o = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (o < 0)
-        goto fail;
-    close(l);
-    *ours = o;
-    *peer = p;
-    return true;
-fail:
-    if (p >= 0)
-        close(p);
-    close(l);
-    return false;
-}
-
 static void test_error(void)
 {
     int fd = -1, peer = -1;
-    CU_ASSERT_TRUE_FATAL(tcp_pair(&fd, &peer));
+    CU_ASSERT_TRUE_FATAL(testloop_tcp_pair(&fd, &peer, 0));
     struct conn c;
     memset(&c, 0, sizeof c);
     conn_start(&c, fd, peer);
@@ -280,13 +231,13 @@ static void test_error(void)
     close(c.peer);
     c.peer = -1;
     for (int i = 0; i < 5 && c.seen.events == 0; i++)
-        pump(c.base, 1000);
+        testloop_pump(c.base, 1000);
     CU_ASSERT_EQUAL(c.seen.events, 1);
     CU_ASSERT_EQUAL(c.seen.what, BEV_EVENT_READING | BEV_EVENT_ERROR);
     CU_ASSERT_EQUAL(c.seen.err, ECONNRESET);  /* there for the callback, as libevent leaves it */
     CU_ASSERT_EQUAL(c.seen.reads, 0);
     CU_ASSERT_FALSE(sockread_enabled(&c.r));
-    pump(c.base, 50);
+    testloop_pump(c.base, 50);
     CU_ASSERT_EQUAL(c.seen.events, 1);
     conn_close(&c);
 }
@@ -308,7 +259,7 @@ static void test_limit(void)
     /* held: the owner still wants input, but nothing more is read */
     CU_ASSERT_TRUE(sockread_enabled(&c.r));
     for (int i = 0; i < 3; i++)
-        pump(c.base, 50);
+        testloop_pump(c.base, 50);
     CU_ASSERT_EQUAL(evbuffer_get_length(in), 100);
     CU_ASSERT_EQUAL(c.seen.reads, 1);
     /* drained below the limit: reading resumes, up to the limit again */
@@ -318,7 +269,7 @@ static void test_limit(void)
     pump_until_len(&c, 100, 5);
     CU_ASSERT_EQUAL(evbuffer_get_length(in), 100);
     CU_ASSERT_EQUAL(c.seen.reads, 2);
-    pump(c.base, 50);
+    testloop_pump(c.base, 50);
     CU_ASSERT_EQUAL(evbuffer_get_length(in), 100);
     CU_ASSERT_EQUAL(c.seen.reads, 2);
     /* drain it all, over and over, until every byte came */
@@ -362,8 +313,8 @@ static void test_limit_switches(void)
     sockread_disable(&c.r);
     CU_ASSERT_FALSE(sockread_enabled(&c.r));
     CU_ASSERT_EQUAL_FATAL(evbuffer_remove(in, got, 100), 100);
-    pump(c.base, 50);
-    pump(c.base, 50);
+    testloop_pump(c.base, 50);
+    testloop_pump(c.base, 50);
     CU_ASSERT_EQUAL(evbuffer_get_length(in), 0);
     CU_ASSERT_EQUAL(c.seen.reads, 1);
     /* enabled: reads again, up to the limit */
@@ -371,7 +322,7 @@ static void test_limit_switches(void)
     pump_until_len(&c, 100, 5);
     CU_ASSERT_EQUAL(evbuffer_get_length(in), 100);
     CU_ASSERT_EQUAL(c.seen.reads, 2);
-    pump(c.base, 50);
+    testloop_pump(c.base, 50);
     CU_ASSERT_EQUAL(evbuffer_get_length(in), 100);
     /* the limit lifted while held: the rest comes without any draining */
     sockread_set_limit(&c.r, 0);
@@ -382,8 +333,8 @@ static void test_limit_switches(void)
      * zero-byte read taken for an EOF), until the input drains below it */
     sockread_set_limit(&c.r, 100);
     CU_ASSERT_TRUE_FATAL(write_all(c.peer, "xyz", 3));
-    pump(c.base, 50);
-    pump(c.base, 50);
+    testloop_pump(c.base, 50);
+    testloop_pump(c.base, 50);
     CU_ASSERT_EQUAL(evbuffer_get_length(in), 900);
     CU_ASSERT_EQUAL(c.seen.reads, reads);
     CU_ASSERT_EQUAL(c.seen.events, 0);
@@ -474,18 +425,18 @@ static void test_cb_frees(void)
     sockread_set_limit(&o->r, 4);
     CU_ASSERT_TRUE_FATAL(write_all(sv[1], "hello", 5));
     for (int i = 0; i < 5 && freed == 0; i++)
-        pump(base, 1000);
+        testloop_pump(base, 1000);
     CU_ASSERT_EQUAL(freed, 1);
-    pump(base, 50);
+    testloop_pump(base, 50);
     close(sv[1]);
     /* from the event callback, on EOF */
     CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
     owner_new(base, sv[0], &freed);
     close(sv[1]);
     for (int i = 0; i < 5 && freed == 1; i++)
-        pump(base, 1000);
+        testloop_pump(base, 1000);
     CU_ASSERT_EQUAL(freed, 2);
-    pump(base, 50);
+    testloop_pump(base, 50);
     event_base_free(base);
 }
 
@@ -528,7 +479,7 @@ static void test_detach_hands_back(void)
     free(r);
     /* draining would run a callback left behind on freed memory */
     evbuffer_drain(in, 3);
-    pump(c.base, 50);
+    testloop_pump(c.base, 50);
     CU_ASSERT_EQUAL(evbuffer_get_length(in), 0);
     CU_ASSERT_EQUAL(c.seen.reads, 1);
     bufferevent_enable(c.bev, EV_READ);

@@ -28,6 +28,7 @@
 #include "conf.h"
 #include "log.h"
 #include "sendq.h"
+#include "testloop.h"
 #include "upstream.h"
 
 void test_register(void);
@@ -46,39 +47,6 @@ struct fixture {
 };
 
 static struct fixture fx;
-
-static void on_guard(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* One loop turn, waiting at most MS for something to happen. */
-static void pump(int ms)
-{
-    struct event *guard = evtimer_new(fx.base, on_guard, NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(guard);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(guard, &tv);
-    event_base_loop(fx.base, EVLOOP_ONCE);
-    event_free(guard);
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Turn the loop for MS milliseconds of wall time. */
-static void pump_for(int ms)
-{
-    uint64_t end = mono_ms() + (uint64_t)ms;
-    for (uint64_t now = mono_ms(); now < end; now = mono_ms())
-        pump((int)(end - now));
-}
 
 static int listen_loopback(struct conf_addr *a)
 {
@@ -170,7 +138,7 @@ static struct upconn *connect_to(struct up_server *s, int *peer)
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     bufferevent_setcb(c->bev, NULL, NULL, on_conn_event, &what);
     for (int i = 0; i < 50 && !(what & (BEV_EVENT_CONNECTED | BEV_EVENT_ERROR)); i++)
-        pump(100);
+        testloop_pump(fx.base, 100);
     CU_ASSERT_FATAL(what == BEV_EVENT_CONNECTED);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
     *peer = accept4(fx.lfd[upstream_server_index(s)], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -265,7 +233,7 @@ static void test_pool_lifo(void)
     /* Unreusable: closed, not pooled. */
     upstream_release(t, false);
     CU_ASSERT_EQUAL(server(0)->n_idle, 1);
-    pump(50);  /* libevent closes a freed bufferevent's socket from the loop */
+    testloop_pump(fx.base, 50);  /* libevent closes a freed bufferevent's socket from the loop */
     CU_ASSERT_EQUAL(peer_closed(pb), 1);
     CU_ASSERT_EQUAL(peer_closed(pa), 0);
     close(pa);
@@ -281,7 +249,7 @@ static void test_keepalive_zero(void)
     upstream_release(c, true);
     CU_ASSERT_EQUAL(server(0)->n_idle, 0);
     CU_ASSERT_PTR_NULL(upstream_take_idle(server(0)));
-    pump(50);  /* libevent closes a freed bufferevent's socket from the loop */
+    testloop_pump(fx.base, 50);  /* libevent closes a freed bufferevent's socket from the loop */
     CU_ASSERT_EQUAL(peer_closed(p), 1);
     close(p);
     teardown();
@@ -303,12 +271,12 @@ static void test_keepalive_requests(void)
         CU_ASSERT_PTR_EQUAL_FATAL(t, c);
         CU_ASSERT_EQUAL(t->uses, (unsigned)use);
     }
-    pump(20);
+    testloop_pump(fx.base, 20);
     CU_ASSERT_EQUAL(peer_closed(p), 0);
     upstream_release(c, true);
     CU_ASSERT_EQUAL(server(0)->n_idle, 0);
     CU_ASSERT_PTR_NULL(upstream_take_idle(server(0)));
-    pump(50);
+    testloop_pump(fx.base, 50);
     CU_ASSERT_EQUAL(peer_closed(p), 1);
     close(p);
 
@@ -336,13 +304,13 @@ static void test_surplus_purged(void)
     /* c[0] and c[1] go idle now, c[2] and c[3] later. */
     upstream_release(c[0], true);
     upstream_release(c[1], true);
-    pump_for(UPSTREAM_SURPLUS_IDLE_MS / 2);
+    testloop_pump_for(fx.base, UPSTREAM_SURPLUS_IDLE_MS / 2);
     CU_ASSERT_EQUAL(server(0)->n_idle, 2);  /* beyond keepalive, but not unused long enough */
     upstream_release(c[2], true);
     upstream_release(c[3], true);
     CU_ASSERT_EQUAL(server(0)->n_idle, 4);
     /* The first two have been unused for the whole delay: closed, oldest first. */
-    pump_for(UPSTREAM_SURPLUS_IDLE_MS / 2 + 150);
+    testloop_pump_for(fx.base, UPSTREAM_SURPLUS_IDLE_MS / 2 + 150);
     CU_ASSERT_EQUAL(server(0)->n_idle, 2);
     CU_ASSERT_EQUAL(peer_closed(peer[0]), 1);
     CU_ASSERT_EQUAL(peer_closed(peer[1]), 1);
@@ -350,11 +318,11 @@ static void test_surplus_purged(void)
     CU_ASSERT_EQUAL(peer_closed(peer[3]), 0);
     /* Then the rest of the surplus; keepalive's one stays for good: the most
      * recently used. */
-    pump_for(UPSTREAM_SURPLUS_IDLE_MS / 2 + 150);
+    testloop_pump_for(fx.base, UPSTREAM_SURPLUS_IDLE_MS / 2 + 150);
     CU_ASSERT_EQUAL(server(0)->n_idle, 1);
     CU_ASSERT_EQUAL(peer_closed(peer[2]), 1);
     CU_ASSERT_EQUAL(peer_closed(peer[3]), 0);
-    pump_for(UPSTREAM_SURPLUS_IDLE_MS + 100);
+    testloop_pump_for(fx.base, UPSTREAM_SURPLUS_IDLE_MS + 100);
     CU_ASSERT_EQUAL(server(0)->n_idle, 1);
     struct upconn *kept = upstream_take_idle(server(0));
     CU_ASSERT_PTR_EQUAL(kept, c[3]);  /* c[] may be freed: only KEPT is touched */
@@ -373,10 +341,10 @@ static void test_keepalive_timeout(void)
     struct upconn *a = connect_to(server(0), &pa);
     struct upconn *b = connect_to(server(0), &pb);
     upstream_release(a, true);
-    pump_for(200);
+    testloop_pump_for(fx.base, 200);
     upstream_release(b, true);
     /* Within keepalive, yet each is closed once unused for 400 ms. */
-    pump_for(300);
+    testloop_pump_for(fx.base, 300);
     CU_ASSERT_EQUAL(server(0)->n_idle, 1);
     CU_ASSERT_EQUAL(peer_closed(pa), 1);
     CU_ASSERT_EQUAL(peer_closed(pb), 0);
@@ -384,10 +352,10 @@ static void test_keepalive_timeout(void)
     struct upconn *t = upstream_take_idle(server(0));
     CU_ASSERT_PTR_EQUAL_FATAL(t, b);
     upstream_release(t, true);
-    pump_for(300);
+    testloop_pump_for(fx.base, 300);
     CU_ASSERT_EQUAL(server(0)->n_idle, 1);
     CU_ASSERT_EQUAL(peer_closed(pb), 0);
-    pump_for(250);
+    testloop_pump_for(fx.base, 250);
     CU_ASSERT_EQUAL(server(0)->n_idle, 0);
     CU_ASSERT_EQUAL(peer_closed(pb), 1);
     close(pa);
@@ -405,14 +373,14 @@ static void test_reuse_keeps_surplus(void)
     upstream_release(b, true);
     /* Both in use again and back before the delay: the purge finds none
      * unused long enough, and the two stay. */
-    pump_for(UPSTREAM_SURPLUS_IDLE_MS * 3 / 4);
+    testloop_pump_for(fx.base, UPSTREAM_SURPLUS_IDLE_MS * 3 / 4);
     struct upconn *x = upstream_take_idle(server(0));
     struct upconn *y = upstream_take_idle(server(0));
     CU_ASSERT_PTR_NOT_NULL_FATAL(x);
     CU_ASSERT_PTR_NOT_NULL_FATAL(y);
     upstream_release(x, true);
     upstream_release(y, true);
-    pump_for(UPSTREAM_SURPLUS_IDLE_MS * 3 / 4);
+    testloop_pump_for(fx.base, UPSTREAM_SURPLUS_IDLE_MS * 3 / 4);
     CU_ASSERT_EQUAL(server(0)->n_idle, 2);
     CU_ASSERT_EQUAL(peer_closed(peer[0]), 0);
     CU_ASSERT_EQUAL(peer_closed(peer[1]), 0);
@@ -431,7 +399,7 @@ static void test_server_closes_idle(void)
     upstream_release(b, true);
     close(pa);
     for (int i = 0; i < 20 && server(0)->n_idle != 1; i++)
-        pump(100);
+        testloop_pump(fx.base, 100);
     CU_ASSERT_EQUAL_FATAL(server(0)->n_idle, 1);
     b = upstream_take_idle(server(0));
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
@@ -439,7 +407,7 @@ static void test_server_closes_idle(void)
     upstream_release(b, true);
     CU_ASSERT_EQUAL(send(pb, "x", 1, 0), 1);
     for (int i = 0; i < 20 && server(0)->n_idle != 0; i++)
-        pump(100);
+        testloop_pump(fx.base, 100);
     CU_ASSERT_EQUAL(server(0)->n_idle, 0);
     close(pb);
     teardown();
@@ -455,15 +423,15 @@ static void test_failed_server_pool_emptied(void)
     for (int i = 0; i < 3; i++)
         upstream_release(c[i], true);
     CU_ASSERT_EQUAL(server(2)->n_idle, 3);
-    upstream_server_failed(server(2), mono_ms(), "refused");
+    upstream_server_failed(server(2), upstream_now_ms(), "refused");
     CU_ASSERT_EQUAL(server(2)->n_idle, 0);
-    pump(50);
+    testloop_pump(fx.base, 50);
     for (int i = 0; i < 3; i++) {
         CU_ASSERT_EQUAL(peer_closed(peer[i]), 1);
         close(peer[i]);
     }
     /* The purge timer still armed for them finds nothing to do. */
-    pump_for(UPSTREAM_SURPLUS_IDLE_MS + 100);
+    testloop_pump_for(fx.base, UPSTREAM_SURPLUS_IDLE_MS + 100);
     CU_ASSERT_EQUAL(server(2)->n_idle, 0);
     teardown();
 }

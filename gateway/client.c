@@ -33,6 +33,15 @@
 static void client_process(struct client *c);
 static void client_free(struct client *c);
 
+/* Ready for the next request: nothing of the last one kept. */
+static void reqinfo_reset(struct reqinfo *ri)
+{
+    free(ri->path_heap);
+    memset(ri, 0, sizeof *ri);
+    ri->rl_remaining = -1;
+    ri->upstream_ms = -1;
+}
+
 /* In-flight requests: the worker's own count, mirrored for the admin thread. */
 static void inflight_add(struct worker *w, int d)
 {
@@ -125,6 +134,7 @@ static void client_free(struct client *c)
     if (c->bev)
         bufferevent_free(c->bev);
     LIST_REMOVE(c, link);
+    free(c->ri.path_heap);
     free(c);
     worker_client_closed(w);
 }
@@ -265,9 +275,7 @@ void client_response_done(struct client *c)
         flush_and_close(c);
         return;
     }
-    memset(&c->ri, 0, sizeof c->ri);
-    c->ri.rl_remaining = -1;
-    c->ri.upstream_ms = -1;
+    reqinfo_reset(&c->ri);
     client_set_state(c, CS_IDLE);
     sockread_enable(&c->sr);
     /* A pipelined request may already be waiting in the input buffer. */
@@ -383,9 +391,20 @@ static void copy_reqinfo(struct client *c, const struct httpreq *req, const stru
     const char *p = req->path ? req->path : req->url;
     size_t pl = req->path ? req->path_len : req->url_len;
     if (p) {
-        if (pl > sizeof c->ri.path)
-            pl = sizeof c->ri.path;
-        memcpy(c->ri.path, p, pl);
+        if (pl > REQINFO_PATH_MAX)
+            pl = REQINFO_PATH_MAX;
+        char *dst = c->ri.path_inline;
+        free(c->ri.path_heap);
+        c->ri.path_heap = NULL;
+        if (pl > sizeof c->ri.path_inline) {
+            c->ri.path_heap = malloc(pl);
+            if (c->ri.path_heap)
+                dst = c->ri.path_heap;
+            else
+                pl = sizeof c->ri.path_inline;  /* out of memory: the line keeps a prefix */
+        }
+        memcpy(dst, p, pl);
+        c->ri.path = dst;
         c->ri.path_len = pl;
     }
     c->ri.head_method = req->method == HTTP_HEAD;
@@ -484,9 +503,7 @@ static void client_process(struct client *c)
         if (c->st == CS_WAIT || avail == 0)
             break;
         if (c->st == CS_IDLE) {
-            memset(&c->ri, 0, sizeof c->ri);
-            c->ri.rl_remaining = -1;
-            c->ri.upstream_ms = -1;
+            reqinfo_reset(&c->ri);
             c->ri.start_us = now_us();
             c->scan_pos = 0;
             c->scan_state = 0;
@@ -690,8 +707,7 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
     }
     w->nclients++;
     LIST_INSERT_HEAD(&w->clients, c, link);
-    c->ri.rl_remaining = -1;
-    c->ri.upstream_ms = -1;
+    reqinfo_reset(&c->ri);
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
     size_t high = w->gen->conf->max_header_size + 4096;
     sockread_set_limit(&c->sr, high > READ_HIGH_WATER ? high : READ_HIGH_WATER);

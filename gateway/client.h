@@ -36,11 +36,19 @@ enum client_state {
 };
 
 /* What the access line and the envelopes need to know about the request. */
+/* Most request paths fit inline; a longer one (up to the access line's
+ * 1024 bytes) is copied to the heap for that request only, so an idle
+ * keep-alive connection does not carry a 1 KiB buffer. */
+#define REQINFO_PATH_INLINE 128
+#define REQINFO_PATH_MAX 1024
+
 struct reqinfo {
     char id[REQID_MAX + 1];
     char method[24];
-    char path[1024];
+    const char *path;           /* path_inline or path_heap; the access line's path */
     size_t path_len;
+    char *path_heap;            /* a path too long for path_inline, up to REQINFO_PATH_MAX */
+    char path_inline[REQINFO_PATH_INLINE];
     const char *route;          /* name, owned by the request's conf */
     int status;
     int upstream_status;

@@ -4,6 +4,7 @@ Run: cd tests/integration && ENVELOPD=/path/to/envelopd python3 -m unittest -v t
 """
 
 import base64
+import http.client
 import json
 import os
 import select
@@ -197,6 +198,27 @@ class AccessLog(GatewayTestCase):
         for ln in gw.log_lines():
             if ln.strip():
                 self.assertIsInstance(json.loads(ln), dict, ln)
+
+    def test_access_line_path_any_length(self):
+        # A short path, one longer than the inline copy (128 bytes), one at
+        # the 1024-byte cap and one past it, on one keep-alive connection, in
+        # both orders: each line has its own request's path, cut at 1024.
+        gw, (up,) = self.simple()
+        paths = [API + "/s", API + "/" + "m" * 300, API + "/" + "x" * (1024 - len(API) - 1),
+                 API + "/" + "l" * 1500, API + "/t"]
+        paths += list(reversed(paths))
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        self.addCleanup(conn.close)
+        for i, p in enumerate(paths):
+            rid = "path-len-%d" % i
+            conn.request("GET", p, headers={"X-Correlation-Id": rid})
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            line = gw.wait_access(rid)
+            self.assertIsNotNone(line, gw.stdout_text()[-2000:])
+            self.assertEqual(line["path"], p[:1024], "line %d" % i)
+        self.assertEqual(up.stats()["connections"], 1)
 
     def test_access_line_fields(self):
         gw, (up,) = self.simple()

@@ -181,7 +181,7 @@ static void write_access_line(struct client *c)
         .request_id = c->ri.id,
         .client = c->ip,
         .method = c->ri.method[0] ? c->ri.method : "-",
-        .path = c->ri.path_len ? c->ri.path : "-",
+        .path = !c->ri.path_len ? "-" : c->ri.path_heap ? c->ri.path_heap : c->ri.path_inline,
         .path_len = c->ri.path_len ? c->ri.path_len : 1,
         .route = c->ri.route,
         .status = c->ri.status,
@@ -404,7 +404,6 @@ static void copy_reqinfo(struct client *c, const struct httpreq *req, const stru
                 pl = sizeof c->ri.path_inline;  /* out of memory: the line keeps a prefix */
         }
         memcpy(dst, p, pl);
-        c->ri.path = dst;
         c->ri.path_len = pl;
     }
     c->ri.head_method = req->method == HTTP_HEAD;

@@ -45,8 +45,7 @@ enum client_state {
 struct reqinfo {
     char id[REQID_MAX + 1];
     char method[24];
-    const char *path;           /* path_inline or path_heap; the access line's path */
-    size_t path_len;
+    size_t path_len;            /* of the access line's path: path_heap if set, else path_inline */
     char *path_heap;            /* a path too long for path_inline, up to REQINFO_PATH_MAX */
     char path_inline[REQINFO_PATH_INLINE];
     const char *route;          /* name, owned by the request's conf */

@@ -19,6 +19,10 @@ static const double wait_ms[METRICS_BUCKETS] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 2
 
 static void hist_add(struct metrics_hist *h, const double *bounds, double ms)
 {
+    /* A clock step can make a duration negative: count it as 0, never
+     * convert a negative double to unsigned. */
+    if (ms < 0)
+        ms = 0;
     size_t b = 0;
     while (b < METRICS_BUCKETS && ms > bounds[b])
         b++;
@@ -52,7 +56,7 @@ void metrics_request(struct metrics *m, const char *route, int status, double ms
     if (cls < 0 || cls > 5)
         cls = 0;
     atomic_fetch_add_explicit(&r->status[cls], 1, memory_order_relaxed);
-    hist_add(&r->duration, bucket_ms, ms < 0 ? 0 : ms);
+    hist_add(&r->duration, bucket_ms, ms);
     atomic_fetch_add_explicit(&m->requests, 1, memory_order_relaxed);
 }
 
@@ -73,7 +77,7 @@ void metrics_ratelimit(struct metrics *m, enum metrics_rl kind)
 
 void metrics_ratelimit_wait(struct metrics *m, double ms)
 {
-    hist_add(&m->ratelimit_wait, wait_ms, ms < 0 ? 0 : ms);
+    hist_add(&m->ratelimit_wait, wait_ms, ms);
 }
 
 /* Route names are [A-Za-z0-9_.-]: nothing to escape in a label value. */

@@ -477,9 +477,12 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
     enum limiter_verdict v = LIMITER_NONE;
     struct rl_result r;
     memset(&r, 0, sizeof r);
-    px->rl_asked_us = now_us();
     int done = c->w->limiter ? limiter_check(c->w->limiter, &q, &v, &r, px_limit_cb, px, &px->rlp)
                              : 1;
+    /* Only a verdict still to come from Redis is a wait: no clock read for
+     * the others. Its command is written at the end of this turn, after this. */
+    if (!done)
+        px->rl_asked_us = now_us();
     px_set_state(px, PX_LIMIT);
     /* Any answer from here on goes through client_response_done, which clears
      * c->px: so c->px tells whether this exchange is still running. */

@@ -166,10 +166,6 @@ class Admin(unittest.TestCase):
         self.assertEqual(self.gw.proc.wait(10), 0)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 def wait_bucket(m, le):
     return m[("envelopd_ratelimit_wait_seconds_bucket", frozenset({("le", le)}))]
 
@@ -227,3 +223,7 @@ class AdminRedis(unittest.TestCase):
         self.assertEqual(wait_bucket(after, "0.25") - wait_bucket(before, "0.25"), 0)
         if dt < 1.0:
             self.assertEqual(wait_bucket(after, "1") - wait_bucket(before, "1"), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -45,6 +45,18 @@ A script is a JSON object; every key is optional:
                              then close
                 "raw"        send raw_b64 bytes verbatim, then close
                              (or keep open when keep_open is true)
+                "upgrade"    switch protocols: 101 with Upgrade (the
+                             request's, or upgrade_header: a value, or false
+                             for none), Connection: Upgrade, the WebSocket
+                             Sec-WebSocket-Accept when a key was sent, and
+                             the script's headers; then greeting_b64 bytes in
+                             the same write, then the tunnel:
+                  tunnel "echo" (default)  every byte back, as it comes;
+                                 at the peer's FIN, on_eof_b64 bytes, then close
+                  tunnel "ws"    WebSocket text/binary frames answered with
+                                 an unmasked text frame "echo:" + payload;
+                                 ping -> pong; close -> close, then close
+                  tunnel "close" close at once after the greeting
 Every normal response carries X-Upstream-Port: <port> so a test can see
 which server answered. HEAD responses never carry a body.
 
@@ -66,6 +78,7 @@ import argparse
 import base64
 import collections
 import gzip
+import hashlib
 import json
 import socket
 import sys
@@ -243,6 +256,87 @@ def wait_peer_close(conn, limit):
             return
 
 
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_frame(opcode, payload):
+    """A server (unmasked) WebSocket frame."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | opcode, n])
+    elif n < 65536:
+        head = bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, 127]) + n.to_bytes(8, "big")
+    return head + payload
+
+
+def ws_read_frame(conn):
+    """One client frame: (opcode, unmasked payload)."""
+    b0, b1 = conn.read_exact(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(conn.read_exact(2), "big")
+    elif n == 127:
+        n = int.from_bytes(conn.read_exact(8), "big")
+    mask = conn.read_exact(4) if b1 & 0x80 else b"\0\0\0\0"
+    data = conn.read_exact(n)
+    return b0 & 0x0F, bytes(c ^ mask[i % 4] for i, c in enumerate(data))
+
+
+def tunnel(conn, req, script):
+    """After our 101: the scripted protocol on the raw connection."""
+    sock = conn.sock
+    mode = script.get("tunnel", "echo")
+    if mode == "close":
+        return
+    if mode == "ws":
+        while True:
+            try:
+                op, data = ws_read_frame(conn)
+            except (PeerClosed, OSError):
+                return
+            if op == 8:
+                send(sock, ws_frame(8, data[:2]))
+                return
+            if op == 9:
+                send(sock, ws_frame(10, data))
+            elif op in (1, 2):
+                send(sock, ws_frame(1, b"echo:" + data))
+    if conn.buf:
+        send(sock, conn.buf)
+        conn.buf = b""
+    while True:
+        try:
+            data = sock.recv(65536)
+        except OSError:
+            return
+        if not data:
+            send(sock, base64.b64decode(script.get("on_eof_b64", "")))
+            return
+        if not send(sock, data):
+            return
+
+
+def upgrade(conn, req, script):
+    asked = hget(req["headers"], "upgrade")
+    value = script.get("upgrade_header", asked or "websocket")
+    head = b"HTTP/1.1 101 Switching Protocols\r\n"
+    if value is not False:
+        head += b"Upgrade: " + value.encode("latin-1") + b"\r\n"
+    head += b"Connection: Upgrade\r\n"
+    key = hget(req["headers"], "sec-websocket-key")
+    if key:
+        accept = base64.b64encode(hashlib.sha1(key.encode("latin-1") + WS_GUID).digest())
+        head += b"Sec-WebSocket-Accept: " + accept + b"\r\n"
+    for name, val in script.get("headers", []):
+        head += ("%s: %s\r\n" % (name, val)).encode("latin-1")
+    head += b"X-Upstream-Port: %d\r\n\r\n" % STATE.port
+    if not send(conn.sock, head + base64.b64decode(script.get("greeting_b64", ""))):
+        return
+    tunnel(conn, req, script)
+
+
 def chunked(body, size):
     out = b""
     for i in range(0, len(body), size):
@@ -312,6 +406,9 @@ def answer(conn, req, script):
     if action == "garbage":
         send(sock, b"GARBAGE\x01 not http at all\r\nfoo bar\r\n\r\n")
         wait_peer_close(conn, 10)
+        return False
+    if action == "upgrade":
+        upgrade(conn, req, script)
         return False
     if action == "raw":
         send(sock, base64.b64decode(script.get("raw_b64", "")))

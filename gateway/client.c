@@ -90,6 +90,7 @@ static void client_set_state(struct client *c, enum client_state st)
         arm_timer(c, conf->client_timeout_ms);
         break;
     case CS_WAIT:
+    case CS_TUNNEL:  /* the tunnel's idle deadline is the proxy's */
         evtimer_del(c->timer);
         break;
     case CS_LINGER:
@@ -117,9 +118,12 @@ static void client_free(struct client *c)
         struct proxy *px = c->px;
         c->px = NULL;
         proxy_client_gone(px);
-        /* A request cut short is still logged, as nginx's 499. */
-        c->ri.status = 499;
-        c->ri.error_code = "CLIENT_CLOSED";
+        /* A request cut short is still logged, as nginx's 499; a tunnel's
+         * end is the client's to choose, and keeps its 101. */
+        if (c->st != CS_TUNNEL) {
+            c->ri.status = 499;
+            c->ri.error_code = "CLIENT_CLOSED";
+        }
         client_response_done(c);
     }
     if (c->gen) {
@@ -166,7 +170,8 @@ void client_pause_read(struct client *c)
 
 void client_resume_read(struct client *c)
 {
-    if (c->st == CS_BODY || c->st == CS_HEAD || c->st == CS_IDLE || c->st == CS_LINGER)
+    if (c->st == CS_BODY || c->st == CS_HEAD || c->st == CS_IDLE || c->st == CS_LINGER ||
+        (c->st == CS_TUNNEL && !c->eof))
         sockread_enable(&c->sr);
     if (c->st == CS_BODY && !c->in_read) {
         client_process(c);
@@ -195,7 +200,8 @@ static void write_access_line(struct client *c)
         .error_code = c->ri.error_code,
     };
     accesslog_write(&e);
-    metrics_request(&c->w->metrics, c->ri.route, c->ri.status, e.duration_ms);
+    if (c->ri.status != 101)  /* a tunnel was counted when it switched */
+        metrics_request(&c->w->metrics, c->ri.route, c->ri.status, e.duration_ms);
 }
 
 static void start_linger(struct client *c)
@@ -293,6 +299,27 @@ void client_response_done(struct client *c)
         c->req_done = true;
         flush_and_close(c);
     }
+}
+
+void client_tunnel_start(struct client *c)
+{
+    c->resp_started = true;
+    client_set_state(c, CS_TUNNEL);
+    /* The request's duration in the metrics ends at the switch: a tunnel's
+     * hours would otherwise swamp the latency histogram. */
+    metrics_request(&c->w->metrics, c->ri.route, 101,
+                    (double)(now_us() - c->ri.start_us) / 1000.0);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t n = evbuffer_get_length(in);
+    if (n > 0) {
+        /* Sent after the request head, before the 101: the new protocol's. */
+        c->ri.bytes_in += n;
+        (void)proxy_tunnel_input(c->px, in);
+    }
+    if (c->eof)
+        proxy_tunnel_client_eof(c->px);  /* it half-closed while waiting for the 101 */
+    else
+        sockread_enable(&c->sr);
 }
 
 /* A response ended early: the proxy lets go, its access line is written. */
@@ -499,6 +526,14 @@ static void client_process(struct client *c)
             evbuffer_drain(in, avail);
             break;
         }
+        if (c->st == CS_TUNNEL) {
+            if (c->px && avail) {
+                c->ri.bytes_in += avail;
+                if (proxy_tunnel_input(c->px, in) != 0)
+                    client_close(c);  /* out of memory: the tunnel cannot go on */
+            }
+            break;
+        }
         if (c->st == CS_WAIT || avail == 0)
             break;
         if (c->st == CS_IDLE) {
@@ -594,6 +629,13 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct client *c = arg;
     (void)bev;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->st == CS_TUNNEL && c->px) {
+        /* Half-closed: the upstream's side is shut in turn, and the tunnel
+         * ends when the upstream closes (or goes idle). */
+        c->eof = true;
+        proxy_tunnel_client_eof(c->px);
+        return;
+    }
     if ((what & BEV_EVENT_EOF) && c->st == CS_WAIT && c->px) {
         /* A half-closed client still waits for its answers: this one and any
          * complete request it pipelined before closing; then close. */
@@ -659,6 +701,9 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
             return;
         }
         client_close(c);
+        return;
+    case CS_TUNNEL:
+        client_close(c);  /* never armed: the proxy's timer bounds a tunnel */
         return;
     }
 }

@@ -3,6 +3,7 @@
  * malformed ones itself), decodes request bodies into the proxy, enforces
  * the whole-head and whole-body deadlines, keeps keep-alive and pipelining
  * in order, writes responses, and writes the access line when each ends.
+ * After a 101 its input goes to the proxy's tunnel untouched.
  */
 #ifndef ENVELOPD_CLIENT_H
 #define ENVELOPD_CLIENT_H
@@ -33,6 +34,7 @@ enum client_state {
     CS_BODY,     /* reading a body; the body deadline runs */
     CS_WAIT,     /* request read; the response is being produced */
     CS_LINGER,   /* answer sent, input discarded until EOF or a short timer */
+    CS_TUNNEL,   /* after a 101: input goes to the proxy's tunnel as it comes */
 };
 
 /* What the access line and the envelopes need to know about the request. */
@@ -109,6 +111,8 @@ void client_response_done(struct client *c);
 void client_abort(struct client *c);             /* tear down mid-response with a reset */
 void client_cut(struct client *c);               /* upstream cut a framed body: flush, then FIN */
 void client_pause_read(struct client *c);
+/* The upstream switched protocols: from now on input is relayed untouched. */
+void client_tunnel_start(struct client *c);
 /* While a response waits on a client that does not read: arm (or drop) its send deadline. */
 void client_send_deadline(struct client *c, bool on);
 void client_resume_read(struct client *c);

@@ -608,6 +608,7 @@ static const struct conf_directive conf_directives[] = {
     {SECT_UPSTREAM, "connect_timeout", T_DURATION, U_(connect_timeout_ms), 0, 0, 1, 24 * MS_H,
      0},
     {SECT_UPSTREAM, "timeout", T_DURATION, U_(timeout_ms), 0, 0, 1, 24 * MS_H, 0},
+    {SECT_UPSTREAM, "tunnel_timeout", T_DURATION, U_(tunnel_timeout_ms), 0, 0, 1, 24 * MS_H, 0},
     {SECT_UPSTREAM, "retries", T_UINT, U_(retries), 0, 0, 0, 10, 0},
     {SECT_UPSTREAM, "retry_backoff", T_DURATION, U_(retry_backoff_ms), 0, 0, 0, MS_H, 0},
     {SECT_UPSTREAM, "retry_backoff_max", T_DURATION, U_(retry_backoff_max_ms), 0, 0, 0, MS_H,
@@ -757,6 +758,7 @@ static void conf_upstream_defaults(struct conf_upstream *u)
     u->keepalive_timeout_ms = 60 * MS_S;
     u->connect_timeout_ms = 2 * MS_S;
     u->timeout_ms = 30 * MS_S;
+    u->tunnel_timeout_ms = 1 * MS_H;
     u->retries = 2;
     u->retry_backoff_ms = 25;
     u->retry_backoff_max_ms = 1 * MS_S;

@@ -59,6 +59,7 @@ struct conf_upstream {
     unsigned keepalive_requests;   /* requests per connection before it is closed; 0: no limit */
     uint64_t connect_timeout_ms;
     uint64_t timeout_ms;           /* response deadline -> 504 */
+    uint64_t tunnel_timeout_ms;    /* an upgraded connection idle this long is closed */
     unsigned retries;
     uint64_t retry_backoff_ms;     /* first retry delay, doubled each time */
     uint64_t retry_backoff_max_ms;

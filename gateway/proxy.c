@@ -4,7 +4,10 @@
  * whole in px->req while it is small enough to replay (RETRY_MAX), which is
  * what makes retries possible; beyond that it streams and is never replayed
  * once sent. Responses 1xx-3xx stream through; errors are captured up to
- * max_error_body and rewritten by normalize into the envelope.
+ * max_error_body and rewritten by normalize into the envelope. A request
+ * asking for a protocol upgrade (WebSocket) that the upstream accepts with
+ * 101 becomes a tunnel: from then on bytes are relayed both ways untouched,
+ * until either side closes or tunnel_timeout passes with no byte.
  */
 #include "proxy.h"
 
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -42,6 +46,7 @@ enum px_state {
     PX_CONNECTING,
     PX_WAITING,      /* request sent (or sending); no response head yet */
     PX_BODY,         /* response body: relayed, or captured for the envelope */
+    PX_TUNNEL,       /* after a 101: bytes relayed both ways, no HTTP any more */
 };
 
 enum px_fail { FAIL_CONNECT, FAIL_CONNECT_TIMEOUT, FAIL_RESET, FAIL_STATUS };
@@ -67,6 +72,9 @@ struct proxy {
     bool expect_continue;
     bool continue_sent;
     bool client_paused;
+    bool upgrade;               /* the client asked to switch protocols (Upgrade) */
+    bool client_eof;            /* tunnel: the client closed its side */
+    bool upstream_shut;         /* tunnel: so the upstream's side was shut too */
 
     /* upstream */
     struct up_server *srv;
@@ -105,6 +113,7 @@ struct proxy {
 
 static void px_connect(struct proxy *px);
 static void px_free(struct proxy *px);
+static bool px_tunnel_start(struct proxy *px, const struct httpresp *r);
 static void px_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void up_read_cb(struct bufferevent *bev, void *arg);
 static void up_write_cb(struct bufferevent *bev, void *arg);
@@ -155,6 +164,9 @@ static void px_set_state(struct proxy *px, enum px_state st)
         break;
     case PX_BODY:
         arm(px, cu->timeout_ms);
+        break;
+    case PX_TUNNEL:
+        arm(px, cu->tunnel_timeout_ms);
         break;
     }
 }
@@ -275,6 +287,12 @@ static int build_request(struct proxy *px, const struct httpreq *req)
     HB_LIT(&h, "1.");
     hb_u64(&h, req->minor);
     HB_LIT(&h, " envelopd\r\n");
+    if (px->upgrade) {
+        /* Hop-by-hop, so skipped above; an upgrade is asked of this hop again. */
+        const struct httphead_field *up = httphead_get(&req->head, "Upgrade", NULL);
+        HB_LIT(&h, "Connection: upgrade\r\n");
+        hb_field(&h, "Upgrade", 7, up->value, up->value_len);
+    }
     if (req->has_body) {
         if (req->chunked) {
             HB_LIT(&h, "Transfer-Encoding: chunked\r\n");
@@ -286,6 +304,28 @@ static int build_request(struct proxy *px, const struct httpreq *req)
     }
     HB_LIT(&h, "\r\n");
     return headbuf_commit(&h) < 0 ? -1 : 0;
+}
+
+/*
+ * Does REQ ask to switch protocols (RFC 9110 7.8)? Only HTTP/1.1 can, and
+ * only a request without a body is taken up: what follows its head belongs
+ * to the new protocol, never to a body.
+ */
+static bool wants_upgrade(const struct httpreq *req)
+{
+    if (req->minor != 1 || req->has_body)
+        return false;
+    size_t n = 0;
+    const struct httphead_field *up = httphead_get(&req->head, "Upgrade", &n);
+    if (!up || n != 1 || up->value_len == 0)
+        return false;
+    for (size_t i = 0; i < req->head.n; i++) {
+        const struct httphead_field *f = &req->head.f[i];
+        if (httphead_name_is(f, "Connection") &&
+            httphead_list_has(f->value, f->value_len, "upgrade"))
+            return true;
+    }
+    return false;
 }
 
 /* ---- caller identity ----------------------------------------------------- */
@@ -463,6 +503,7 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
     px->idempotent = is_idempotent(req->method);
     px->head_method = req->method == HTTP_HEAD;
     px->expect_continue = req->expect_continue && req->has_body && req->minor == 1;
+    px->upgrade = wants_upgrade(req);
     if (build_request(px, req) != 0)
         goto oom;
 
@@ -880,6 +921,91 @@ static bool px_relay_head(struct proxy *px, const struct httpresp *r)
     return true;
 }
 
+/* ---- tunnel ------------------------------------------------------------------- */
+
+/*
+ * The upstream switched protocols: pass its 101 on and relay bytes both ways
+ * from now on. The connection belongs to the tunnel until it closes; it never
+ * returns to the pool. False only when px is gone (out of memory, answered).
+ */
+static bool px_tunnel_start(struct proxy *px, const struct httpresp *r)
+{
+    struct client *c = px->c;
+    const struct httphead_field *up = httphead_get(&r->head, "Upgrade", NULL);
+    struct evbuffer *out = client_output(c);
+    size_t before = evbuffer_get_length(out);
+    size_t cap = strlen(px->conf->corr_header) + sizeof c->ri.id + RL_HEADERS_MAX + 256;
+    for (size_t i = 0; i < r->head.n; i++)
+        cap += r->head.f[i].name_len + r->head.f[i].value_len + 4;
+    struct headbuf h;
+    if (headbuf_reserve(&h, out, cap) != 0) {
+        px_fail_answer(px, 503, "The gateway is out of memory");
+        return false;
+    }
+    HB_LIT(&h, "HTTP/1.1 101 Switching Protocols\r\n");
+    for (size_t i = 0; i < r->head.n; i++) {
+        const struct httphead_field *f = &r->head.f[i];
+        if (!skip_response_header(px, f, false))
+            hb_field(&h, f->name, f->name_len, f->value, f->value_len);
+    }
+    HB_LIT(&h, "Connection: upgrade\r\n");
+    hb_field(&h, "Upgrade", 7, up->value, up->value_len);
+    hb_field(&h, px->conf->corr_header, strlen(px->conf->corr_header), c->ri.id,
+             strlen(c->ri.id));
+    add_rl_headers(px, &h);
+    HB_LIT(&h, "\r\n");
+    if (headbuf_commit(&h) < 0) {
+        px_fail_answer(px, 503, "The gateway is out of memory");
+        return false;
+    }
+    client_count_out(c, evbuffer_get_length(out) - before);
+    c->ri.status = 101;
+    c->ri.upstream_status = 101;
+    upstream_server_ok(px->srv);
+    px->copy_mode = false;
+    evbuffer_drain(px->req, evbuffer_get_length(px->req));
+    px_set_state(px, PX_TUNNEL);
+    /* Bytes the client sent after its request head are the new protocol's. */
+    client_tunnel_start(c);
+    return true;
+}
+
+/* The tunnel is over: the client gets what is still queued for it, then a FIN. */
+static void px_tunnel_end(struct proxy *px)
+{
+    struct client *c = px->c;
+    c->ri.upstream_ms = (double)(now_us() - px->up_start_us) / 1000.0;
+    px_free(px);
+    client_cut(c);
+}
+
+/* The client closed its side: close the upstream's once it has every byte. */
+static void px_tunnel_shut(struct proxy *px)
+{
+    if (!px->client_eof || px->upstream_shut || !px->uc ||
+        evbuffer_get_length(bufferevent_get_output(px->uc->bev)) != 0)
+        return;
+    px->upstream_shut = true;
+    evutil_socket_t fd = bufferevent_getfd(px->uc->bev);
+    if (fd >= 0)
+        shutdown(fd, SHUT_WR);
+}
+
+int proxy_tunnel_input(struct proxy *px, struct evbuffer *in)
+{
+    if (evbuffer_add_buffer(bufferevent_get_output(px->uc->bev), in) != 0)
+        return -1;
+    px_set_state(px, PX_TUNNEL);  /* the idle clock restarts with any byte */
+    maybe_pause_client(px);
+    return 0;
+}
+
+void proxy_tunnel_client_eof(struct proxy *px)
+{
+    px->client_eof = true;
+    px_tunnel_shut(px);
+}
+
 /* A response head arrived (LEN bytes at the front of IN): returns false if px is gone. */
 static bool px_on_head(struct proxy *px, struct evbuffer *in, const char *data, size_t len)
 {
@@ -895,6 +1021,13 @@ static bool px_on_head(struct proxy *px, struct evbuffer *in, const char *data, 
     }
     if (r.status < 200) {
         if (r.status == 101) {
+            /* Switching is only for a request that asked, to a protocol named. */
+            if (px->upgrade && httphead_get(&r.head, "Upgrade", NULL))
+                return px_tunnel_start(px, &r);
+            LOG_AT(CONF_LOG_WARN, "upstream_invalid", c->ri.id, NULL,
+                   "101 from %s %s", px->srv->addr->text,
+                   px->upgrade ? "without an Upgrade header" : "to a request with no upgrade");
+            metrics_upstream_error(&px->w->metrics, METRICS_UP_INVALID);
             px_fail_answer(px, 502, "The upstream server sent an invalid response");
             return false;
         }
@@ -1023,6 +1156,20 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
             px->scan_state = 0;
             continue;
         }
+        if (px->st == PX_TUNNEL) {
+            struct evbuffer *out = client_output(px->c);
+            if (evbuffer_add_buffer(out, in) != 0) {
+                px_tunnel_end(px);
+                return;
+            }
+            client_count_out(px->c, avail);
+            px_set_state(px, PX_TUNNEL);
+            if (evbuffer_get_length(out) > CLIENT_OUT_HIGH) {
+                px->upstream_paused = true;  /* until the client drains it */
+                sockread_disable(&px->uc->sr);
+            }
+            return;
+        }
         if (px->st != PX_BODY)
             return;
         struct evbuffer_iovec v;
@@ -1064,6 +1211,8 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
     if (px->st == PX_WAITING && !px->body_done)
         px_set_state(px, PX_WAITING);
     maybe_resume_client(px);
+    if (px->st == PX_TUNNEL)
+        px_tunnel_shut(px);
 }
 
 static void up_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -1088,6 +1237,10 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
             metrics_upstream_error(&px->w->metrics, METRICS_UP_INVALID);
             px_fail_answer(px, 502, "The upstream server sent an invalid response");
         }
+        return;
+    }
+    if (px->st == PX_TUNNEL) {
+        px_tunnel_end(px);  /* the upstream closed (or broke) its side: so ends the tunnel */
         return;
     }
     if (px->st == PX_BODY) {
@@ -1136,6 +1289,12 @@ static void px_timer_cb(evutil_socket_t fd, short what, void *arg)
                (unsigned long long)px->group->cu->timeout_ms);
         px_cut(px);
         return;
+    case PX_TUNNEL:
+        LOG_AT(CONF_LOG_INFO, "tunnel_timeout", px->c->ri.id, NULL,
+               "tunnel to %s idle for %llu ms; closed", px->srv->addr->text,
+               (unsigned long long)px->group->cu->tunnel_timeout_ms);
+        px_tunnel_end(px);
+        return;
     }
 }
 
@@ -1180,7 +1339,7 @@ void proxy_client_drained(struct proxy *px)
         px->upstream_paused = false;
         client_send_deadline(px->c, false);
         sockread_enable(&px->uc->sr);
-        px_set_state(px, PX_BODY);  /* the upstream's idle clock restarts */
+        px_set_state(px, px->st == PX_TUNNEL ? PX_TUNNEL : PX_BODY);  /* its idle clock restarts */
         up_read_cb(px->uc->bev, px);
     }
 }

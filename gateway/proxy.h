@@ -3,13 +3,16 @@
  * token, rate limit), rewrites the head for the upstream, streams the body,
  * connects through the pool with timeouts and retries, and relays the
  * response: 1xx-3xx streamed as they come, errors captured and normalized
- * into the envelope.
+ * into the envelope; a protocol upgrade the upstream accepts (101) becomes
+ * a tunnel relaying bytes both ways.
  */
 #ifndef ENVELOPD_PROXY_H
 #define ENVELOPD_PROXY_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <event2/buffer.h>
 
 #include "httpreq.h"
 
@@ -27,6 +30,11 @@ int proxy_body(struct proxy *px, const char *data, size_t len);
 void proxy_body_done(struct proxy *px);
 /* The client vanished or timed out: drop the exchange (the client logs). */
 void proxy_client_gone(struct proxy *px);
+/* Tunnel (after a 101): the client's bytes, moved whole to the upstream;
+ * 0, or -1 when out of memory. */
+int proxy_tunnel_input(struct proxy *px, struct evbuffer *in);
+/* Tunnel: the client closed its sending side. */
+void proxy_tunnel_client_eof(struct proxy *px);
 /* The client's output drained: upstream reading may resume. */
 void proxy_client_drained(struct proxy *px);
 

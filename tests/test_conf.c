@@ -442,6 +442,7 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(u->keepalive_requests, 0);
     CU_ASSERT_EQUAL(u->connect_timeout_ms, 2000);
     CU_ASSERT_EQUAL(u->timeout_ms, 30000);
+    CU_ASSERT_EQUAL(u->tunnel_timeout_ms, 3600000);
     CU_ASSERT_EQUAL(u->retries, 2);
     CU_ASSERT_EQUAL(u->retry_backoff_ms, 25);
     CU_ASSERT_EQUAL(u->retry_backoff_max_ms, 1000);
@@ -528,6 +529,7 @@ static void test_every_directive(void)
     CU_ASSERT_EQUAL(u->keepalive_requests, 1000);
     CU_ASSERT_EQUAL(u->connect_timeout_ms, 500);
     CU_ASSERT_EQUAL(u->timeout_ms, 10000);
+    CU_ASSERT_EQUAL(u->tunnel_timeout_ms, 900000);
     CU_ASSERT_EQUAL(u->retries, 3);
     CU_ASSERT_EQUAL(u->retry_backoff_ms, 10);
     CU_ASSERT_EQUAL(u->retry_backoff_max_ms, 200);
@@ -900,6 +902,8 @@ static void test_errors(void)
          "\"0ms\" must be from 1ms to 24h"},
         {TAIL "[upstream v]\nserver = 127.0.0.1:1\nkeepalive_timeout = 0s\n", "8: keepalive_timeout: "
          "\"0s\" must be from 1ms to 24h"},
+        {TAIL "[upstream v]\nserver = 127.0.0.1:1\ntunnel_timeout = 25h\n", "8: tunnel_timeout: "
+         "\"25h\" must be from 1ms to 24h"},
         {TAIL "[upstream v]\nserver = 127.0.0.1:1\nkeepalive_requests = 1000000001\n",
          "8: keepalive_requests: \"1000000001\" must be from 0 to 1000000000"},
         {TAIL "[upstream v]\nserver = 127.0.0.1:1\ntimeout = 2\n", "8: timeout: \"2\" needs a "

@@ -309,6 +309,9 @@ void client_tunnel_start(struct client *c)
      * hours would otherwise swamp the latency histogram. */
     metrics_request(&c->w->metrics, c->ri.route, 101,
                     (double)(now_us() - c->ri.start_us) / 1000.0);
+    /* Reading on first: moving the input below may pause it again. */
+    if (!c->eof)
+        sockread_enable(&c->sr);
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t n = evbuffer_get_length(in);
     if (n > 0) {
@@ -318,8 +321,6 @@ void client_tunnel_start(struct client *c)
     }
     if (c->eof)
         proxy_tunnel_client_eof(c->px);  /* it half-closed while waiting for the 101 */
-    else
-        sockread_enable(&c->sr);
 }
 
 /* A response ended early: the proxy lets go, its access line is written. */
@@ -348,6 +349,21 @@ void client_cut(struct client *c)
     end_cut_response(c);
     /* Every relayed byte still goes out (under the send deadline); the
      * framing already sent tells the client the body is short. */
+    flush_and_close(c);
+}
+
+void client_tunnel_end(struct client *c, bool broken)
+{
+    if (broken) {
+        client_abort(c);
+        return;
+    }
+    end_cut_response(c);
+    /* The client may still be sending (a WebSocket close reply, a ping):
+     * closing with its bytes unread would reset the connection and destroy
+     * what is still queued for it. So linger after the flush, unless it
+     * already sent its FIN. */
+    c->req_done = c->eof;
     flush_and_close(c);
 }
 

@@ -113,6 +113,8 @@ void client_cut(struct client *c);               /* upstream cut a framed body: 
 void client_pause_read(struct client *c);
 /* The upstream switched protocols: from now on input is relayed untouched. */
 void client_tunnel_start(struct client *c);
+/* The tunnel is over: flush, then FIN (or, BROKEN, a reset at once). */
+void client_tunnel_end(struct client *c, bool broken);
 /* While a response waits on a client that does not read: arm (or drop) its send deadline. */
 void client_send_deadline(struct client *c, bool on);
 void client_resume_read(struct client *c);

@@ -970,13 +970,14 @@ static bool px_tunnel_start(struct proxy *px, const struct httpresp *r)
     return true;
 }
 
-/* The tunnel is over: the client gets what is still queued for it, then a FIN. */
-static void px_tunnel_end(struct proxy *px)
+/* The tunnel is over: the client gets what is still queued for it, then a
+ * FIN; or a reset, when the upstream's side BROKE (an error, not a close). */
+static void px_tunnel_end(struct proxy *px, bool broken)
 {
     struct client *c = px->c;
     c->ri.upstream_ms = (double)(now_us() - px->up_start_us) / 1000.0;
     px_free(px);
-    client_cut(c);
+    client_tunnel_end(c, broken);
 }
 
 /* The client closed its side: close the upstream's once it has every byte. */
@@ -1159,7 +1160,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
         if (px->st == PX_TUNNEL) {
             struct evbuffer *out = client_output(px->c);
             if (evbuffer_add_buffer(out, in) != 0) {
-                px_tunnel_end(px);
+                px_tunnel_end(px, true);
                 return;
             }
             client_count_out(px->c, avail);
@@ -1210,9 +1211,9 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
      * upstream has taken everything it was given so far. */
     if (px->st == PX_WAITING && !px->body_done)
         px_set_state(px, PX_WAITING);
-    maybe_resume_client(px);
     if (px->st == PX_TUNNEL)
         px_tunnel_shut(px);
+    maybe_resume_client(px);  /* last: resuming may end the exchange and free px */
 }
 
 static void up_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -1240,7 +1241,8 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (px->st == PX_TUNNEL) {
-        px_tunnel_end(px);  /* the upstream closed (or broke) its side: so ends the tunnel */
+        /* The upstream closed its side, or broke: so ends the tunnel. */
+        px_tunnel_end(px, (what & BEV_EVENT_ERROR) != 0);
         return;
     }
     if (px->st == PX_BODY) {
@@ -1293,7 +1295,7 @@ static void px_timer_cb(evutil_socket_t fd, short what, void *arg)
         LOG_AT(CONF_LOG_INFO, "tunnel_timeout", px->c->ri.id, NULL,
                "tunnel to %s idle for %llu ms; closed", px->srv->addr->text,
                (unsigned long long)px->group->cu->tunnel_timeout_ms);
-        px_tunnel_end(px);
+        px_tunnel_end(px, false);
         return;
     }
 }

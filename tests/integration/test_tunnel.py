@@ -261,6 +261,40 @@ class Tunnel(TunnelBase):
         self.assertEqual(r.status, 200)
         self.assertNotEqual(r.json()["conn_id"], before)
 
+    def test_a_client_still_sending_gets_every_byte_after_the_upstream_closed(self):
+        # The upstream sends 4 MiB and closes while the client, reading
+        # slowly, keeps sending (as a WebSocket peer answering a close
+        # does): closing on the client's unread bytes would reset the
+        # connection and drop what the kernel had not delivered yet.
+        n = 4 * 1024 * 1024
+        s, h, rest = self.open_tunnel(tunnel="close", greeting_size=n)
+        got = bytearray(rest)
+        reset = False
+        s.settimeout(scaled(10))
+        while True:
+            try:
+                chunk = s.recv(16384)
+            except ConnectionResetError:
+                reset = True
+                break
+            if not chunk:
+                break
+            got += chunk
+            try:
+                s.sendall(b".")
+            except OSError:
+                pass
+        self.assertFalse(reset, "reset after %d of %d bytes" % (len(got), n))
+        self.assertEqual(len(got), n)
+        self.assertTrue(bytes(got) == (bytes(range(256)) * (n // 256))[:n])
+
+    def test_an_upstream_reset_resets_the_client(self):
+        # A broken upstream must not look like a clean end to the client.
+        s, h, rest = self.open_tunnel(tunnel="reset")
+        end = read_until_close(s, scaled(3))
+        self.assertTrue(end.reset, "the client saw a clean close: %r" % end)
+        self.assertEqual(self.access_line(h["x-correlation-id"][0])["status"], 101)
+
     def test_client_reset_closes_the_upstream_and_logs_101(self):
         s, h, rest = self.open_tunnel(tunnel="echo")
         rid = h["x-correlation-id"][0]

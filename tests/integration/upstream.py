@@ -50,13 +50,16 @@ A script is a JSON object; every key is optional:
                              for none), Connection: Upgrade, the WebSocket
                              Sec-WebSocket-Accept when a key was sent, and
                              the script's headers; then greeting_b64 bytes in
-                             the same write, then the tunnel:
+                             the same write (or greeting_size bytes of the
+                             pattern 0..255 repeated), then the tunnel:
                   tunnel "echo" (default)  every byte back, as it comes;
                                  at the peer's FIN, on_eof_b64 bytes, then close
                   tunnel "ws"    WebSocket text/binary frames answered with
                                  an unmasked text frame "echo:" + payload;
                                  ping -> pong; close -> close, then close
-                  tunnel "close" close at once after the greeting
+                  tunnel "close" FIN right after the greeting; then read
+                                 until the peer closes (so no reset)
+                  tunnel "reset" close with RST right after the greeting
 Every normal response carries X-Upstream-Port: <port> so a test can see
 which server answered. HEAD responses never carry a body.
 
@@ -289,6 +292,14 @@ def tunnel(conn, req, script):
     sock = conn.sock
     mode = script.get("tunnel", "echo")
     if mode == "close":
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        wait_peer_close(conn, 30)
+        return
+    if mode == "reset":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         return
     if mode == "ws":
         while True:
@@ -332,7 +343,11 @@ def upgrade(conn, req, script):
     for name, val in script.get("headers", []):
         head += ("%s: %s\r\n" % (name, val)).encode("latin-1")
     head += b"X-Upstream-Port: %d\r\n\r\n" % STATE.port
-    if not send(conn.sock, head + base64.b64decode(script.get("greeting_b64", ""))):
+    greeting = base64.b64decode(script.get("greeting_b64", ""))
+    if script.get("greeting_size"):
+        n = int(script["greeting_size"])
+        greeting = (bytes(range(256)) * (n // 256 + 1))[:n]
+    if not send(conn.sock, head + greeting):
         return
     tunnel(conn, req, script)
 

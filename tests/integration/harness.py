@@ -146,6 +146,12 @@ def run_envelopd(args, timeout=10, **kw):
 
 # ---------------------------------------------------------------- waiting
 
+def rss_kib(pid):
+    """Resident set size of process PID, in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+
 def wait_until(pred, timeout, interval=0.02):
     """Poll PRED until it returns a truthy value (returned) or TIMEOUT passes (None)."""
     deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ import unittest
 
 from harness import (script_header, ACCESS_KEYS, HOP_BY_HOP, TOKEN, GatewayTestCase, base_conf, free_port,
                      is_generated_id, parse_responses, read_one_response, read_until_close,
-                     request_bytes, scripted, SLOW)
+                     request_bytes, rss_kib, scripted, SLOW)
 
 API = "/api/v1/tasks"
 
@@ -699,12 +699,12 @@ class MoreForwarding(GatewayTestCase):
         s = gw.sock()
         self.addCleanup(s.close)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        base = rss_kb(gw.pid)
+        base = rss_kib(gw.pid)
         s.sendall(request_bytes("GET", API, list(scripted(body_size=size).items())))
         first = s.recv(1024)
         self.assertTrue(first.startswith(b"HTTP/1.1 200"), first)
         # the client reads nothing for a while: the gateway must not swallow the whole body
-        peak = max(rss_kb(gw.pid) for _ in iter_for(1.5))
+        peak = max(rss_kib(gw.pid) for _ in iter_for(1.5))
         self.assertLess(peak - base, 32 * 1024, "gateway RSS grew by %d kB while the client "
                         "did not read a 64 MB response" % (peak - base))
         total = len(first)
@@ -745,14 +745,6 @@ class MoreForwarding(GatewayTestCase):
         self.assertLessEqual(st["connections"], 200 if SLOW else 40,
                              "no upstream connection reuse under load")
         self.assertAlive(gw)
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def iter_for(seconds, interval=0.05):

@@ -19,12 +19,7 @@ import unittest
 
 from harness import (SLOW, GatewayTestCase, binary_is_sanitized, base_conf, free_port, port_accepts,
                      read_one_response, read_until_close, request_bytes, script_header,
-                     wait_until)
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+                     rss_kib, wait_until)
 
 
 def conf_for(port, up, **server):

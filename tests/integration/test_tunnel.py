@@ -16,7 +16,8 @@ import unittest
 
 from test_admin import admin_get, parse_metrics
 from harness import (SLOW, Gateway, Upstream, base_conf, binary_is_sanitized, free_port,
-                     is_generated_id, read_until_close, scaled, script_header, wait_until)
+                     is_generated_id, read_until_close, rss_kib, scaled, script_header,
+                     wait_until)
 
 API = "/api/v1/tasks/live"
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -221,11 +222,11 @@ class Tunnel(TunnelBase):
         # than buffer it all.
         s, h, rest = self.open_tunnel(tunnel="echo")
         blob = os.urandom(16 * 1024 * 1024)
-        rss0 = _rss_kib(self.gw.pid)
+        rss0 = rss_kib(self.gw.pid)
         sender = threading.Thread(target=lambda: _sendall_quietly(s, blob))
         sender.start()
         time.sleep(scaled(1.5))
-        rss1 = _rss_kib(self.gw.pid)
+        rss1 = rss_kib(self.gw.pid)
         got = read_exact(s, len(blob), timeout=60, have=rest)
         sender.join(scaled(10))
         self.assertTrue(got == blob, "the echo differs from what was sent")
@@ -476,14 +477,6 @@ def _sendall_quietly(s, data):
         s.sendall(data)
     except OSError:
         pass
-
-
-def _rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 if __name__ == "__main__":

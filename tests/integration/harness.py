@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -164,7 +165,39 @@ def wait_until(pred, timeout, interval=0.02):
         time.sleep(interval)
 
 
+# scripts/test runs integration suites side by side under valgrind, where a
+# gateway takes seconds to bind the port it was given: a port the kernel
+# picked for one suite could be picked again for the other meanwhile. So each
+# suite run at once gets its own range in ENVELOPD_TEST_PORTS ("LO-HI", below
+# the kernel's ephemeral range), and its ports are taken from it in turn.
+_PORTS = tuple(int(x) for x in os.environ.get("ENVELOPD_TEST_PORTS", "").split("-") if x)
+_ports_next = [_PORTS[0] if _PORTS else 0]
+_ports_lock = threading.Lock()
+
+
+def _bindable(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def free_port():
+    """A port nothing listens on: from this suite's ENVELOPD_TEST_PORTS range
+    when one is set, else one the kernel picks."""
+    if len(_PORTS) == 2 and _PORTS[0] < _PORTS[1]:
+        lo, hi = _PORTS
+        with _ports_lock:
+            for _ in range(hi - lo):
+                port = _ports_next[0]
+                _ports_next[0] = port + 1 if port + 1 < hi else lo
+                if _bindable(port):
+                    return port
+        raise RuntimeError("no free port left in ENVELOPD_TEST_PORTS=%d-%d" % (lo, hi))
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]

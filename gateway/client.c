@@ -303,7 +303,6 @@ void client_response_done(struct client *c)
 
 void client_tunnel_start(struct client *c)
 {
-    c->resp_started = true;
     client_set_state(c, CS_TUNNEL);
     /* The request's duration in the metrics ends at the switch: a tunnel's
      * hours would otherwise swamp the latency histogram. */
@@ -358,13 +357,12 @@ void client_tunnel_end(struct client *c, bool broken)
         client_abort(c);
         return;
     }
-    end_cut_response(c);
     /* The client may still be sending (a WebSocket close reply, a ping):
      * closing with its bytes unread would reset the connection and destroy
      * what is still queued for it. So linger after the flush, unless it
      * already sent its FIN. */
     c->req_done = c->eof;
-    flush_and_close(c);
+    client_cut(c);
 }
 
 void client_send_error(struct client *c, int status, const char *message, const char *extra,

@@ -313,19 +313,13 @@ static int build_request(struct proxy *px, const struct httpreq *req)
  */
 static bool wants_upgrade(const struct httpreq *req)
 {
-    if (req->minor != 1 || req->has_body)
+    /* http_parser already saw Upgrade and "upgrade" in Connection (CONNECT,
+     * its other case, was refused): other requests pay no header scan. */
+    if (!req->parser.upgrade || req->minor != 1 || req->has_body)
         return false;
     size_t n = 0;
     const struct httphead_field *up = httphead_get(&req->head, "Upgrade", &n);
-    if (!up || n != 1 || up->value_len == 0)
-        return false;
-    for (size_t i = 0; i < req->head.n; i++) {
-        const struct httphead_field *f = &req->head.f[i];
-        if (httphead_name_is(f, "Connection") &&
-            httphead_list_has(f->value, f->value_len, "upgrade"))
-            return true;
-    }
-    return false;
+    return up && n == 1 && up->value_len > 0;
 }
 
 /* ---- caller identity ----------------------------------------------------- */
@@ -867,8 +861,11 @@ static int relay_body(void *arg, const char *at, size_t len)
     return 0;
 }
 
-/* False only when out of memory, with nothing sent. */
-static bool px_relay_head(struct proxy *px, const struct httpresp *r)
+/* The response head to the client; UPGRADE: the 101's Upgrade field, whose
+ * head says so instead of framing the body. False only when out of memory,
+ * with nothing sent. */
+static bool px_relay_head(struct proxy *px, const struct httpresp *r,
+                          const struct httphead_field *upgrade)
 {
     struct client *c = px->c;
     struct evbuffer *out = client_output(c);
@@ -895,7 +892,10 @@ static bool px_relay_head(struct proxy *px, const struct httpresp *r)
     hb_field(&h, px->conf->corr_header, strlen(px->conf->corr_header), c->ri.id,
              strlen(c->ri.id));
     add_rl_headers(px, &h);
-    if (r->has_length && r->status != 204) {  /* RFC 9110 8.6: never on a 204 */
+    if (upgrade) {
+        HB_LIT(&h, "Connection: upgrade\r\n");
+        hb_field(&h, "Upgrade", 7, upgrade->value, upgrade->value_len);
+    } else if (r->has_length && r->status != 204) {  /* RFC 9110 8.6: never on a 204 */
         px->length_out = true;
         HB_LIT(&h, "Content-Length: ");
         hb_u64(&h, r->content_length);
@@ -908,9 +908,9 @@ static bool px_relay_head(struct proxy *px, const struct httpresp *r)
             c->close_after = true;  /* an HTTP/1.0 client reads until close */
         }
     }
-    if (c->close_after)
+    if (!upgrade && c->close_after)  /* after a 101 the connection is the tunnel's */
         HB_LIT(&h, "Connection: close\r\n");
-    else if (c->ri.minor == 0)
+    else if (!upgrade && c->ri.minor == 0)
         HB_LIT(&h, "Connection: keep-alive\r\n");
     HB_LIT(&h, "\r\n");
     if (headbuf_commit(&h) < 0)
@@ -931,35 +931,10 @@ static bool px_relay_head(struct proxy *px, const struct httpresp *r)
 static bool px_tunnel_start(struct proxy *px, const struct httpresp *r)
 {
     struct client *c = px->c;
-    const struct httphead_field *up = httphead_get(&r->head, "Upgrade", NULL);
-    struct evbuffer *out = client_output(c);
-    size_t before = evbuffer_get_length(out);
-    size_t cap = strlen(px->conf->corr_header) + sizeof c->ri.id + RL_HEADERS_MAX + 256;
-    for (size_t i = 0; i < r->head.n; i++)
-        cap += r->head.f[i].name_len + r->head.f[i].value_len + 4;
-    struct headbuf h;
-    if (headbuf_reserve(&h, out, cap) != 0) {
+    if (!px_relay_head(px, r, httphead_get(&r->head, "Upgrade", NULL))) {
         px_fail_answer(px, 503, "The gateway is out of memory");
         return false;
     }
-    HB_LIT(&h, "HTTP/1.1 101 Switching Protocols\r\n");
-    for (size_t i = 0; i < r->head.n; i++) {
-        const struct httphead_field *f = &r->head.f[i];
-        if (!skip_response_header(px, f, false))
-            hb_field(&h, f->name, f->name_len, f->value, f->value_len);
-    }
-    HB_LIT(&h, "Connection: upgrade\r\n");
-    hb_field(&h, "Upgrade", 7, up->value, up->value_len);
-    hb_field(&h, px->conf->corr_header, strlen(px->conf->corr_header), c->ri.id,
-             strlen(c->ri.id));
-    add_rl_headers(px, &h);
-    HB_LIT(&h, "\r\n");
-    if (headbuf_commit(&h) < 0) {
-        px_fail_answer(px, 503, "The gateway is out of memory");
-        return false;
-    }
-    client_count_out(c, evbuffer_get_length(out) - before);
-    c->ri.status = 101;
     c->ri.upstream_status = 101;
     upstream_server_ok(px->srv);
     px->copy_mode = false;
@@ -1075,7 +1050,7 @@ static bool px_on_head(struct proxy *px, struct evbuffer *in, const char *data, 
         }
         if (r.content_length > px->conf->max_error_body)
             px->err_truncated = true;
-    } else if (!px_relay_head(px, &r)) {
+    } else if (!px_relay_head(px, &r, NULL)) {
         px_fail_answer(px, 503, "The gateway is out of memory");
         return false;
     }

@@ -147,6 +147,17 @@ def run_envelopd(args, timeout=10, **kw):
 
 # ---------------------------------------------------------------- waiting
 
+def ws_client_frame(opcode, payload):
+    """A masked WebSocket client frame (RFC 6455 5.2), payload under 64 KiB."""
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | opcode, 0x80 | n])
+    else:
+        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+    return head + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+
+
 def rss_kib(pid):
     """Resident set size of process PID, in KiB (VmRSS)."""
     with open("/proc/%d/status" % pid) as f:

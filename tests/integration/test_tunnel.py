@@ -17,7 +17,7 @@ import unittest
 from test_admin import admin_get, parse_metrics
 from harness import (SLOW, Gateway, Upstream, base_conf, binary_is_sanitized, free_port,
                      is_generated_id, read_until_close, rss_kib, scaled, script_header,
-                     wait_until)
+                     wait_until, ws_client_frame)
 
 API = "/api/v1/tasks/live"
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -77,17 +77,6 @@ def read_exact(s, n, timeout=5, have=b""):
             raise AssertionError("closed after %d of %d bytes" % (len(data), n))
         data += chunk
     return data
-
-
-def ws_client_frame(opcode, payload):
-    """A masked client frame (RFC 6455 5.2)."""
-    mask = os.urandom(4)
-    n = len(payload)
-    if n < 126:
-        head = bytes([0x80 | opcode, 0x80 | n])
-    else:
-        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
-    return head + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
 
 
 def ws_read_frame(s, have=b""):

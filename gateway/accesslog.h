@@ -1,6 +1,6 @@
 /*
  * accesslog: one JSON line per request, to stdout, a file, or nowhere. The
- * fields are the ones PRODUCT.md promises operators; a token or a body is
+ * fields are the ones docs/operations.md promises operators; a token or a body is
  * never among them.
  */
 #ifndef ENVELOPD_ACCESSLOG_H

@@ -285,7 +285,7 @@ static const char *const none[] = {NULL};
 static void test_seed_004_nested(void)
 {
     struct envelope e = env_404();
-    /* PRODUCT.md's 404 row, seed 004's 500 example. */
+    /* docs/envelope.md's 404 example, seed 004's 500 example. */
     check_shape(&e, ENVELOPE_NESTED,
                 "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"Task not found\","
                 "\"details\":{\"request_id\":\"x\"}}}", none);

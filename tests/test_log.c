@@ -1,5 +1,5 @@
 /*
- * test_log: the JSON lines operators read (PRODUCT.md "Logs"). Event lines
+ * test_log: the JSON lines operators read (docs/operations.md "Log lines"). Event lines
  * and access lines are captured through a pipe or a temp file, parsed back
  * with yajl_tree and checked key by key: valid JSON even for hostile paths
  * (invalid UTF-8 becomes U+FFFD, quotes and controls escaped), bounded for

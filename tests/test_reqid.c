@@ -1,5 +1,5 @@
 /*
- * test_reqid: correlation IDs (PRODUCT.md "Correlation IDs"): an incoming
+ * test_reqid: correlation IDs (README, "Correlation IDs"): an incoming
  * one is kept only if it is 1-128 characters of [A-Za-z0-9._:-]; a new one
  * is a well-formed RFC 4122 version 4 UUID, and they do not repeat.
  */

@@ -1,6 +1,6 @@
 """Upstream pools: round robin, dead servers skipped, retries, timeouts.
 
-Retry policy (PRODUCT.md, seed 000): GET/HEAD/PUT/DELETE/OPTIONS may be
+Retry policy (docs/configuration.md, [upstream] retries): GET/HEAD/PUT/DELETE/OPTIONS may be
 retried on connect failure, reset before a response, 502 and 503;
 POST/PATCH only when the request never reached the upstream; never a 500.
 

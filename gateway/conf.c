@@ -594,6 +594,7 @@ static const struct conf_directive conf_directives[] = {
      16, 0, 0},
     {SECT_LIMITS, "hash_secret_file", T_SECRET_FILE, C_(hash_secret), 0,
      SZ(struct conf, hash_secret), 16, 0, 0},
+    {SECT_LIMITS, "ipv6_prefix", T_UINT, C_(ipv6_prefix), 0, 0, 1, 128, 0},
 
     {SECT_ADMIN, "listen", T_LISTEN, C_(admin_listen), C_(n_admin_listen),
      sizeof(struct conf_addr), 0, CONF_MAX_LISTEN, D_REPEAT},
@@ -804,6 +805,7 @@ static bool conf_defaults(struct conf *c)
     c->per_ip = (struct conf_rate){500, 15 * 60 * MS_S};
     c->n_trusted_proxies = 0;
     c->hash_secret_set = false;
+    c->ipv6_prefix = 64;
     return true;
 }
 

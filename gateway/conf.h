@@ -124,6 +124,7 @@ struct conf {
     size_t n_trusted_proxies;
     char hash_secret[256];         /* key for the token HMAC; random if unset */
     bool hash_secret_set;
+    unsigned ipv6_prefix;          /* an IPv6 client is keyed by its /N network (1..128) */
 
     /* [admin]: /healthz and /metrics; n_admin_listen 0 = off */
     struct conf_addr admin_listen[CONF_MAX_LISTEN];

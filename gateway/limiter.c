@@ -1,14 +1,20 @@
 /*
- * limiter: the rate-limit policy of one worker. Names the caller (a keyed
- * HMAC-SHA256 of the token, else the client IP), picks the route's or the
- * default rate, and decides with one EVALSHA of the GCRA script in Redis, or
- * with the process-wide local store (no [redis], or on_error = local).
+ * limiter: the rate-limit policy of one worker. Holds every request to every
+ * limit that applies to it: the caller's address always (IPv6 by its
+ * network prefix), and its token too when it sends one (a keyed HMAC-SHA256
+ * of the token, never the token). All of them are decided together, with
+ * one EVALSHA of the GCRA script over several keys in Redis or under one
+ * lock in the process-wide local store (no [redis], or on_error = local):
+ * the request passes only if every limit allows, and only then is any
+ * budget spent. The tightest limit names the 429 and the headers.
  *
  * Process-wide state (shared by every worker's limiter, under one mutex):
  * the local store, so N workers do not grant N times the limit; the random
  * hash secret used when hash_secret is unset, so every worker names a caller
  * by the same key; and the once-a-second "undecided" warning.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,37 +36,71 @@
 #define LIMITER_KEY_MAX 320
 #define LIMITER_SECRET_LEN 32
 
+#define LIMITER_MAX_LIMITS 2         /* per IP, per token */
+_Static_assert(LIMITER_MAX_LIMITS <= RL_MAX_LIMITS, "the local store checks them all at once");
+
 /*
- * GCRA in Redis. KEYS[1] = the caller's key; ARGV[1] = count, ARGV[2] =
- * window in ms. The clock is Redis' own (TIME), so gateways on machines with
- * different clocks share one timeline; Redis >= 5 replicates scripts by
- * effects, which makes TIME before a write legal (replicate_commands is
- * called for 3.2-4.x). The arithmetic is rl_gcra's, in microseconds, exact
- * in doubles below 2^53. Returns one integer: d if allowed, -1 - d if not,
- * where d = max(tat, now) - now before this request; the gateway replays
- * rl_gcra from d to fill the headers, so there is one source of truth for
- * Remaining/Reset/Retry-After. One integer rather than a pair: hiredis
- * builds one reply object instead of three, per request.
+ * GCRA in Redis, over every limit of one request. KEYS[i] = the key of limit
+ * i; ARGV[2i-1], ARGV[2i] = its count and window in ms. Every key is read
+ * first; only when all of them conform is each one's new tat written, so a
+ * request one limit refuses spends nothing of another's budget, and two
+ * gateways racing for the last slot of either cannot both get it. The clock
+ * is Redis' own (TIME), so gateways on machines with different clocks share
+ * one timeline; Redis >= 5 replicates scripts by effects, which makes TIME
+ * before a write legal (replicate_commands is called for 3.2-4.x). The
+ * arithmetic is rl_gcra's, in microseconds, exact in doubles below 2^53.
+ * Returns one string of one integer per key, space-separated: d if that
+ * limit allows, -1 - d if not, where d = max(tat, now) - now before this
+ * request; the gateway replays rl_gcra from each d to fill the headers, so
+ * there is one source of truth for Remaining/Reset/Retry-After. One string
+ * rather than an array: hiredis builds one reply object per request.
+ * All keys must live on one node: with Redis Cluster they will need one hash
+ * tag (the client does not follow MOVED yet).
  */
 static const char limiter_lua[] =
     "if redis.replicate_commands then pcall(redis.replicate_commands) end\n"
-    "local count = tonumber(ARGV[1])\n"
-    "local window = tonumber(ARGV[2])\n"
-    "if window > 316224000000 then window = 316224000000 end\n"
-    "local t = math.floor(window * 1000 / count)\n"
-    "if t < 1 then t = 1 end\n"
-    "local tau = (count - 1) * t\n"
+    "local n = #KEYS\n"
+    "if n < 1 or #ARGV ~= 2 * n then return redis.error_reply('envelopd: bad arguments') end\n"
     "local clock = redis.call('TIME')\n"
     "local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])\n"
-    "local v = redis.call('GET', KEYS[1])\n"
-    "local d = 0\n"
-    "if v then d = (tonumber(v) or now) - now end\n"
-    "if d < 0 then d = 0 end\n"
-    "if d > tau + t then d = tau + t end\n"
-    "if d > tau then return -1 - d end\n"
-    "local nd = d + t\n"
-    "redis.call('SET', KEYS[1], string.format('%d', now + nd), 'PX', math.floor(nd / 1000) + 1)\n"
-    "return d\n";
+    "local ds, ts, out = {}, {}, {}\n"
+    "local pass = true\n"
+    "for i = 1, n do\n"
+    "  local count = tonumber(ARGV[2 * i - 1])\n"
+    "  local window = tonumber(ARGV[2 * i])\n"
+    "  if window > 316224000000 then window = 316224000000 end\n"
+    "  local t = math.floor(window * 1000 / count)\n"
+    "  if t < 1 then t = 1 end\n"
+    "  local tau = (count - 1) * t\n"
+    "  local v = redis.call('GET', KEYS[i])\n"
+    "  local d = 0\n"
+    "  if v then d = (tonumber(v) or now) - now end\n"
+    "  if d < 0 then d = 0 end\n"
+    "  if d > tau + t then d = tau + t end\n"
+    "  ds[i] = d\n"
+    "  ts[i] = t\n"
+    "  if d > tau then\n"
+    "    pass = false\n"
+    "    out[i] = string.format('%d', -1 - d)\n"
+    "  else\n"
+    "    out[i] = string.format('%d', d)\n"
+    "  end\n"
+    "end\n"
+    "if pass then\n"
+    "  for i = 1, n do\n"
+    "    local nd = ds[i] + ts[i]\n"
+    "    redis.call('SET', KEYS[i], string.format('%d', now + nd), 'PX', math.floor(nd / 1000) + 1)\n"
+    "  end\n"
+    "end\n"
+    "return table.concat(out, ' ')\n";
+
+/* The limits one request is held to, in a fixed order: per IP, per token. */
+struct limit_set {
+    size_t n;
+    struct conf_rate rate[LIMITER_MAX_LIMITS];
+    size_t keylen[LIMITER_MAX_LIMITS];
+    char key[LIMITER_MAX_LIMITS][LIMITER_KEY_MAX];
+};
 
 struct limiter_pending {
     struct limiter *l;
@@ -68,9 +108,7 @@ struct limiter_pending {
     struct redis_call *call;
     limiter_cb cb;
     void *arg;
-    struct conf_rate rate;
-    size_t keylen;
-    char key[LIMITER_KEY_MAX];
+    struct limit_set set;
 };
 
 /*
@@ -159,26 +197,43 @@ static void note_undecided(const struct conf *conf, const char *why)
            "handled by on_error = %s", why, n, mode < 3 ? modes[mode] : "?");
 }
 
-/* The verdict when Redis cannot answer. */
-static enum limiter_verdict decide_fallback(const struct conf *conf, const struct conf_rate *rate,
-                                            const char *key, size_t keylen,
+/* Every limit of SET from the process-wide store, all or nothing. */
+static enum limiter_verdict decide_local(const struct limit_set *set, struct rl_result *res)
+{
+    struct rl_limit lims[LIMITER_MAX_LIMITS];
+    struct rl_result out[LIMITER_MAX_LIMITS];
+    for (size_t i = 0; i < set->n; i++) {
+        lims[i].key = set->key[i];
+        lims[i].keylen = set->keylen[i];
+        lims[i].rate = set->rate[i];
+    }
+    (void)rl_local_check_all(shared.store, lims, set->n, mono_ms(), out);
+    *res = out[rl_tightest(out, set->n)];
+    return res->allowed ? LIMITER_ALLOW : LIMITER_LIMITED;
+}
+
+/* The verdict when Redis cannot answer (or is not configured). */
+static enum limiter_verdict decide_fallback(const struct conf *conf, const struct limit_set *set,
                                             struct rl_result *res, const char *why)
 {
     memset(res, 0, sizeof(*res));
-    if (!conf->redis_enabled) {
-        rl_local_check(shared.store, key, keylen, rate, mono_ms(), res);
-        return res->allowed ? LIMITER_ALLOW : LIMITER_LIMITED;
-    }
+    if (!conf->redis_enabled)
+        return decide_local(set, res);
     note_undecided(conf, why);
     switch (conf->redis_on_error) {
-    case CONF_ON_ERROR_DENY:
+    case CONF_ON_ERROR_DENY: {
+        /* A 503 carries no rate headers; these name the smallest limit. */
+        const struct conf_rate *rate = &set->rate[0];
+        for (size_t i = 1; i < set->n; i++)
+            if (set->rate[i].count < rate->count)
+                rate = &set->rate[i];
         res->limit = (long)rate->count;
         res->window_s = (long)(rate->window_ms / 1000 + (rate->window_ms % 1000 != 0));
         res->retry_after_s = 1;
         return LIMITER_UNAVAILABLE;
+    }
     case CONF_ON_ERROR_LOCAL:
-        rl_local_check(shared.store, key, keylen, rate, mono_ms(), res);
-        return res->allowed ? LIMITER_ALLOW : LIMITER_LIMITED;
+        return decide_local(set, res);
     case CONF_ON_ERROR_ALLOW:
     default:
         return LIMITER_NONE;
@@ -233,50 +288,81 @@ static bool token_hash(struct limiter *l, const char *tok, size_t len, char out[
     return true;
 }
 
-static bool plain_ip(const char *ip)
-{
-    size_t n = 0;
-    for (; ip[n]; n++) {
-        char ch = ip[n];
-        bool ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-                  (ch >= 'A' && ch <= 'F') || ch == '.' || ch == ':';
-        if (!ok || n >= 45)
-            return false;
-    }
-    return n > 0;
-}
-
 /*
- * prefix "{" id "}:" route ":" count "/" window_ms. The id is the token's
- * keyed hash (never the token), or "ip:" and the client IP. The hash tag
- * keeps a caller's keys on one Redis Cluster slot.
+ * The id of a caller by address: "ip:" and the canonical text of the
+ * address. An IPv6 address is masked to its [limits] ipv6_prefix network and
+ * gets "/len", since one subscriber usually holds a whole /64 and could
+ * otherwise take a fresh budget from each of its 2^64 addresses; an
+ * IPv4-mapped IPv6 address is that IPv4 address. "ip:-" when unknown;
+ * "iph:" and a keyed hash for text that is no address (never stored raw).
  */
-static bool build_key(struct limiter *l, const struct limiter_query *q, bool has_token,
-                      const struct conf_rate *rate, char *out, size_t cap, size_t *len)
+static bool ip_id(const struct conf *conf, const char *ip, char *out, size_t cap, size_t *len)
 {
-    const struct conf *conf = l->conf;
-    char h[33];
-    const char *prefix = conf->redis_enabled ? conf->redis_key_prefix : "";
-    const char *route = q->route ? q->route->name : "default";
-    struct headbuf b;  /* the key is built as a head would be: bounded, no printf */
-    headbuf_mem(&b, out, cap - 1);
-    hb_add(&b, prefix, strnlen(prefix, CONF_NAME_MAX));
-    HB_LIT(&b, "{");
-    if (has_token) {
-        if (!token_hash(l, q->token, q->token_len, h))
-            return false;
-        hb_str(&b, h);
-    } else if (!q->client_ip || !q->client_ip[0]) {
+    struct in_addr a4;
+    struct in6_addr a6;
+    char text[INET6_ADDRSTRLEN];
+    struct headbuf b;
+    headbuf_mem(&b, out, cap);
+    size_t iplen = ip ? strnlen(ip, 64) : 0;
+    if (iplen == 0) {
         HB_LIT(&b, "ip:-");
-    } else if (plain_ip(q->client_ip)) {
+    } else if (iplen < 64 && inet_pton(AF_INET, ip, &a4) == 1) {
+        if (!inet_ntop(AF_INET, &a4, text, sizeof text))
+            return false;
         HB_LIT(&b, "ip:");
-        hb_add(&b, q->client_ip, strnlen(q->client_ip, 45));
+        hb_str(&b, text);
+    } else if (iplen < 64 && inet_pton(AF_INET6, ip, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            memcpy(&a4, &a6.s6_addr[12], sizeof a4);
+            if (!inet_ntop(AF_INET, &a4, text, sizeof text))
+                return false;
+            HB_LIT(&b, "ip:");
+            hb_str(&b, text);
+        } else {
+            /* 0 only in a conf not built by conf_load (tests): the default */
+            unsigned bits = conf->ipv6_prefix >= 1 && conf->ipv6_prefix <= 128
+                                ? conf->ipv6_prefix : 64;
+            for (unsigned i = 0; i < 16; i++) {
+                unsigned keep = bits >= 8 * (i + 1) ? 8 : bits > 8 * i ? bits - 8 * i : 0;
+                a6.s6_addr[i] &= (uint8_t)(0xff00u >> keep);
+            }
+            if (!inet_ntop(AF_INET6, &a6, text, sizeof text))
+                return false;
+            HB_LIT(&b, "ip:");
+            hb_str(&b, text);
+            HB_LIT(&b, "/");
+            hb_u64(&b, bits);
+        }
     } else {
-        if (!keyed_hash(conf, q->client_ip, strlen(q->client_ip), h))
+        char h[33];
+        if (!keyed_hash(conf, ip, iplen, h))
             return false;
         HB_LIT(&b, "iph:");
         hb_str(&b, h);
     }
+    if (b.full)
+        return false;
+    *len = b.len;
+    return true;
+}
+
+/*
+ * prefix "{" id "}:" route ":" count "/" window_ms, NUL-terminated. The id
+ * is the token's keyed hash (never the token), or the caller's address
+ * (ip_id). The hash tag keeps the keys of one id on one Redis Cluster slot;
+ * one request's IP and token keys differ in it (see limiter_lua).
+ */
+static bool build_key(const struct conf *conf, const struct conf_route *route_conf,
+                      const char *id, size_t idlen, const struct conf_rate *rate, char *out,
+                      size_t cap, size_t *len)
+{
+    const char *prefix = conf->redis_enabled ? conf->redis_key_prefix : "";
+    const char *route = route_conf ? route_conf->name : "default";
+    struct headbuf b;  /* the key is built as a head would be: bounded, no printf */
+    headbuf_mem(&b, out, cap - 1);
+    hb_add(&b, prefix, strnlen(prefix, CONF_NAME_MAX));
+    HB_LIT(&b, "{");
+    hb_add(&b, id, idlen);
     HB_LIT(&b, "}:");
     hb_add(&b, route, strnlen(route, CONF_NAME_MAX));
     HB_LIT(&b, ":");
@@ -290,6 +376,39 @@ static bool build_key(struct limiter *l, const struct limiter_query *q, bool has
     return true;
 }
 
+static bool rate_applies(const struct conf_rate *r)
+{
+    return r->count > 0 && r->window_ms > 0;  /* not "off", not unset */
+}
+
+/* The limits Q is held to, into SET: per IP, then per token if it has one. */
+static bool build_set(struct limiter *l, const struct limiter_query *q,
+                      const struct conf_rate *ip_rate, const struct conf_rate *tok_rate,
+                      struct limit_set *set)
+{
+    const struct conf *conf = l->conf;
+    char id[80];
+    size_t idlen = 0;
+    set->n = 0;
+    if (ip_rate) {
+        size_t i = set->n++;
+        set->rate[i] = *ip_rate;
+        if (!ip_id(conf, q->client_ip, id, sizeof id, &idlen) ||
+            !build_key(conf, q->route, id, idlen, ip_rate, set->key[i], LIMITER_KEY_MAX,
+                       &set->keylen[i]))
+            return false;
+    }
+    if (tok_rate) {
+        size_t i = set->n++;
+        set->rate[i] = *tok_rate;
+        if (!token_hash(l, q->token, q->token_len, id) ||
+            !build_key(conf, q->route, id, 32, tok_rate, set->key[i], LIMITER_KEY_MAX,
+                       &set->keylen[i]))
+            return false;
+    }
+    return true;
+}
+
 static void pending_unlink(struct limiter_pending *p)
 {
     if (p->prev)
@@ -300,8 +419,12 @@ static void pending_unlink(struct limiter_pending *p)
         p->next->prev = p->prev;
 }
 
-/* Is this the script's reply: d (allowed) or -1 - d (limited)? */
-static bool parse_reply(const redisReply *reply, bool *allowed, uint64_t *d, const char **why)
+/*
+ * Is this the script's reply for N limits: N integers, one space apart,
+ * each d (that limit allows) or -1 - d (it does not)?
+ */
+static bool parse_reply(const redisReply *reply, size_t n, bool *allowed, uint64_t *d,
+                        const char **why)
 {
     if (!reply) {
         *why = "timeout or connection lost";
@@ -311,14 +434,55 @@ static bool parse_reply(const redisReply *reply, bool *allowed, uint64_t *d, con
         *why = reply->str ? reply->str : "error reply";  /* never names a key */
         return false;
     }
-    if (reply->type != REDIS_REPLY_INTEGER) {
-        *why = "unexpected reply";
+    *why = "unexpected reply";
+    if (reply->type != REDIS_REPLY_STRING || !reply->str)
         return false;
+    const char *s = reply->str, *end = reply->str + reply->len;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && (s == end || *s++ != ' '))
+            return false;
+        bool neg = s < end && *s == '-';
+        s += neg;
+        uint64_t x = 0;
+        size_t digits = 0;
+        for (; s < end && *s >= '0' && *s <= '9'; s++) {
+            if (++digits > 18)  /* d is below 2^53 */
+                return false;
+            x = x * 10 + (uint64_t)(*s - '0');
+        }
+        if (digits == 0 || (neg && x == 0))
+            return false;
+        allowed[i] = !neg;
+        d[i] = neg ? x - 1 : x;
     }
-    long long v = reply->integer;
-    *allowed = v >= 0;
-    *d = v >= 0 ? (uint64_t)v : (uint64_t)(-(v + 1));
-    return true;
+    return s == end;
+}
+
+/*
+ * Replay the script's step for each limit from its d: the same formulas give
+ * the same verdicts and fill each limit's headers; the tightest speaks.
+ */
+static enum limiter_verdict replay(const struct limit_set *set, const bool *allowed,
+                                   const uint64_t *d, struct rl_result *res)
+{
+    struct rl_result out[LIMITER_MAX_LIMITS];
+    for (size_t i = 0; i < set->n; i++) {
+        uint64_t tat = d[i];
+        rl_gcra(&set->rate[i], 0, &tat, &out[i]);
+        if (out[i].allowed != allowed[i]) {
+            LOG_AT(CONF_LOG_ERROR, "ratelimit_mismatch", NULL, NULL,
+                   "Redis script and gateway disagree (d=%llu); following Redis",
+                   (unsigned long long)d[i]);
+            out[i].allowed = allowed[i];
+            if (!allowed[i]) {
+                out[i].remaining = 0;
+                if (out[i].retry_after_s < 1)
+                    out[i].retry_after_s = 1;
+            }
+        }
+    }
+    *res = out[rl_tightest(out, set->n)];
+    return res->allowed ? LIMITER_ALLOW : LIMITER_LIMITED;
 }
 
 static void redis_answer(const redisReply *reply, void *arg)
@@ -327,25 +491,13 @@ static void redis_answer(const redisReply *reply, void *arg)
     struct limiter *l = p->l;
     struct rl_result res;
     enum limiter_verdict v;
-    bool allowed = false;
-    uint64_t d = 0;
+    bool allowed[LIMITER_MAX_LIMITS];
+    uint64_t d[LIMITER_MAX_LIMITS];
     const char *why = NULL;
-    if (parse_reply(reply, &allowed, &d, &why)) {
-        /* Replay the script's step from its d: same formulas, same verdict. */
-        uint64_t tat = d;
-        rl_gcra(&p->rate, 0, &tat, &res);
-        if (res.allowed != allowed) {
-            LOG_AT(CONF_LOG_ERROR, "ratelimit_mismatch", NULL, NULL,
-                   "Redis script and gateway disagree (d=%llu); following Redis",
-                   (unsigned long long)d);
-            res.allowed = allowed;
-            if (!allowed && res.retry_after_s < 1)
-                res.retry_after_s = 1;
-        }
-        v = res.allowed ? LIMITER_ALLOW : LIMITER_LIMITED;
-    } else {
-        v = decide_fallback(l->conf, &p->rate, p->key, p->keylen, &res, why);
-    }
+    if (parse_reply(reply, p->set.n, allowed, d, &why))
+        v = replay(&p->set, allowed, d, &res);
+    else
+        v = decide_fallback(l->conf, &p->set, &res, why);
     limiter_cb cb = p->cb;
     void *cb_arg = p->arg;
     pending_unlink(p);
@@ -438,57 +590,67 @@ int limiter_check(struct limiter *l, const struct limiter_query *q,
 {
     const struct conf *conf = l->conf;
     const struct conf_route *route = q->route;
-    bool has_token = q->token && q->token_len > 0;
-    struct conf_rate rate;
-    if (has_token)
-        rate = route && conf_rate_set(&route->per_token) ? route->per_token : conf->per_token;
-    else
-        rate = route && conf_rate_set(&route->per_ip) ? route->per_ip : conf->per_ip;
+    const struct conf_rate *ip_rate =
+        route && conf_rate_set(&route->per_ip) ? &route->per_ip : &conf->per_ip;
+    const struct conf_rate *tok_rate =
+        route && conf_rate_set(&route->per_token) ? &route->per_token : &conf->per_token;
+    if (!rate_applies(ip_rate))
+        ip_rate = NULL;
+    if (!q->token || q->token_len == 0 || !rate_applies(tok_rate))
+        tok_rate = NULL;
 
     if (pending)
         *pending = NULL;
     memset(res, 0, sizeof(*res));
-    if (rate.count == 0) {  /* "off" */
+    if (!ip_rate && !tok_rate) {  /* "off" */
         *v = LIMITER_NONE;
         return 1;
     }
 
-    struct limiter_pending *p = malloc(sizeof(*p));
-    char stack_key[LIMITER_KEY_MAX];
-    char *key = p ? p->key : stack_key;
-    size_t keylen = 0;
-    if (!build_key(l, q, has_token, &rate, key, LIMITER_KEY_MAX, &keylen)) {
+    /* Only a question for Redis outlives this call; the others decide from
+     * a set on the stack. */
+    bool remote = conf->redis_enabled && l->redis && cb;
+    struct limiter_pending *p = remote ? malloc(sizeof(*p)) : NULL;
+    struct limit_set stack_set;
+    struct limit_set *set = p ? &p->set : &stack_set;
+    if (!build_set(l, q, ip_rate, tok_rate, set)) {
         free(p);
         log_error("ratelimit_key", "cannot derive a rate-limit key; request not limited");
         *v = LIMITER_NONE;
         return 1;
     }
 
-    if (!conf->redis_enabled || !l->redis || !p || !cb) {
-        *v = decide_fallback(conf, &rate, key, keylen, res,
-                             !p ? "no memory" : !cb ? "no callback" : "Redis not set up");
-        free(p);
+    if (!p) {
+        *v = decide_fallback(conf, set, res,
+                             !conf->redis_enabled ? NULL : !l->redis ? "Redis not set up"
+                             : !cb ? "no callback" : "no memory");
         return 1;
     }
 
     p->l = l;
     p->cb = cb;
     p->arg = arg;
-    p->rate = rate;
-    p->keylen = keylen;
-    char count[24], window[24];
-    struct headbuf b;
-    headbuf_mem(&b, count, sizeof count);
-    hb_u64(&b, rate.count);
-    int cn = (int)b.len;
-    headbuf_mem(&b, window, sizeof window);
-    hb_u64(&b, rate.window_ms);
-    int wn = (int)b.len;
-    const char *argv[] = {p->key, count, window};
-    size_t lens[] = {keylen, (size_t)cn, (size_t)wn};
-    p->call = redis_eval(l->redis, 1, 3, argv, lens, redis_answer, p);
+    /* KEYS[1..n], then count and window of each */
+    char nums[2 * LIMITER_MAX_LIMITS][24];
+    const char *argv[3 * LIMITER_MAX_LIMITS];
+    size_t lens[3 * LIMITER_MAX_LIMITS];
+    size_t n = set->n;
+    for (size_t i = 0; i < n; i++) {
+        argv[i] = set->key[i];
+        lens[i] = set->keylen[i];
+        struct headbuf b;
+        headbuf_mem(&b, nums[2 * i], sizeof nums[2 * i]);
+        hb_u64(&b, set->rate[i].count);
+        argv[n + 2 * i] = nums[2 * i];
+        lens[n + 2 * i] = b.len;
+        headbuf_mem(&b, nums[2 * i + 1], sizeof nums[2 * i + 1]);
+        hb_u64(&b, set->rate[i].window_ms);
+        argv[n + 2 * i + 1] = nums[2 * i + 1];
+        lens[n + 2 * i + 1] = b.len;
+    }
+    p->call = redis_eval(l->redis, (int)n, (int)(3 * n), argv, lens, redis_answer, p);
     if (!p->call) {
-        *v = decide_fallback(conf, &rate, p->key, keylen, res, "Redis unavailable");
+        *v = decide_fallback(conf, set, res, "Redis unavailable");
         free(p);
         return 1;
     }

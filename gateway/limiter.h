@@ -1,8 +1,10 @@
 /*
- * limiter: the rate-limit policy of one worker. Identifies the caller (token
- * hashed with HMAC-SHA256, else client IP), picks the route's or the default
- * limit, asks Redis (one EVALSHA) or the local store, and applies on_error
- * when Redis cannot answer in time. Callbacks never outlive a cancelled query.
+ * limiter: the rate-limit policy of one worker. Holds each request to every
+ * limit that applies (per client IP always, IPv6 by network; per token too,
+ * hashed with HMAC-SHA256, when one is sent; the route's rates, else the
+ * defaults), asks Redis (one EVALSHA for all of them) or the local store,
+ * reports the tightest limit, and applies on_error when Redis cannot answer
+ * in time. Callbacks never outlive a cancelled query.
  */
 #ifndef ENVELOPD_LIMITER_H
 #define ENVELOPD_LIMITER_H
@@ -16,8 +18,8 @@
 #include "ratelimit.h"
 
 enum limiter_verdict {
-    LIMITER_ALLOW,        /* serve; result.* fill the headers */
-    LIMITER_LIMITED,      /* 429 with result */
+    LIMITER_ALLOW,        /* serve; result.* (the tightest limit's) fill the headers */
+    LIMITER_LIMITED,      /* 429 with result (the refusing limit's) */
     LIMITER_UNAVAILABLE,  /* Redis failed and on_error = deny: 503 */
     LIMITER_NONE,         /* no limit applies (rate unset, or allowed undecided): no headers */
 };

@@ -1,7 +1,9 @@
 /*
  * ratelimit: GCRA arithmetic over integer microseconds, and a bounded,
  * thread-safe in-process store of GCRA states (key -> tat) with LRU
- * eviction and lazy expiry. No I/O besides one getrandom() for the hash seed.
+ * eviction and lazy expiry, which checks all of a request's limits before
+ * advancing any, and picks the limit that speaks for the request. No I/O
+ * besides one getrandom() for the hash seed.
  *
  * GCRA for "C per W": emission interval T = floor(W/C) us (at least 1 us),
  * burst tolerance tau = (C - 1) * T. A request at `now` conforms when
@@ -206,17 +208,72 @@ void rl_local_free(struct rl_local *l)
     free(l);
 }
 
-void rl_local_check(struct rl_local *l, const char *key, size_t keylen,
-                    const struct conf_rate *rate, uint64_t now_ms, struct rl_result *out)
+static struct rl_entry *entry_find(const struct rl_local *l, uint64_t h, const char *key,
+                                   size_t keylen)
 {
+    struct rl_entry *e = l->buckets[h & (l->nbuckets - 1)];
+    while (e && !(e->hash == h && e->keylen == keylen && memcmp(e->key, key, keylen) == 0))
+        e = e->hnext;
+    return e;
+}
+
+/* A new caller's first state. On allocation failure the request passes
+ * unrecorded. */
+static void entry_insert(struct rl_local *l, uint64_t h, const char *key, size_t keylen,
+                         uint64_t tat, uint64_t now_us)
+{
+    if (l->count >= l->max_keys && l->lru_tail) {
+        /* Full: reclaim a drained entry among the coldest few, else
+         * evict the least recently used (a live state is lost). */
+        struct rl_entry *victim = l->lru_tail;
+        struct rl_entry *c = l->lru_tail;
+        for (int i = 0; i < 8 && c; i++, c = c->lru_prev) {
+            if (c->tat_us <= now_us) {
+                victim = c;
+                break;
+            }
+        }
+        entry_remove(l, victim);
+    }
+    struct rl_entry *e = malloc(sizeof(*e) + keylen);
+    if (!e)
+        return;
+    e->hash = h;
+    e->tat_us = tat;
+    e->keylen = keylen;
+    memcpy(e->key, key, keylen);
+    size_t b = h & (l->nbuckets - 1);
+    e->hnext = l->buckets[b];
+    l->buckets[b] = e;
+    lru_push_head(l, e);
+    l->count++;
+}
+
+bool rl_local_check_all(struct rl_local *l, const struct rl_limit *limits, size_t n,
+                        uint64_t now_ms, struct rl_result *out)
+{
+    if (n == 0 || n > RL_MAX_LIMITS) {
+        for (size_t i = 0; i < n; i++) {
+            memset(&out[i], 0, sizeof(out[i]));
+            out[i].retry_after_s = 1;
+        }
+        return false;
+    }
     uint64_t now_us = (now_ms > RL_MAX_NOW_MS ? RL_MAX_NOW_MS : now_ms) * 1000;
-    uint64_t h = key_hash(l->seed, key, keylen);
+    uint64_t h[RL_MAX_LIMITS], tat[RL_MAX_LIMITS];
+    struct rl_entry *e[RL_MAX_LIMITS];
+    bool all = true;
+    for (size_t i = 0; i < n; i++)
+        h[i] = key_hash(l->seed, limits[i].key, limits[i].keylen);
 
     if (pthread_mutex_lock(&l->mu) != 0) {
         /* Cannot happen with a default mutex; decide statelessly rather than crash. */
-        uint64_t tat = 0;
-        rl_gcra(rate, now_ms, &tat, out);
-        return;
+        for (size_t i = 0; i < n; i++) {
+            tat[i] = 0;
+            rl_gcra(&limits[i].rate, now_ms, &tat[i], &out[i]);
+            all = all && out[i].allowed;
+        }
+        return all;
     }
 
     /* Lazy expiry: drop up to two drained entries from the cold end. An
@@ -224,45 +281,60 @@ void rl_local_check(struct rl_local *l, const char *key, size_t keylen,
     for (int i = 0; i < 2 && l->lru_tail && l->lru_tail->tat_us <= now_us; i++)
         entry_remove(l, l->lru_tail);
 
-    struct rl_entry *e = l->buckets[h & (l->nbuckets - 1)];
-    while (e && !(e->hash == h && e->keylen == keylen && memcmp(e->key, key, keylen) == 0))
-        e = e->hnext;
+    /* Check every limit before touching any: a request one limit refuses
+     * must not spend another's budget. */
+    for (size_t i = 0; i < n; i++) {
+        e[i] = entry_find(l, h[i], limits[i].key, limits[i].keylen);
+        tat[i] = e[i] ? e[i]->tat_us : 0;
+        rl_gcra(&limits[i].rate, now_ms, &tat[i], &out[i]);
+        all = all && out[i].allowed;
+    }
 
-    uint64_t tat = e ? e->tat_us : 0;
-    rl_gcra(rate, now_ms, &tat, out);
-
-    if (e) {
-        e->tat_us = tat;
+    /* Existing states first: an insertion below may evict, and no pointer
+     * in e[] is used after that. */
+    for (size_t i = 0; i < n; i++) {
+        if (!e[i])
+            continue;
+        if (all)
+            e[i]->tat_us = tat[i];
         /* Touched on deny too: an active abuser stays hot and is never the
          * one evicted (eviction would hand it a fresh burst). */
-        lru_unlink(l, e);
-        lru_push_head(l, e);
-    } else if (out->allowed && tat > now_us) {
-        if (l->count >= l->max_keys && l->lru_tail) {
-            /* Full: reclaim a drained entry among the coldest few, else
-             * evict the least recently used (a live state is lost). */
-            struct rl_entry *victim = l->lru_tail;
-            struct rl_entry *c = l->lru_tail;
-            for (int i = 0; i < 8 && c; i++, c = c->lru_prev) {
-                if (c->tat_us <= now_us) {
-                    victim = c;
-                    break;
-                }
-            }
-            entry_remove(l, victim);
-        }
-        e = malloc(sizeof(*e) + keylen);
-        if (e) {  /* on allocation failure the request passes unrecorded */
-            e->hash = h;
-            e->tat_us = tat;
-            e->keylen = keylen;
-            memcpy(e->key, key, keylen);
-            size_t b = h & (l->nbuckets - 1);
-            e->hnext = l->buckets[b];
-            l->buckets[b] = e;
-            lru_push_head(l, e);
-            l->count++;
-        }
+        lru_unlink(l, e[i]);
+        lru_push_head(l, e[i]);
+    }
+    for (size_t i = 0; all && i < n; i++) {
+        /* A key given twice would otherwise be inserted twice. */
+        if (!e[i] && tat[i] > now_us &&
+            !entry_find(l, h[i], limits[i].key, limits[i].keylen))
+            entry_insert(l, h[i], limits[i].key, limits[i].keylen, tat[i], now_us);
     }
     pthread_mutex_unlock(&l->mu);
+    return all;
+}
+
+void rl_local_check(struct rl_local *l, const char *key, size_t keylen,
+                    const struct conf_rate *rate, uint64_t now_ms, struct rl_result *out)
+{
+    struct rl_limit one = {key, keylen, *rate};
+    (void)rl_local_check_all(l, &one, 1, now_ms, out);
+}
+
+size_t rl_tightest(const struct rl_result *res, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++) {
+        const struct rl_result *a = &res[i], *b = &res[best];
+        bool better;
+        if (a->allowed != b->allowed)
+            better = !a->allowed;  /* a denial always speaks for the request */
+        else if (!a->allowed && a->retry_after_s != b->retry_after_s)
+            better = a->retry_after_s > b->retry_after_s;
+        else if (a->allowed && a->remaining != b->remaining)
+            better = a->remaining < b->remaining;
+        else
+            better = a->limit < b->limit;
+        if (better)
+            best = i;
+    }
+    return best;
 }

@@ -3,7 +3,8 @@
  * "now" (HAProxy's freq_ctr spirit): a limit of N per W lets N requests
  * through as a burst and then one every W/N, never 2N across a window edge.
  * Also an in-process store of GCRA states for the local mode and for
- * on_error = local. The same arithmetic runs inside Redis as a Lua script.
+ * on_error = local, which holds a request to several limits at once. The
+ * same arithmetic runs inside Redis as a Lua script.
  */
 #ifndef ENVELOPD_RATELIMIT_H
 #define ENVELOPD_RATELIMIT_H
@@ -38,5 +39,33 @@ struct rl_local *rl_local_new(size_t max_keys);
 void rl_local_free(struct rl_local *l);
 void rl_local_check(struct rl_local *l, const char *key, size_t keylen,
                     const struct conf_rate *rate, uint64_t now_ms, struct rl_result *out);
+
+/* One of the limits a request is held to. */
+struct rl_limit {
+    const char *key;
+    size_t keylen;
+    struct conf_rate rate;
+};
+
+#define RL_MAX_LIMITS 4
+
+/*
+ * Hold one request to N limits (1..RL_MAX_LIMITS, distinct keys) at once,
+ * under the store's lock: every limit is checked first, and only when all of
+ * them allow are their states advanced, so a denied request consumes nothing
+ * from any of them. OUT[i] is limit i's own view (when it allows, as if the
+ * request passed). Returns true when every limit allows. With N out of range
+ * nothing is decided: false, every OUT[i] denied.
+ */
+bool rl_local_check_all(struct rl_local *l, const struct rl_limit *limits, size_t n,
+                        uint64_t now_ms, struct rl_result *out);
+
+/*
+ * Which of N results (N >= 1) speaks for the request in its headers: when
+ * any denies, the denying one with the longest Retry-After; when all allow,
+ * the one with the fewest remaining. Ties go to the smaller limit, then to
+ * the lower index.
+ */
+size_t rl_tightest(const struct rl_result *res, size_t n);
 
 #endif

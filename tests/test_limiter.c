@@ -3,8 +3,10 @@
  * loopback port (fork/exec, killed by PID in the cleanup): limits through
  * Redis, sharing between instances, NOSCRIPT reload, on_error modes with
  * Redis killed, recovery after a restart, CLIENT PAUSE vs the timeout, keys
- * free of tokens, cancellation. The event loop runs until the callback fires
- * or a bound passes; nothing sleeps and hopes.
+ * free of tokens, cancellation; and, in Redis and in local mode alike, limits
+ * that add up (per IP always, per token too), the tightest one's headers,
+ * denials that spend nothing, IPv6 networks as one caller. The event loop
+ * runs until the callback fires or a bound passes; nothing sleeps and hopes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -265,8 +268,9 @@ static void conf_defaults(void)
     snprintf(conf->redis_key_prefix, sizeof(conf->redis_key_prefix), "envelopd:");
     conf->per_token.count = 5;
     conf->per_token.window_ms = 60000;
-    conf->per_ip.count = 3;
+    conf->per_ip.count = 1000;  /* the token tests below are about the token */
     conf->per_ip.window_ms = 60000;
+    conf->ipv6_prefix = 64;
     snprintf(conf->hash_secret, sizeof(conf->hash_secret), "test-secret");
     conf->hash_secret_set = true;
 }
@@ -348,6 +352,8 @@ static void test_limit_through_redis(void)
     CU_ASSERT_EQUAL(check(l, "other-token", &res), LIMITER_ALLOW);
     CU_ASSERT_EQUAL(res.remaining, 4);
     /* anonymous: per_ip, by address */
+    conf->per_ip.count = 3;
+    limiter_set_conf(l, conf);
     for (int i = 0; i < 3; i++)
         CU_ASSERT_EQUAL(check_on(l, base, NULL, NULL, "198.51.100.7", &res, NULL),
                         LIMITER_ALLOW);
@@ -390,6 +396,7 @@ static void test_unset_rate_is_none(void)
 {
     conf_defaults();
     conf->per_token.count = 0;
+    conf->per_ip.count = 0;
     struct limiter *l = limiter_new(base, conf);
     CU_ASSERT_PTR_NOT_NULL_FATAL(l);
     struct limiter_query q = {NULL, TOKEN, strlen(TOKEN), "192.0.2.1"};
@@ -485,7 +492,9 @@ static void test_keys_hide_tokens(void)
             }
             CU_ASSERT(strncmp(key, "envelopd:{", 10) == 0);
             if (strncmp(key, "envelopd:{ip:", 13) == 0) {
-                CU_ASSERT_STRING_EQUAL(key, "envelopd:{ip:203.0.113.9}:default:3/60000");
+                /* the anonymous caller, and the address the tokens came from */
+                CU_ASSERT(strcmp(key, "envelopd:{ip:203.0.113.9}:default:1000/60000") == 0 ||
+                          strcmp(key, "envelopd:{ip:192.0.2.1}:default:1000/60000") == 0);
                 continue;
             }
             CU_ASSERT(strlen(key) > 43 && key[42] == '}');
@@ -514,7 +523,7 @@ static void test_keys_hide_tokens(void)
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
-    CU_ASSERT_EQUAL(nkeys, 5);
+    CU_ASSERT_EQUAL(nkeys, 6);
     limiter_free(l);
 }
 
@@ -829,6 +838,259 @@ static void test_unix_auth_select(void)
     redisFree(c);
 }
 
+/* ---- limits add up ---- */
+
+#define RATE(c, w) {(c), (w)}
+#define OFF {0, 60000}
+#define UNSET {0, 0}
+#define MIN 60000
+
+struct addup_req {
+    const char *token;    /* NULL: anonymous; "*": a fresh random token */
+    const char *ip;       /* NULL: 192.0.2.1 */
+    char verdict;         /* A allow, L limited, N no limit applies */
+    long limit;           /* X-RateLimit-Limit of the verdict */
+    long remaining;       /* -1: not checked */
+    long window_s;        /* 0: not checked */
+};
+
+struct addup_case {
+    const char *name;
+    struct conf_rate per_ip, per_token;          /* [limits] */
+    struct conf_rate route_ip, route_token;      /* the route's own; UNSET: [limits] */
+    unsigned ipv6_prefix;                        /* 0: 64 */
+    struct addup_req req[12];                    /* up to the first with verdict 0 */
+};
+
+static const struct addup_case addup_cases[] = {
+    {"ten random tokens cannot escape per_ip 3/1m", RATE(3, MIN), RATE(100, MIN), UNSET, UNSET,
+     0, {{"*", NULL, 'A', 3, 2, 60}, {"*", NULL, 'A', 3, 1, 60}, {"*", NULL, 'A', 3, 0, 60},
+         {"*", NULL, 'L', 3, 0, 60}, {"*", NULL, 'L', 3, 0, 60}, {"*", NULL, 'L', 3, 0, 60},
+         {"*", NULL, 'L', 3, 0, 60}, {"*", NULL, 'L', 3, 0, 60}, {"*", NULL, 'L', 3, 0, 60},
+         {"*", NULL, 'L', 3, 0, 60}}},
+    {"the token's limit is tighter, then the IP's", RATE(3, MIN), RATE(2, MIN), UNSET, UNSET, 0,
+     {{"t", NULL, 'A', 2, 1, 60}, {"t", NULL, 'A', 2, 0, 60}, {"t", NULL, 'L', 2, 0, 60},
+      {NULL, NULL, 'A', 3, 0, 60}, {NULL, NULL, 'L', 3, 0, 60}}},
+    {"a request the token refuses spends no IP budget", RATE(3, MIN), RATE(1, MIN), UNSET,
+     UNSET, 0,
+     {{"x", NULL, 'A', 1, 0, 60}, {"x", NULL, 'L', 1, 0, 60}, {"x", NULL, 'L', 1, 0, 60},
+      {NULL, NULL, 'A', 3, 1, 60}, {NULL, NULL, 'A', 3, 0, 60}, {NULL, NULL, 'L', 3, 0, 60}}},
+    {"a request the IP refuses spends no token budget", RATE(1, MIN), RATE(5, MIN), UNSET,
+     UNSET, 0,
+     {{"y", "192.0.2.10", 'A', 1, 0, 60}, {"y", "192.0.2.10", 'L', 1, 0, 60},
+      {"y", "192.0.2.11", 'A', 1, 0, 60}, {"y", "192.0.2.12", 'A', 1, 0, 60},
+      {"y", "192.0.2.13", 'A', 1, 0, 60}, {"y", "192.0.2.14", 'A', 1, 0, 60},
+      {"y", "192.0.2.15", 'L', 5, 0, 60}}},
+    {"both refuse: the longest Retry-After speaks", RATE(1, MIN), RATE(1, 10000), UNSET, UNSET,
+     0, {{"z", NULL, 'A', 1, 0, 60}, {"z", NULL, 'L', 1, 0, 60},
+         {"z", "192.0.2.20", 'L', 1, 0, 10}}},
+    {"equal remaining: the smaller limit speaks (IP)", RATE(3, MIN), RATE(4, MIN), UNSET,
+     UNSET, 0, {{"w", "192.0.2.30", 'A', 3, 2, 60}, {"w", "192.0.2.31", 'A', 3, 2, 60}}},
+    {"equal remaining: the smaller limit speaks (token)", RATE(4, MIN), RATE(3, MIN), UNSET,
+     UNSET, 0, {{NULL, "192.0.2.40", 'A', 4, 3, 60}, {"v", "192.0.2.40", 'A', 3, 2, 60}}},
+    {"per_ip off: the token's limit alone", OFF, RATE(2, MIN), UNSET, UNSET, 0,
+     {{"*", NULL, 'A', 2, 1, 60}, {"*", NULL, 'A', 2, 1, 60}, {"*", NULL, 'A', 2, 1, 60},
+      {"s", NULL, 'A', 2, 1, 60}, {"s", NULL, 'A', 2, 0, 60}, {"s", NULL, 'L', 2, 0, 60},
+      {NULL, NULL, 'N', 0, -1, 0}}},
+    {"per_token off: a token is held to the IP's limit", RATE(2, MIN), OFF, UNSET, UNSET, 0,
+     {{"a", NULL, 'A', 2, 1, 60}, {"b", NULL, 'A', 2, 0, 60}, {"c", NULL, 'L', 2, 0, 60}}},
+    {"both off: no limit", OFF, OFF, UNSET, UNSET, 0,
+     {{"a", NULL, 'N', 0, -1, 0}, {NULL, NULL, 'N', 0, -1, 0}}},
+    {"the route's own limits add up too", RATE(5, MIN), RATE(5, MIN), RATE(2, MIN),
+     RATE(3, MIN), 0,
+     {{"r", NULL, 'A', 2, 1, 60}, {"r", NULL, 'A', 2, 0, 60}, {"r", NULL, 'L', 2, 0, 60},
+      {"*", NULL, 'L', 2, 0, 60}}},
+    {"the route turns per_ip off for itself", RATE(1, MIN), RATE(3, MIN), OFF, UNSET, 0,
+     {{"q", NULL, 'A', 3, 2, 60}, {"q", NULL, 'A', 3, 1, 60}, {"q", NULL, 'A', 3, 0, 60},
+      {"q", NULL, 'L', 3, 0, 60}, {NULL, NULL, 'N', 0, -1, 0}}},
+    {"IPv6: one /64 is one caller", RATE(2, MIN), RATE(100, MIN), UNSET, UNSET, 64,
+     {{NULL, "2001:db8:1:2::1", 'A', 2, 1, 60}, {"*", "2001:db8:1:2:ffff:ffff:ffff:ffff", 'A',
+      2, 0, 60}, {NULL, "2001:db8:1:2:abcd::9", 'L', 2, 0, 60},
+      {NULL, "2001:db8:1:3::1", 'A', 2, 1, 60}, {NULL, "2001:DB8:1:3:0:0:0:2", 'A', 2, 0, 60},
+      {"*", "2001:db8:1:3::3", 'L', 2, 0, 60}}},
+    {"IPv6: one /48 is one caller", RATE(2, MIN), RATE(100, MIN), UNSET, UNSET, 48,
+     {{NULL, "2001:db8:1:2::1", 'A', 2, 1, 60}, {NULL, "2001:db8:1:ffff::1", 'A', 2, 0, 60},
+      {NULL, "2001:db8:1:3::1", 'L', 2, 0, 60}, {NULL, "2001:db8:2::1", 'A', 2, 1, 60}}},
+    {"IPv6 /128: each address its own caller", RATE(1, MIN), RATE(100, MIN), UNSET, UNSET, 128,
+     {{NULL, "2001:db8::1", 'A', 1, 0, 60}, {NULL, "2001:db8::2", 'A', 1, 0, 60},
+      {NULL, "2001:db8::1", 'L', 1, 0, 60}}},
+    {"an IPv4-mapped address is the IPv4 address", RATE(2, MIN), RATE(100, MIN), UNSET, UNSET,
+     64, {{NULL, "192.0.2.50", 'A', 2, 1, 60}, {"*", "::ffff:192.0.2.50", 'A', 2, 0, 60},
+          {NULL, "::FFFF:192.0.2.50", 'L', 2, 0, 60}, {NULL, "192.0.2.51", 'A', 2, 1, 60}}},
+};
+
+static void random_token(char *out, size_t cap)
+{
+    unsigned char r[12];
+    CU_ASSERT_FATAL(getrandom(r, sizeof r, 0) == (ssize_t)sizeof r);
+    size_t n = 0;
+    n += (size_t)snprintf(out, cap, "rnd-");
+    for (size_t i = 0; i < sizeof r && n + 3 <= cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%02x", r[i]);
+}
+
+static void run_addup_cases(bool redis)
+{
+    for (size_t c = 0; c < sizeof addup_cases / sizeof addup_cases[0]; c++) {
+        const struct addup_case *tc = &addup_cases[c];
+        conf_defaults();
+        conf->redis_enabled = redis;
+        conf->redis_on_error = CONF_ON_ERROR_DENY;  /* an undecided request shows as such */
+        conf->per_ip = tc->per_ip;
+        conf->per_token = tc->per_token;
+        if (tc->ipv6_prefix)
+            conf->ipv6_prefix = tc->ipv6_prefix;
+        static struct conf_route route;
+        memset(&route, 0, sizeof route);
+        snprintf(route.name, sizeof route.name, "addup");
+        route.per_ip = tc->route_ip;
+        route.per_token = tc->route_token;
+        if (redis)
+            flushall();
+        /* the only limiter alive: a fresh local store */
+        struct limiter *l = limiter_new(base, conf);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+        if (redis)
+            CU_ASSERT_TRUE(wait_redis_ready(l, 3000));
+        if (redis)
+            flushall();  /* the readiness probe's keys */
+        for (size_t i = 0; i < sizeof tc->req / sizeof tc->req[0] && tc->req[i].verdict; i++) {
+            const struct addup_req *rq = &tc->req[i];
+            char tok[64];
+            const char *token = rq->token;
+            if (token && strcmp(token, "*") == 0) {
+                random_token(tok, sizeof tok);
+                token = tok;
+            }
+            struct rl_result res;
+            enum limiter_verdict v = check_on(l, base, &route, token,
+                                              rq->ip ? rq->ip : "192.0.2.1", &res, NULL);
+            enum limiter_verdict want = rq->verdict == 'A' ? LIMITER_ALLOW
+                                        : rq->verdict == 'L' ? LIMITER_LIMITED : LIMITER_NONE;
+            bool ok = v == want && res.limit == rq->limit &&
+                      (rq->remaining < 0 || res.remaining == rq->remaining) &&
+                      (rq->window_s == 0 || res.window_s == rq->window_s) &&
+                      (v != LIMITER_LIMITED || res.retry_after_s >= 1);
+            if (!ok)
+                printf("\n  %s (%s), request %zu: verdict %d limit %ld remaining %ld window %ld"
+                       " retry %ld; want %c limit %ld remaining %ld window %ld\n", tc->name,
+                       redis ? "redis" : "local", i + 1, (int)v, res.limit, res.remaining,
+                       res.window_s, res.retry_after_s, rq->verdict, rq->limit, rq->remaining,
+                       rq->window_s);
+            CU_ASSERT_TRUE(ok);
+        }
+        limiter_free(l);
+    }
+}
+
+static void test_addup_local(void)
+{
+    run_addup_cases(false);
+}
+
+static void test_addup_redis(void)
+{
+    run_addup_cases(true);
+}
+
+/* In Redis, a denied request writes nothing: neither the key of the limit
+ * that refused nor the keys of those that would have allowed. */
+static void test_denied_writes_nothing(void)
+{
+    conf_defaults();
+    conf->per_ip.count = 1;
+    conf->redis_on_error = CONF_ON_ERROR_DENY;
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_TRUE(wait_redis_ready(l, 3000));
+    flushall();
+    struct rl_result res;
+    CU_ASSERT_EQUAL(check_on(l, base, NULL, NULL, "192.0.2.60", &res, NULL), LIMITER_ALLOW);
+    static const char ipkey[] = "envelopd:{ip:192.0.2.60}:default:1/60000";
+    redisReply *before = admin_cmd("GET %s", ipkey);
+    CU_ASSERT_FATAL(before && before->type == REDIS_REPLY_STRING);
+    CU_ASSERT_EQUAL(check_on(l, base, NULL, "never-stored", "192.0.2.60", &res, NULL),
+                    LIMITER_LIMITED);
+    CU_ASSERT_EQUAL(res.limit, 1);
+    redisReply *after = admin_cmd("GET %s", ipkey);
+    CU_ASSERT_FATAL(after && after->type == REDIS_REPLY_STRING);
+    CU_ASSERT_STRING_EQUAL(after->str, before->str);  /* the refusing key: untouched */
+    freeReplyObject(before);
+    freeReplyObject(after);
+    redisReply *n = admin_cmd("DBSIZE");  /* the token's key was never written */
+    CU_ASSERT(n && n->type == REDIS_REPLY_INTEGER && n->integer == 1);
+    if (n)
+        freeReplyObject(n);
+    /* that token from another address: its budget is whole */
+    CU_ASSERT_EQUAL(check_on(l, base, NULL, "never-stored", "192.0.2.61", &res, NULL),
+                    LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(res.limit, 1);  /* the IP (0 left) is tighter than the token (4 left) */
+    CU_ASSERT_EQUAL(check_on(l, base, NULL, "never-stored", "192.0.2.62", &res, NULL),
+                    LIMITER_ALLOW);
+    n = admin_cmd("DBSIZE");
+    CU_ASSERT(n && n->type == REDIS_REPLY_INTEGER && n->integer == 4);
+    if (n)
+        freeReplyObject(n);
+    limiter_free(l);
+}
+
+/* The key each address is named by in Redis: IPv6 by its network. */
+static void test_ip_keys(void)
+{
+    static const struct {
+        unsigned prefix;
+        const char *ip;
+        const char *id;     /* NULL: a keyed hash ("iph:" and 32 hex digits) */
+    } t[] = {
+        {64, "2001:db8:1:2:aaaa:bbbb:cccc:dddd", "ip:2001:db8:1:2::/64"},
+        {64, "2001:DB8:0:0:1::5", "ip:2001:db8::/64"},
+        {64, "::1", "ip:::/64"},
+        {48, "2001:db8:1:2::1", "ip:2001:db8:1::/48"},
+        {56, "2001:db8:0:1ff::1", "ip:2001:db8:0:100::/56"},
+        {127, "2001:db8::3", "ip:2001:db8::2/127"},
+        {128, "2001:db8::1", "ip:2001:db8::1/128"},
+        {1, "ffff::1", "ip:8000::/1"},
+        {64, "::ffff:192.0.2.7", "ip:192.0.2.7"},
+        {128, "::ffff:192.0.2.7", "ip:192.0.2.7"},
+        {64, "192.0.2.7", "ip:192.0.2.7"},
+        {64, "", "ip:-"},
+        {64, "fe80::1%eth0", NULL},
+        {64, "not an address", NULL},
+        {64, "1.2.3.4.5", NULL},
+    };
+    conf_defaults();
+    conf->redis_on_error = CONF_ON_ERROR_DENY;
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_TRUE(wait_redis_ready(l, 3000));
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        conf->ipv6_prefix = t[i].prefix;
+        limiter_set_conf(l, conf);
+        flushall();
+        CU_ASSERT_EQUAL(check_on(l, base, NULL, NULL, t[i].ip, NULL, NULL), LIMITER_ALLOW);
+        redisReply *r = admin_cmd("KEYS *");
+        CU_ASSERT_FATAL(r && r->type == REDIS_REPLY_ARRAY);
+        CU_ASSERT_EQUAL(r->elements, 1);
+        if (r->elements == 1) {
+            const char *key = r->element[0]->str;
+            char want[160];
+            if (t[i].id) {
+                snprintf(want, sizeof want, "envelopd:{%s}:default:1000/60000", t[i].id);
+                if (strcmp(key, want) != 0)
+                    printf("\n  %s /%u: key %s, want %s\n", t[i].ip, t[i].prefix, key, want);
+                CU_ASSERT_STRING_EQUAL(key, want);
+            } else {
+                CU_ASSERT(strncmp(key, "envelopd:{iph:", 14) == 0 &&
+                          strspn(key + 14, "0123456789abcdef") == 32 &&
+                          strcmp(key + 46, "}:default:1000/60000") == 0);
+                CU_ASSERT_PTR_NULL(strstr(key, t[i].ip));
+            }
+        }
+        freeReplyObject(r);
+    }
+    limiter_free(l);
+}
+
 void test_register(void)
 {
     CU_pSuite s = CU_add_suite("limiter_redis", suite_init, suite_clean);
@@ -843,5 +1105,9 @@ void test_register(void)
     CU_add_test(s, "reload to a new address", test_reload_address);
     CU_add_test(s, "memory mode", test_memory_mode);
     CU_add_test(s, "unix socket, SELECT, AUTH", test_unix_auth_select);
+    CU_add_test(s, "limits add up (local store)", test_addup_local);
+    CU_add_test(s, "limits add up (Redis)", test_addup_redis);
+    CU_add_test(s, "a denied request writes no key", test_denied_writes_nothing);
+    CU_add_test(s, "IPv6 keyed by network, v4-mapped as IPv4", test_ip_keys);
     CU_add_test(s, "Redis killed, on_error, restarted", test_redis_down_and_back);
 }

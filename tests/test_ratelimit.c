@@ -1,9 +1,11 @@
 /*
  * test_ratelimit: GCRA exactness (bursts, remaining, reset, retry-after,
- * refill, window edges, huge and absurd values) and the local store (expiry,
- * LRU eviction, bounded size), all over a simulated clock.
+ * refill, window edges, huge and absurd values), the local store (expiry,
+ * LRU eviction, bounded size, several limits checked before any is spent)
+ * and the choice of the limit that speaks, all over a simulated clock.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
@@ -371,6 +373,170 @@ static void test_local_expiry_reclaims(void)
     rl_local_free(l);
 }
 
+/* ---- several limits at once ---- */
+
+/* "name:count/window_ms,..." into LIMITS (keys point into BUF). */
+static size_t parse_limits(const char *spec, char *buf, size_t cap, struct rl_limit *limits,
+                           size_t max)
+{
+    snprintf(buf, cap, "%s", spec);
+    size_t n = 0;
+    for (char *save = NULL, *item = strtok_r(buf, ",", &save); item && n < max;
+         item = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(item, ':');
+        CU_ASSERT_PTR_NOT_NULL_FATAL(colon);
+        *colon = '\0';
+        limits[n].key = item;
+        limits[n].keylen = strlen(item);
+        unsigned long long c = 0, w = 0;
+        CU_ASSERT_FATAL(sscanf(colon + 1, "%llu/%llu", &c, &w) == 2);
+        limits[n].rate = rate((uint32_t)c, w);
+        n++;
+    }
+    return n;
+}
+
+/* One store, a sequence of requests each held to several limits: the
+ * request passes only when all allow, and a refused one spends nothing. */
+static void test_local_all_or_nothing(void)
+{
+    static const struct {
+        const char *limits;
+        uint64_t now;
+        bool all;
+        const char *each;        /* A: that limit allows, D: it refuses */
+        long remaining[RL_MAX_LIMITS];
+    } steps[] = {
+        {"ip:3/1000,tok:1/1000", 1000, true, "AA", {2, 0}},
+        /* the token refuses: the IP's 2 left stay 2 (it reports 1 as if spent) */
+        {"ip:3/1000,tok:1/1000", 1000, false, "AD", {1, 0}},
+        {"ip:3/1000", 1000, true, "A", {1}},
+        {"ip:3/1000", 1000, true, "A", {0}},
+        /* the IP refuses: a new key is not even stored */
+        {"ip:3/1000,new:5/1000", 1000, false, "DA", {0, 4}},
+        {"new:5/1000", 1000, true, "A", {4}},
+        /* one IP slot back at 1334 ms; the token's interval is 1000 ms */
+        {"ip:3/1000,tok:1/1000", 1334, false, "AD", {0, 0}},
+        {"tok:1/1000", 2000, true, "A", {0}},
+        {"ip:3/1000,tok:1/1000", 2000, false, "AD", {2, 0}},
+        {"ip:3/1000", 2000, true, "A", {2}},
+        /* four at once, the most allowed */
+        {"a:1/1000,b:2/1000,c:3/1000,d:4/1000", 5000, true, "AAAA", {0, 1, 2, 3}},
+        {"a:1/1000,b:2/1000,c:3/1000,d:4/1000", 5000, false, "DAAA", {0, 0, 1, 2}},
+        {"b:2/1000,c:3/1000,d:4/1000", 5000, true, "AAA", {0, 1, 2}},
+        /* the same key twice is checked once against the state before */
+        {"dup:2/1000,dup:2/1000", 9000, true, "AA", {1, 1}},
+        {"dup:2/1000", 9000, true, "A", {0}},
+        {"dup:2/1000", 9000, false, "D", {0}},
+    };
+    struct rl_local *l = rl_local_new(100);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        char buf[256];
+        struct rl_limit lims[RL_MAX_LIMITS];
+        struct rl_result out[RL_MAX_LIMITS];
+        size_t n = parse_limits(steps[i].limits, buf, sizeof(buf), lims, RL_MAX_LIMITS);
+        CU_ASSERT_EQUAL_FATAL(n, strlen(steps[i].each));
+        bool all = rl_local_check_all(l, lims, n, steps[i].now, out);
+        bool ok = all == steps[i].all;
+        for (size_t k = 0; k < n; k++) {
+            ok = ok && out[k].allowed == (steps[i].each[k] == 'A');
+            ok = ok && out[k].remaining == steps[i].remaining[k];
+            ok = ok && (out[k].allowed || out[k].retry_after_s >= 1);
+        }
+        if (!ok) {
+            printf("\n  step %zu (%s @%llu): all=%d", i + 1, steps[i].limits,
+                   (unsigned long long)steps[i].now, all);
+            for (size_t k = 0; k < n; k++)
+                printf(" [%c rem %ld]", out[k].allowed ? 'A' : 'D', out[k].remaining);
+            printf("\n");
+        }
+        CU_ASSERT_TRUE(ok);
+    }
+    rl_local_free(l);
+}
+
+/* Out-of-range counts decide nothing; commits into a full store evict
+ * without touching freed entries (run under valgrind/ASan). */
+static void test_local_all_edges(void)
+{
+    struct rl_local *l = rl_local_new(2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    struct rl_limit lims[RL_MAX_LIMITS + 1];
+    struct rl_result out[RL_MAX_LIMITS + 1];
+    char keys[RL_MAX_LIMITS + 1][8];
+    for (size_t i = 0; i < RL_MAX_LIMITS + 1; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%zu", i);
+        lims[i].key = keys[i];
+        lims[i].keylen = strlen(keys[i]);
+        lims[i].rate = rate(1, 60000);
+    }
+    CU_ASSERT_FALSE(rl_local_check_all(l, lims, 0, 1000, out));
+    CU_ASSERT_FALSE(rl_local_check_all(l, lims, RL_MAX_LIMITS + 1, 1000, out));
+    for (size_t i = 0; i < RL_MAX_LIMITS + 1; i++) {
+        CU_ASSERT_FALSE(out[i].allowed);
+        CU_ASSERT(out[i].retry_after_s >= 1);
+    }
+    CU_ASSERT_EQUAL(local_pass(l, "k0", &lims[0].rate, 1000, 2), 1);  /* nothing was stored */
+
+    /* store of 2 holding k0; a request on k1..k3 inserts three: the
+     * later ones evict the earlier ones, and all of it stays consistent */
+    CU_ASSERT_TRUE(rl_local_check_all(l, &lims[1], 3, 1001, out));
+    CU_ASSERT_EQUAL(local_pass(l, "k3", &lims[3].rate, 1002, 1), 0);  /* newest kept */
+    CU_ASSERT_EQUAL(local_pass(l, "k0", &lims[0].rate, 1002, 1), 1);  /* evicted: fresh */
+    rl_local_free(l);
+
+    /* a store of one: two new keys, the second evicts the first */
+    l = rl_local_new(1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_TRUE(rl_local_check_all(l, lims, 2, 1000, out));
+    CU_ASSERT_FALSE(rl_local_check_all(l, lims, 2, 1000, out));  /* k1 kept: refused */
+    CU_ASSERT_TRUE(out[0].allowed);
+    CU_ASSERT_FALSE(out[1].allowed);
+    rl_local_free(l);
+}
+
+static struct rl_result res_of(char verdict, long limit, long remaining, long retry)
+{
+    struct rl_result r = {verdict == 'A', limit, remaining, 0, retry, 60};
+    return r;
+}
+
+/* Which limit names the 429 and the headers. */
+static void test_tightest(void)
+{
+    static const struct {
+        const char *why;
+        size_t n;
+        struct {
+            char v;
+            long limit, remaining, retry;
+        } r[4];
+        size_t want;
+    } t[] = {
+        {"one", 1, {{'A', 5, 4, 0}}, 0},
+        {"fewest remaining", 3, {{'A', 100, 5, 0}, {'A', 500, 2, 0}, {'A', 10, 9, 0}}, 1},
+        {"equal remaining: smaller limit", 2, {{'A', 10, 2, 0}, {'A', 3, 2, 0}}, 1},
+        {"equal remaining: smaller limit, first", 2, {{'A', 3, 2, 0}, {'A', 10, 2, 0}}, 0},
+        {"equal in all: the first", 2, {{'A', 3, 1, 0}, {'A', 3, 1, 0}}, 0},
+        {"a denial beats remaining 0", 2, {{'A', 1, 0, 0}, {'D', 100, 0, 1}}, 1},
+        {"a denial beats remaining 0, first", 2, {{'D', 100, 0, 1}, {'A', 1, 0, 0}}, 0},
+        {"longest Retry-After", 3, {{'D', 3, 0, 5}, {'D', 100, 0, 30}, {'A', 1, 0, 0}}, 1},
+        {"longest Retry-After, last", 3, {{'D', 3, 0, 5}, {'A', 1, 0, 0}, {'D', 9, 0, 600}}, 2},
+        {"equal Retry-After: smaller limit", 2, {{'D', 100, 0, 30}, {'D', 10, 0, 30}}, 1},
+        {"four", 4, {{'A', 9, 8, 0}, {'A', 9, 7, 0}, {'A', 8, 7, 0}, {'A', 9, 7, 0}}, 2},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct rl_result rs[4];
+        for (size_t k = 0; k < t[i].n; k++)
+            rs[k] = res_of(t[i].r[k].v, t[i].r[k].limit, t[i].r[k].remaining, t[i].r[k].retry);
+        size_t got = rl_tightest(rs, t[i].n);
+        if (got != t[i].want)
+            printf("\n  %s: got %zu, want %zu\n", t[i].why, got, t[i].want);
+        CU_ASSERT_EQUAL(got, t[i].want);
+    }
+}
+
 void test_register(void)
 {
     CU_pSuite s = CU_add_suite("ratelimit_gcra", NULL, NULL);
@@ -384,4 +550,7 @@ void test_register(void)
     CU_add_test(t, "keys, refill, expiry", test_local_basic);
     CU_add_test(t, "LRU eviction when full", test_local_eviction);
     CU_add_test(t, "expired entries reclaimed before live ones", test_local_expiry_reclaims);
+    CU_add_test(t, "several limits: all or nothing", test_local_all_or_nothing);
+    CU_add_test(t, "several limits: bounds and eviction", test_local_all_edges);
+    CU_add_test(t, "the tightest limit speaks", test_tightest);
 }

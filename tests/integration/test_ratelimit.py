@@ -1,7 +1,9 @@
 """Rate limits end to end: GCRA exactness in Redis and in process memory,
 limits shared by several gateways, per-route and per-IP policy with
-X-Forwarded-For, Redis lost / paused / back under each on_error, no token in
-Redis or in the logs, an upstream's own 429, and reload.
+X-Forwarded-For, limits that add up (a token never escapes the per-IP limit,
+a refused request spends no budget), IPv6 callers keyed by network, Redis
+lost / paused / back under each on_error, no token in Redis or in the logs,
+an upstream's own 429, and reload.
 
 Each test starts its own redis-server (free port, no persistence, stopped by
 PID), upstream.py and envelopd. Waits poll for the event itself with a bound;
@@ -12,6 +14,7 @@ Run: cd tests/integration && ENVELOPD=/path/to/envelopd python3 -m unittest -v t
 
 import os
 import re
+import secrets
 import signal
 import socket
 import threading
@@ -26,7 +29,9 @@ API = "/api/v1/tasks"
 USERS = "/api/v1/users"
 SECRET = "integration-test-hash-secret-0123456789"
 LEAK_TOKEN = "secret-token-XYZ123"
-KEY_RE = re.compile(r"^envelopd:\{[0-9a-f]{32}\}:[a-z]+:\d+/\d+$")
+# a token's key (its keyed hash) or an address's (ip:...; per_ip applies to
+# token requests too)
+KEY_RE = re.compile(r"^envelopd:\{([0-9a-f]{32}|ip:[0-9a-f.:]+(/\d+)?)\}:[a-z]+:\d+/\d+$")
 
 # The [redis] timeout of the tests: 50 ms. Under valgrind (harness.SLOW) a
 # worker's first Redis round trip alone takes ~200 ms (code run for the first
@@ -397,48 +402,76 @@ class PolicyMixin:
         return self.start_gateway(c, port, redis=self.use_redis), up
 
     def test_off_disables_a_limit(self):
-        # [limits] per_token = off: no limit and no headers for tokens; a route
-        # may turn a default off for itself while others keep it
+        # [limits] per_token = off: no token limit, but a token never lowers a
+        # limit: token requests are still held to per_ip (4/1m on tasks, the
+        # same budget as anonymous ones). A route may turn per_ip off for
+        # itself while others keep it: with both off, no limit, no headers.
         gw, up = self.setup_gw(per_token="off", users={"per_ip": "off"})
         h = bearer("tok-off")
-        rs = self.statuses(gw, 12, API, h)
-        self.assertEqual([r.status for r in rs], [200] * 12, rs)
-        self.assertIsNone(rs[0].header("X-RateLimit-Limit"), rs[0])
-        anon = self.statuses(gw, 6, API)  # per_ip 4/1m still applies on tasks
-        self.assertEqual([r.status for r in anon], [200] * 4 + [429] * 2, anon)
-        users = self.statuses(gw, 6, USERS)  # ...but the users route turned it off
-        self.assertEqual([r.status for r in users], [200] * 6, users)
+        rs = self.statuses(gw, 6, API, h)
+        self.assertEqual([r.status for r in rs], [200] * 4 + [429] * 2, rs)
+        self.assertRateHeaders(rs[0], 4, 3)
+        self.assert429(rs[4], 4)
+        anon = self.statuses(gw, 2, API)  # the tokens spent this address's budget
+        self.assertEqual([r.status for r in anon], [429] * 2, anon)
+        users = self.statuses(gw, 8, USERS, h) + self.statuses(gw, 6, USERS)
+        self.assertEqual([r.status for r in users], [200] * 14, users)
+        self.assertNoRateHeaders(users[0])
+        self.assertNoRateHeaders(users[-1])
+        self.assertEqual(up.stats()["requests"], 4 + 14)
 
     def test_route_override_beats_default(self):
-        gw, up = self.setup_gw(route={"per_token": "3/1m", "per_ip": "2/1m"})
+        # X-Forwarded-For from the trusted 127.0.0.1 names a caller per request
+        # where a test is about the token alone.
+        gw, up = self.setup_gw(trusted="127.0.0.0/8",
+                               route={"per_token": "3/1m", "per_ip": "2/1m"})
         h = bearer("tok-route")
-        tasks = self.statuses(gw, 5, API, h)
+
+        def xff(i, h=None):
+            return dict(h or {}, **{"X-Forwarded-For": "203.0.113.%d" % i})
+        # tasks: the route's per_token (each request from its own address)
+        tasks = [gw.request("GET", API, headers=xff(i, h)) for i in range(1, 6)]
         self.assertEqual([r.status for r in tasks], [200] * 3 + [429] * 2, tasks)
-        self.assertRateHeaders(tasks[0], 3, 2)
+        self.assertRateHeaders(tasks[2], 3, 0)
         self.assert429(tasks[3], 3)
         # the route without its own limit uses [limits] (and a budget of its own)
-        users = self.statuses(gw, 7, USERS, h)
+        users = [gw.request("GET", USERS, headers=xff(i, h)) for i in range(11, 18)]
         self.assertEqual([r.status for r in users], [200] * 5 + [429] * 2, users)
-        self.assertRateHeaders(users[0], 5, 4)
+        self.assertRateHeaders(users[4], 5, 0)
         self.assert429(users[5], 5)
         # anonymous: per_ip, the route's own on tasks, [limits] on users
-        anon = self.statuses(gw, 3, API)
+        anon = self.statuses(gw, 3, API, xff(100))
         self.assertEqual([r.status for r in anon], [200, 200, 429], anon)
         self.assertRateHeaders(anon[0], 2, 1)
-        anon = self.statuses(gw, 5, USERS)
+        anon = self.statuses(gw, 5, USERS, xff(101))
         self.assertEqual([r.status for r in anon], [200] * 4 + [429], anon)
         self.assertRateHeaders(anon[0], 4, 3)
-        self.assertEqual(up.stats()["requests"], 3 + 5 + 2 + 4)
+        # a fresh token from one address: the route's per_ip (2) is the tighter
+        fresh = self.statuses(gw, 3, API, xff(102, bearer("tok-fresh")))
+        self.assertEqual([r.status for r in fresh], [200, 200, 429], fresh)
+        self.assertRateHeaders(fresh[0], 2, 1)
+        self.assert429(fresh[2], 2)
+        self.assertEqual(up.stats()["requests"], 3 + 5 + 2 + 4 + 2)
 
     def test_different_tokens_separate_budgets(self):
-        gw, _ = self.setup_gw(per_token="3/1m")
-        a = self.statuses(gw, 4, headers=bearer("tok-a"))
-        b = self.statuses(gw, 4, headers=bearer("tok-b"))
-        self.assertEqual([r.status for r in a], [200] * 3 + [429])
-        self.assertEqual([r.status for r in b], [200] * 3 + [429])
-        # a token's budget is not the IP's: anonymous still has its per_ip
-        anon = self.statuses(gw, 5)
-        self.assertEqual([r.status for r in anon], [200] * 4 + [429], anon)
+        gw, _ = self.setup_gw(trusted="127.0.0.0/8", per_token="3/1m")
+        # each request from its own address, so only the tokens' budgets bind
+        a = [gw.request("GET", API, headers=dict(bearer("tok-a"), **{
+            "X-Forwarded-For": "198.51.100.%d" % i})) for i in range(1, 5)]
+        b = [gw.request("GET", API, headers=dict(bearer("tok-b"), **{
+            "X-Forwarded-For": "198.51.100.%d" % i})) for i in range(11, 15)]
+        self.assertEqual([r.status for r in a], [200] * 3 + [429], a)
+        self.assertEqual([r.status for r in b], [200] * 3 + [429], b)
+        self.assert429(a[3], 3)
+        # one address: anonymous and token requests share its per_ip (4)
+        x = {"X-Forwarded-For": "198.51.100.50"}
+        rs = (self.statuses(gw, 2, headers=x) +
+              self.statuses(gw, 3, headers=dict(bearer("tok-c"), **x)) +
+              self.statuses(gw, 1, headers=x))
+        self.assertEqual([r.status for r in rs], [200] * 4 + [429] * 2, rs)
+        self.assertRateHeaders(rs[2], 4, 1)   # IP 1 left, tok-c 2 left: the IP speaks
+        self.assert429(rs[4], 4)
+        self.assert429(rs[5], 4)
 
     def test_non_bearer_authorization_is_anonymous(self):
         gw, _ = self.setup_gw(per_token="10/1m", per_ip="2/1m")
@@ -501,6 +534,95 @@ class PolicyRedis(PolicyMixin, RateLimitCase):
         r = super().redis(port)
         self._redis_for_test = r
         return r
+
+
+# ====================================================================== add up
+
+class AddUpRedis(RateLimitCase):
+    """Limits add up, decided in one EVALSHA: the per-IP limit always, the
+    per-token one too when a token is sent; nothing is spent unless all pass."""
+
+    def setup_gw(self, trusted=None, **limits):
+        up = self.upstream()
+        rd = self.redis()
+        port = free_port()
+        c = rl_conf(port, [up.port], redis=rd, on_error="deny", **limits)
+        if trusted is not None:
+            c.set("limits", "trusted_proxies", trusted)
+        return self.start_gateway(c, port), up, rd
+
+    def test_random_tokens_cannot_escape_per_ip(self):
+        gw, up, _ = self.setup_gw(per_ip="3/1m", per_token="100/1m")
+        rs = [gw.request("GET", API, headers=bearer(secrets.token_urlsafe(24)))
+              for _ in range(10)]
+        self.assertEqual([r.status for r in rs], [200] * 3 + [429] * 7, rs)
+        for i, r in enumerate(rs[:3]):
+            self.assertRateHeaders(r, 3, 2 - i)   # the IP's budget, not a token's 99
+        for r in rs[3:]:
+            self.assert429(r, 3)
+            self.assertEqual(r.header("X-RateLimit-Limit"), "3", r)
+        self.assertEqual(up.stats()["requests"], 3)
+
+    def test_denied_request_spends_no_token_budget(self):
+        # per_ip 2/1m, per_token 4/1m. From address A the token passes twice,
+        # then A's limit refuses it three times: those refusals must leave the
+        # token's 2 remaining slots (and its key in Redis) untouched, so from
+        # two other addresses it passes exactly twice more.
+        gw, up, rd = self.setup_gw(trusted="127.0.0.0/8", per_ip="2/1m", per_token="4/1m")
+        h = bearer("tok-denied")
+
+        def at(ip):
+            return gw.request("GET", API, headers=dict(h, **{"X-Forwarded-For": ip}))
+        rs = [at("203.0.113.1") for _ in range(2)]
+        self.assertEqual([r.status for r in rs], [200, 200], rs)
+        token_keys = [k for k in redis_scan(rd) if "{ip:" not in k]
+        self.assertEqual(len(token_keys), 1, redis_scan(rd))
+        before = rd.command("GET", token_keys[0])
+        self.assertTrue(before, "the token's state is not in Redis")
+        denied = [at("203.0.113.1") for _ in range(3)]
+        for r in denied:
+            self.assert429(r, 2)              # the address refused it
+        self.assertEqual(rd.command("GET", token_keys[0]), before,
+                         "a refused request moved the token's state")
+        rs = [at("203.0.113.2"), at("203.0.113.3"), at("203.0.113.4")]
+        self.assertEqual([r.status for r in rs], [200, 200, 429], rs)
+        self.assert429(rs[2], 4)              # now the token's own limit
+        self.assertEqual(up.stats()["requests"], 4)
+
+    def test_ipv6_keyed_by_network(self):
+        gw, _, rd = self.setup_gw(trusted="127.0.0.0/8", per_ip="2/1m")
+
+        def at(ip):
+            return gw.request("GET", API, headers={"X-Forwarded-For": ip})
+        # three hosts of one /64 are one caller; the next /64 is another
+        rs = [at("2001:db8:1:2::1"), at("2001:db8:1:2:ffff::2"), at("2001:DB8:1:2::3")]
+        self.assertEqual([r.status for r in rs], [200, 200, 429], rs)
+        self.assertEqual(at("2001:db8:1:3::1").status, 200)
+        # an IPv4-mapped address is that IPv4 address
+        rs = [at("192.0.2.9"), at("::ffff:192.0.2.9"), at("192.0.2.9")]
+        self.assertEqual([r.status for r in rs], [200, 200, 429], rs)
+        keys = redis_scan(rd)
+        self.assertIn("envelopd:{ip:2001:db8:1:2::/64}:tasks:2/60000", keys)
+        self.assertIn("envelopd:{ip:2001:db8:1:3::/64}:tasks:2/60000", keys)
+        self.assertIn("envelopd:{ip:192.0.2.9}:tasks:2/60000", keys)
+        for k in keys:
+            self.assertRegex(k, KEY_RE)
+
+    def test_ipv6_prefix_48(self):
+        up = self.upstream()
+        rd = self.redis()
+        port = free_port()
+        c = rl_conf(port, [up.port], redis=rd, per_ip="2/1m")
+        c.set("limits", "trusted_proxies", "127.0.0.0/8")
+        c.set("limits", "ipv6_prefix", 48)
+        gw = self.start_gateway(c, port)
+        rs = [gw.request("GET", API, headers={"X-Forwarded-For": ip})
+              for ip in ("2001:db8:1:2::1", "2001:db8:1:ffff::1", "2001:db8:1:3::1",
+                         "2001:db8:2::1")]
+        self.assertEqual([r.status for r in rs], [200, 200, 429, 200], rs)
+        keys = redis_scan(rd)
+        self.assertIn("envelopd:{ip:2001:db8:1::/48}:tasks:2/60000", keys)
+        self.assertIn("envelopd:{ip:2001:db8:2::/48}:tasks:2/60000", keys)
 
 
 # ====================================================================== 4

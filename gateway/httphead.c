@@ -46,6 +46,31 @@ size_t httphead_scan(const char *data, size_t len, size_t *pos, unsigned *state)
     return 0;
 }
 
+const char *httphead_framing_error(const char *buf, size_t len)
+{
+    /* Empty lines before the start line are allowed (RFC 9112 2.2). */
+    size_t i = 0;
+    while (i < len && (buf[i] == '\r' || buf[i] == '\n')) {
+        if (buf[i] == '\r' && (i + 1 >= len || buf[i + 1] != '\n'))
+            return "bare CR in the head";
+        i++;
+    }
+    bool start_line = true;
+    for (; i < len; i++) {
+        char c = buf[i];
+        if (c == '\r') {
+            if (i + 1 >= len || buf[i + 1] != '\n')
+                return "bare CR in the head";
+        } else if (c == '\n') {
+            if (i + 1 < len && (buf[i + 1] == ' ' || buf[i + 1] == '\t'))
+                return start_line ? "whitespace before the first header line"
+                                  : "obsolete line folding in the head";
+            start_line = false;
+        }
+    }
+    return NULL;
+}
+
 void httphead_reset(struct httphead *h)
 {
     h->n = 0;

@@ -45,6 +45,15 @@ void httphead_reset(struct httphead *h);
  */
 size_t httphead_scan(const char *data, size_t len, size_t *pos, unsigned *state);
 
+/*
+ * Is the framing of the complete head BUF[0..LEN) unambiguous? A CR that is
+ * not followed by LF, or a line that starts with SP or HTAB after the start
+ * line (obs-fold), is judged differently by http_parser, by our own head
+ * scanner and by whatever sits in front of or behind us: such a head is
+ * refused whole (a desync primitive otherwise). Returns NULL, or why not.
+ */
+const char *httphead_framing_error(const char *buf, size_t len);
+
 /* Parser callbacks' helpers: append a field name / value fragment. */
 int httphead_on_field(struct httphead *h, const char *at, size_t len);
 int httphead_on_value(struct httphead *h, const char *at, size_t len);

@@ -452,6 +452,11 @@ int httpreq_parse(struct httpreq *r, const char *buf, size_t len, const char **w
      * written before they are read. */
     memset(r, 0, offsetof(struct httpreq, head));
     httphead_reset(&r->head);
+    const char *framing = httphead_framing_error(buf, len);
+    if (framing) {
+        *why = framing;
+        return 400;
+    }
     http_parser_init(&r->parser, HTTP_REQUEST);
     r->parser.data = r;
     size_t n = http_parser_execute(&r->parser, &head_settings, buf, len);

@@ -63,6 +63,11 @@ int httpresp_parse(struct httpresp *r, const char *buf, size_t len, bool head_re
 {
     memset(r, 0, offsetof(struct httpresp, head));
     httphead_reset(&r->head);
+    const char *framing = httphead_framing_error(buf, len);
+    if (framing) {
+        *why = framing;
+        return -1;
+    }
     struct resp_ctx ctx = { r, head_request };
     http_parser_init(&r->parser, HTTP_RESPONSE);
     r->parser.data = &ctx;

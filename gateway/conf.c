@@ -565,6 +565,8 @@ static const struct conf_directive conf_directives[] = {
     {SECT_SERVER, "log_level", T_LOG_LEVEL, C_(log_level), 0, 0, 0, 0, 0},
     {SECT_SERVER, "access_log", T_ACCESS_LOG, C_(access_log), 0, SZ(struct conf, access_log),
      0, 0, 0},
+    {SECT_SERVER, "merge_slashes", T_BOOL, C_(merge_slashes), 0, 0, 0, 0, 0},
+    {SECT_SERVER, "routes_ignore_case", T_BOOL, C_(routes_ignore_case), 0, 0, 0, 0, 0},
 
     {SECT_ENVELOPE, "profile", T_PROFILE, C_(profile), 0, 0, 0, 0, 0},
     {SECT_ENVELOPE, "expose_upstream_5xx", T_BOOL, C_(expose_upstream_5xx), 0, 0, 0, 0, 0},
@@ -782,6 +784,8 @@ static bool conf_defaults(struct conf *c)
     c->shutdown_timeout_ms = 20 * MS_S;
     c->log_level = CONF_LOG_INFO;
     strcpy(c->access_log, "stdout");
+    c->merge_slashes = true;
+    c->routes_ignore_case = true;
 
     c->profile = ENVELOPE_NESTED;
     c->expose_upstream_5xx = false;

@@ -96,6 +96,8 @@ struct conf {
     uint64_t shutdown_timeout_ms;
     enum conf_log_level log_level;
     char access_log[CONF_PATH_MAX]; /* "stdout", "off" or a path */
+    bool merge_slashes;            /* the upstream gets "//" merged (routing always merges) */
+    bool routes_ignore_case;       /* route prefixes match in any letter case */
 
     /* [envelope] */
     enum envelope_profile profile;

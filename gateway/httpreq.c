@@ -4,6 +4,7 @@
  * us. Every rejection names a reason for the log and the envelope message.
  */
 #include "httpreq.h"
+#include "urlpath.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -79,8 +80,7 @@ long httpreq_head_end(const char *data, size_t len, size_t max_header, size_t *p
     return 0;
 }
 
-static bool normalize_path(struct httpreq *r);
-static bool hidden_dot_segment(const char *p, size_t n);
+static int normalize_target(struct httpreq *r, const char **why);
 
 static unsigned default_port(const char *scheme, size_t len)
 {
@@ -152,8 +152,8 @@ static int check_target(struct httpreq *r, const char **why)
             *why = "invalid request target";
             return 400;
         }
-        r->path = r->target = r->url;
-        r->path_len = r->target_len = 1;
+        r->path = r->target = r->raw_path = r->route_path = r->url;
+        r->path_len = r->target_len = r->raw_path_len = r->route_path_len = 1;
         return 0;
     }
     if (http_parser_parse_url(r->url, r->url_len, 0, &u) != 0) {
@@ -214,121 +214,42 @@ static int check_target(struct httpreq *r, const char **why)
         r->path = "/";
         r->path_len = 1;
     }
-    if (r->path[0] == '/' && !normalize_path(r)) {
-        *why = "the path climbs above the root";
-        return 400;
-    }
-    /* An upstream that decodes %2F would see a dot segment routing never saw. */
-    if (hidden_dot_segment(r->path, r->path_len)) {
-        *why = "encoded dot segment in the path";
-        return 400;
-    }
+    r->raw_path = r->route_path = r->path;
+    r->raw_path_len = r->route_path_len = r->path_len;
+    if (r->path[0] == '/')
+        return normalize_target(r, why);
     return 0;
 }
 
-/* ".", "%2e", "..", "%2e%2e", ".%2e", "%2e." as a whole segment: 1 or 2 dots, else 0. */
-static int dot_segment(const char *s, size_t n)
-{
-    int dots = 0;
-    size_t i = 0;
-    while (i < n) {
-        if (s[i] == '.') {
-            i++;
-        } else if (n - i >= 3 && s[i] == '%' && s[i + 1] == '2' &&
-                   (s[i + 2] == 'e' || s[i + 2] == 'E')) {
-            i += 3;
-        } else {
-            return 0;
-        }
-        if (++dots > 2)
-            return 0;
-    }
-    return dots;
-}
-
 /*
- * RFC 3986 5.2.4 remove_dot_segments on the path, so a route prefix cannot
- * be escaped with /prefix/../other (the upstream would resolve it). The
- * normalized target (query kept) is what is routed and forwarded, as nginx
- * does. Returns false when the path climbs above the root.
+ * The path routing decides on and the upstream receives (urlpath.h says
+ * why each spelling is folded or refused). Most paths need nothing: no copy.
  */
-static bool normalize_path(struct httpreq *r)
+static int normalize_target(struct httpreq *r, const char **why)
 {
-    bool has_dot = false;
-    for (size_t i = 0; i + 1 < r->path_len && !has_dot; i++)
-        has_dot = r->path[i] == '/' && (r->path[i + 1] == '.' || r->path[i + 1] == '%');
-    if (!has_dot)
-        return true;
-    size_t o = 0, i = 0;
-    while (i < r->path_len) {
-        /* r->path[i] == '/': one segment follows, up to the next '/' */
-        size_t start = i + 1, end = start;
-        while (end < r->path_len && r->path[end] != '/')
-            end++;
-        int dots = dot_segment(r->path + start, end - start);
-        bool last = end >= r->path_len;
-        if (dots == 1) {
-            if (last)
-                r->norm[o++] = '/';
-        } else if (dots == 2) {
-            if (o == 0)
-                return false;
-            while (o > 0 && r->norm[o - 1] != '/')
-                o--;
-            if (o > 0)
-                o--;  /* drop the slash too; it comes back with the next segment */
-            if (last)
-                r->norm[o++] = '/';
-        } else {
-            memcpy(r->norm + o, r->path + i, end - i);
-            o += end - i;
+    if (!urlpath_is_plain(r->path, r->path_len)) {
+        size_t o = urlpath_normalize(r->path, r->path_len, r->norm, sizeof r->norm,
+                                     URLPATH_MERGE_SLASHES, why);
+        if (o == 0)
+            return 400;
+        size_t qlen = r->target_len - r->path_len;
+        if (o + qlen > HTTPREQ_MAX_LINE) {
+            *why = "invalid request target";
+            return 414;
         }
-        i = end;
+        memcpy(r->norm + o, r->path + r->path_len, qlen);
+        r->norm[o + qlen] = '\0';
+        r->target = r->path = r->norm;
+        r->path_len = o;
+        r->target_len = o + qlen;
     }
-    if (o == 0)
-        r->norm[o++] = '/';
-    size_t qlen = r->target_len - r->path_len;
-    if (o + qlen > HTTPREQ_MAX_LINE)
-        return false;
-    memcpy(r->norm + o, r->path + r->path_len, qlen);
-    r->norm[o + qlen] = '\0';
-    r->target = r->path = r->norm;
-    r->path_len = o;
-    r->target_len = o + qlen;
-    return true;
-}
-
-/* Would decoding %2f, %5c, %2e and '\\' turn some segment into "." or ".."? */
-static bool hidden_dot_segment(const char *p, size_t n)
-{
-    int seg_dots = 0;      /* dots in the current segment, -1: something else */
-    for (size_t i = 0; i <= n; i++) {
-        char c = i < n ? p[i] : '/';
-        size_t skip = 0;
-        if (c == '%' && i + 2 < n && p[i + 1] == '2' && (p[i + 2] == 'f' || p[i + 2] == 'F')) {
-            c = '/';
-            skip = 2;
-        } else if (c == '%' && i + 2 < n && p[i + 1] == '5' && (p[i + 2] == 'c' || p[i + 2] == 'C')) {
-            c = '/';
-            skip = 2;
-        } else if (c == '%' && i + 2 < n && p[i + 1] == '2' && (p[i + 2] == 'e' || p[i + 2] == 'E')) {
-            c = '.';
-            skip = 2;
-        } else if (c == '\\') {
-            c = '/';
-        }
-        if (c == '/') {
-            if (seg_dots == 1 || seg_dots == 2)
-                return true;
-            seg_dots = 0;
-        } else if (c == '.' && seg_dots >= 0) {
-            seg_dots++;
-        } else {
-            seg_dots = -1;
-        }
-        i += skip;
+    r->route_path = r->path;
+    r->route_path_len = r->path_len;
+    if (urlpath_route_differs(r->path, r->path_len)) {
+        r->route_path = r->route;
+        r->route_path_len = urlpath_route_form(r->path, r->path_len, r->route, sizeof r->route);
     }
-    return false;
+    return 0;
 }
 
 static int judge(struct httpreq *r, const char **why)

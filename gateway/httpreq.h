@@ -23,8 +23,12 @@ struct httpreq {
     http_parser parser;     /* the head parser; bodies go through httpbody */
     const char *target;     /* request-target as sent upstream: path[?query] */
     size_t target_len;
-    const char *path;       /* the path alone, for routing and logs */
+    const char *path;       /* the normalized path alone (urlpath.h), for logs */
     size_t path_len;
+    const char *route_path; /* its routing form: ";params" dropped; routes match this */
+    size_t route_path_len;
+    const char *raw_path;   /* the path as the client sent it */
+    size_t raw_path_len;
     enum http_method method;
     unsigned short major, minor;
     bool keepalive;
@@ -45,8 +49,10 @@ struct httpreq {
     unsigned abs_default_port;
     /* From here on nothing is cleared per request (see httpreq_parse). */
     struct httphead head;
-    /* the target with dot segments resolved, when that changed anything */
+    /* the normalized target, when normalizing changed anything */
     char norm[HTTPREQ_MAX_LINE + 1];
+    /* the routing form of the path, when it differs from the path */
+    char route[HTTPREQ_MAX_LINE + 1];
 };
 
 /*

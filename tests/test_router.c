@@ -195,7 +195,7 @@ static void test_upstream_target(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(tasks);
     CU_ASSERT_PTR_NOT_NULL_FATAL(users);
     CU_ASSERT_PTR_NOT_NULL_FATAL(v1);
-    /* PRODUCT.md: /api/v1/tasks/7 is sent upstream as /7 */
+    /* docs/configuration.md: /api/v1/tasks/7 is sent upstream as /7 */
     upstream(tasks, "/api/v1/tasks/7", "/7");
     upstream(tasks, "/api/v1/tasks/7?x=1&y=/z", "/7?x=1&y=/z");
     upstream(tasks, "/api/v1/tasks", "/");
@@ -228,6 +228,36 @@ static void test_root_strip(void)
     free(c);
 }
 
+/* Routing on the routing form: any case when routes_ignore_case is on;
+ * strip_prefix takes the target's own spelling of the prefix's segments. */
+static void test_ignore_case_and_params(void)
+{
+    struct conf *c = calloc(1, sizeof *c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    const struct conf_route *login = add_route(c, "login", "/api/login", true, 0);
+    add_route(c, "all", "/", false, 0);
+    static const char *const cased[] = {"/API/login", "/Api/Login", "/api/LOGIN/x"};
+    for (size_t i = 0; i < sizeof cased / sizeof cased[0]; i++)
+        CU_ASSERT_STRING_EQUAL(match(c, cased[i]), "all");
+    c->routes_ignore_case = true;
+    for (size_t i = 0; i < sizeof cased / sizeof cased[0]; i++)
+        CU_ASSERT_STRING_EQUAL(match(c, cased[i]), "login");
+    CU_ASSERT_STRING_EQUAL(match(c, "/API/loginx"), "all");
+    static const struct {
+        const char *target, *want;
+    } strip[] = {
+        {"/api/login", "/"},
+        {"/API/Login/x?q=/a/b", "/x?q=/a/b"},
+        {"/api;v=1/login;jsessionid=2/x", "/x"},
+        {"/api//login/x", "/x"},
+        {"/api/;p/login/x", "/x"},
+        {"/api/login?x", "/?x"},
+    };
+    for (size_t i = 0; i < sizeof strip / sizeof strip[0]; i++)
+        upstream(login, strip[i].target, strip[i].want);
+    free(c);
+}
+
 void test_register(void)
 {
     CU_pSuite s = CU_add_suite("router", suite_init, suite_clean);
@@ -239,4 +269,5 @@ void test_register(void)
     CU_add_test(s, "Allow", test_allow);
     CU_add_test(s, "upstream target (strip_prefix)", test_upstream_target);
     CU_add_test(s, "strip of the root prefix", test_root_strip);
+    CU_add_test(s, "any case, ;params and strip_prefix", test_ignore_case_and_params);
 }

@@ -6,10 +6,24 @@
  * errors it checks the invariants callers rely on: the head end does not
  * depend on how the bytes arrived, every pointer in the result lies inside
  * the buffer, a body never decodes past its limit.
+ *
+ * It is also a differential oracle on where the head ends. The gateway cuts
+ * the head at the blank line its own scanner finds (httpreq_head_end), but
+ * http_parser decides where the header section ends for itself; if the two
+ * disagree, bytes one side took as headers are a second request or a body to
+ * the other (a bare CR, "X: y\n\rZ", ended http_parser's head early). So
+ * Debian's http_parser, on its own callbacks, is run over the same stream:
+ * whenever httpreq_parse accepts a head, http_parser must have ended the
+ * header section exactly at the scanner's length and seen as many header
+ * fields as the parsed table holds. Any other head must be refused.
  */
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <http_parser.h>
 
 #include "httphead.h"
 #include "httpreq.h"
@@ -41,6 +55,64 @@ static void inside(const char *base, size_t len, const char *p, size_t n)
     /* a pointer into the request must lie within it (static strings aside) */
     if (p >= base && p <= base + len && (size_t)(base + len - p) < n)
         abort();
+}
+
+/* The oracle's view of the head: nothing of httpreq or httphead is used. */
+struct oracle {
+    size_t fields;
+    bool in_name;        /* the last callback was a header name */
+    bool done;           /* on_headers_complete fired */
+};
+
+static int oracle_field(http_parser *p, const char *at, size_t len)
+{
+    struct oracle *o = p->data;
+    /* A name may come in several callbacks; a new one starts after a value. */
+    if (!o->in_name)
+        o->fields++;
+    o->in_name = true;
+    return 0;
+}
+
+static int oracle_value(http_parser *p, const char *at, size_t len)
+{
+    struct oracle *o = p->data;
+    o->in_name = false;
+    return 0;
+}
+
+static int oracle_headers_complete(http_parser *p)
+{
+    struct oracle *o = p->data;
+    o->done = true;
+    /* Stop on the byte that ended the head, so the return value locates it. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings oracle_settings = {
+    .on_header_field = oracle_field,
+    .on_header_value = oracle_value,
+    .on_headers_complete = oracle_headers_complete,
+};
+
+/*
+ * Where does http_parser end the head of the first request in BUF[0..LEN)?
+ * True with the head's length (the byte that completed it included) and its
+ * number of header fields; false when it found no complete head.
+ */
+static bool oracle_head(const char *buf, size_t len, size_t *end, size_t *fields)
+{
+    http_parser p;
+    struct oracle o = {0};
+    http_parser_init(&p, HTTP_REQUEST);
+    p.data = &o;
+    size_t n = http_parser_execute(&p, &oracle_settings, buf, len);
+    if (!o.done || HTTP_PARSER_ERRNO(&p) != HPE_PAUSED || n >= len)
+        return false;
+    *end = n + 1;
+    *fields = o.fields;
+    return true;
 }
 
 static int on_data(void *arg, const char *at, size_t len)
@@ -101,6 +173,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct httpreq r;
     const char *why = NULL;
     int status = httpreq_parse(&r, head, hlen, &why);
+    size_t hp_end = 0, hp_fields = 0;
+    bool hp = oracle_head(buf, len, &hp_end, &hp_fields);
+    if (status == 0 && (!hp || hp_end != hlen || hp_fields != r.head.n)) {
+        /* Accepted, yet http_parser reads the head another way: smuggling. */
+        fprintf(stderr, "head judged apart: scanner %zu bytes, %zu fields; "
+                "http_parser %s %zu bytes, %zu fields\n", hlen, r.head.n,
+                hp ? "ended at" : "found no end,", hp_end, hp_fields);
+        abort();
+    }
     if (status != 0) {
         if (!why || (status != 400 && status != 414 && status != 417 && status != 431 &&
                      status != 501 && status != 505))

@@ -197,8 +197,10 @@ static int check_target(struct httpreq *r, const char **why)
             r->target_len = 1;
         }
     }
-    /* The fragment never goes on the wire; refuse it rather than guess. */
-    if (u.field_set & (1 << UF_FRAGMENT)) {
+    /* The fragment never goes on the wire; refuse it rather than guess. An
+     * empty one ("/a#") sets no UF_FRAGMENT, yet upstreams drop it after
+     * routing saw "/a#": any '#' is refused. */
+    if ((u.field_set & (1 << UF_FRAGMENT)) || memchr(r->url, '#', r->url_len)) {
         *why = "fragment in request target";
         return 400;
     }

@@ -571,6 +571,8 @@ static const struct conf_directive conf_directives[] = {
     {SECT_ENVELOPE, "profile", T_PROFILE, C_(profile), 0, 0, 0, 0, 0},
     {SECT_ENVELOPE, "expose_upstream_5xx", T_BOOL, C_(expose_upstream_5xx), 0, 0, 0, 0, 0},
     {SECT_ENVELOPE, "max_error_body", T_SIZE, C_(max_error_body), 0, 0, 1, 64 * MB, 0},
+    {SECT_ENVELOPE, "hide_headers", T_HEADER_LIST, C_(hide_headers), C_(n_hide_headers),
+     CONF_NAME_MAX, 0, CONF_MAX_HIDE, D_REPEAT},
 
     {SECT_CORRELATION, "header", T_HEADER, C_(corr_header), 0, SZ(struct conf, corr_header),
      0, 0, 0},

@@ -20,6 +20,7 @@
 #define CONF_MAX_UPSTREAMS 64
 #define CONF_MAX_ROUTES 256
 #define CONF_MAX_PROXIES 32
+#define CONF_MAX_HIDE 32         /* [envelope] hide_headers entries */
 #define CONF_NAME_MAX 64        /* section suffixes, header names */
 #define CONF_PREFIX_MAX 512     /* route prefixes */
 #define CONF_PATH_MAX 4096
@@ -103,6 +104,9 @@ struct conf {
     enum envelope_profile profile;
     bool expose_upstream_5xx;
     size_t max_error_body;
+    /* dropped from enveloped 5xx besides the built-in list; "X-Foo-*" is a prefix */
+    char hide_headers[CONF_MAX_HIDE][CONF_NAME_MAX];
+    size_t n_hide_headers;
 
     /* [correlation] */
     char corr_header[CONF_NAME_MAX];

@@ -24,6 +24,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "caller.h"
 #include "client.h"
 #include "conf.h"
 #include "envelope.h"
@@ -34,6 +35,7 @@
 #include "normalize.h"
 #include "router.h"
 #include "upstream.h"
+#include "urlpath.h"
 #include "worker.h"
 
 #define RETRY_MAX (64 * 1024)        /* requests up to this size can be replayed */
@@ -230,14 +232,38 @@ static bool skip_request_header(const struct conf *conf, const struct httphead_f
     return httphead_name_is(f, conf->corr_header);
 }
 
+/*
+ * The target the upstream gets: the normalized one, or with merge_slashes
+ * = no the client's slashes kept (routing merged them either way). Into
+ * BUF (HTTPREQ_MAX_LINE + 1 bytes); returns its length.
+ */
+static size_t upstream_target(const struct conf *conf, const struct httpreq *req, char *buf,
+                              const char **target)
+{
+    *target = req->target;
+    if (conf->merge_slashes || req->raw_path[0] != '/' ||
+        !memmem(req->raw_path, req->raw_path_len, "//", 2))
+        return req->target_len;
+    const char *why;
+    size_t n = urlpath_normalize(req->raw_path, req->raw_path_len, buf, HTTPREQ_MAX_LINE + 1,
+                                 0, &why);
+    size_t qlen = req->target_len - req->path_len;
+    if (n == 0 || n + qlen > HTTPREQ_MAX_LINE)
+        return req->target_len;  /* cannot happen: the merged form was accepted */
+    memcpy(buf + n, req->target + req->path_len, qlen);
+    *target = buf;
+    return n + qlen;
+}
+
 static int build_request(struct proxy *px, const struct httpreq *req)
 {
     struct client *c = px->c;
     const struct conf *conf = px->conf;
     struct evbuffer *b = px->req;
-    char target[HTTPREQ_MAX_LINE + 2];
-    size_t tl = router_upstream_target(px->route, req->target, req->target_len, target,
-                                       sizeof target);
+    char target[HTTPREQ_MAX_LINE + 2], unmerged[HTTPREQ_MAX_LINE + 1];
+    const char *t;
+    size_t tlen = upstream_target(conf, req, unmerged, &t);
+    size_t tl = router_upstream_target(px->route, t, tlen, target, sizeof target);
     const char *server = px->group->cu->servers[0].text;
     /* Everything below is bounded by what the client sent plus fixed parts. */
     size_t cap = tl + strlen(server) + strlen(conf->corr_header) + sizeof c->ri.id +
@@ -256,33 +282,31 @@ static int build_request(struct proxy *px, const struct httpreq *req)
         hb_field(&h, "Host", 4, host->value, host->value_len);
     else
         hb_field(&h, "Host", 4, server, strlen(server));
-    const struct httphead_field *xff = NULL, *via = NULL;
     for (size_t i = 0; i < req->head.n; i++) {
         const struct httphead_field *f = &req->head.f[i];
-        if (httphead_name_is(f, "X-Forwarded-For")) {
-            if (!xff)
-                xff = f;
-            continue;
-        }
-        if (httphead_name_is(f, "Via")) {
-            via = f;
-            continue;
-        }
-        if (skip_request_header(conf, f))
-            continue;
-        hb_field(&h, f->name, f->name_len, f->value, f->value_len);
+        if (!skip_request_header(conf, f))
+            hb_field(&h, f->name, f->name_len, f->value, f->value_len);
     }
     hb_field(&h, conf->corr_header, strlen(conf->corr_header), c->ri.id, strlen(c->ri.id));
+    /* Every X-Forwarded-For (and Via) line, joined in order as one list
+     * (RFC 9110 5.3), then this hop: a proxy in front appends its own line
+     * after the client's, and the upstream must see both. */
     HB_LIT(&h, "X-Forwarded-For: ");
-    if (xff && xff->value_len) {
-        hb_add(&h, xff->value, xff->value_len);
-        HB_LIT(&h, ", ");
+    for (size_t i = 0; i < req->head.n; i++) {
+        const struct httphead_field *f = &req->head.f[i];
+        if (f->value_len && httphead_name_is(f, "X-Forwarded-For")) {
+            hb_add(&h, f->value, f->value_len);
+            HB_LIT(&h, ", ");
+        }
     }
     hb_str(&h, c->ip);
     HB_LIT(&h, "\r\nX-Forwarded-Proto: http\r\nVia: ");
-    if (via && via->value_len) {
-        hb_add(&h, via->value, via->value_len);
-        HB_LIT(&h, ", ");
+    for (size_t i = 0; i < req->head.n; i++) {
+        const struct httphead_field *f = &req->head.f[i];
+        if (f->value_len && httphead_name_is(f, "Via")) {
+            hb_add(&h, f->value, f->value_len);
+            HB_LIT(&h, ", ");
+        }
     }
     HB_LIT(&h, "1.");
     hb_u64(&h, req->minor);
@@ -320,86 +344,6 @@ static bool wants_upgrade(const struct httpreq *req)
     size_t n = 0;
     const struct httphead_field *up = httphead_get(&req->head, "Upgrade", &n);
     return up && n == 1 && up->value_len > 0;
-}
-
-/* ---- caller identity ----------------------------------------------------- */
-
-static bool peer_trusted(const struct conf *conf, const struct client *c)
-{
-    return conf->n_trusted_proxies > 0 &&
-           conf_is_trusted_proxy(conf, (const struct sockaddr *)&c->peer);
-}
-
-/* The rightmost X-Forwarded-For address not itself a trusted proxy. */
-static void resolve_client_ip(const struct conf *conf, const struct client *c,
-                              const struct httpreq *req, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s", c->ip);
-    if (!peer_trusted(conf, c))
-        return;
-    const struct httphead_field *xff = httphead_get(&req->head, "X-Forwarded-For", NULL);
-    if (!xff)
-        return;
-    const char *v = xff->value;
-    size_t end = xff->value_len;
-    while (end > 0) {
-        size_t start = end;
-        while (start > 0 && v[start - 1] != ',')
-            start--;
-        size_t a = start, z = end;
-        while (a < z && (v[a] == ' ' || v[a] == '\t'))
-            a++;
-        while (z > a && (v[z - 1] == ' ' || v[z - 1] == '\t'))
-            z--;
-        char ip[64];
-        if (z > a && z - a < sizeof ip) {
-            memcpy(ip, v + a, z - a);
-            ip[z - a] = '\0';
-            struct sockaddr_storage ss;
-            memset(&ss, 0, sizeof ss);
-            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-            bool ok = false;
-            if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
-                s4->sin_family = AF_INET;
-                ok = true;
-            } else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
-                s6->sin6_family = AF_INET6;
-                ok = true;
-            }
-            if (!ok)
-                return;  /* junk in the chain: stop at the last address we believed */
-            snprintf(out, cap, "%s", ip);
-            if (!conf_is_trusted_proxy(conf, (const struct sockaddr *)&ss))
-                return;
-        }
-        end = start ? start - 1 : 0;
-    }
-}
-
-static const char *find_token(const struct conf *conf, const struct httpreq *req, size_t *len)
-{
-    const struct httphead_field *f = httphead_get(&req->head, conf->token_header, NULL);
-    if (!f || f->value_len == 0)
-        return NULL;
-    const char *v = f->value;
-    size_t n = f->value_len;
-    if (strcasecmp(conf->token_header, "Authorization") == 0) {
-        if (n > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
-            v += 7;
-            n -= 7;
-            while (n && *v == ' ') {
-                v++;
-                n--;
-            }
-        } else {
-            return NULL;  /* Basic and friends are not bearer tokens */
-        }
-    }
-    if (n == 0)
-        return NULL;
-    *len = n;
-    return v;
 }
 
 /* ---- rate-limit decision ------------------------------------------------- */
@@ -458,13 +402,21 @@ static void px_limit_cb(enum limiter_verdict v, const struct rl_result *r, void 
 struct proxy *proxy_start(struct client *c, const struct httpreq *req)
 {
     const struct conf *conf = c->gen->conf;
-    const struct conf_route *route = router_match(conf, req->path, req->path_len);
+    const char *bad = caller_check_head(conf, &req->head);
+    if (bad) {
+        LOG_AT(CONF_LOG_INFO, "bad_request", c->ri.id, NULL, "400 from %s: %s", c->ip, bad);
+        client_send_error(c, 400, bad, NULL, NULL, false);
+        return NULL;
+    }
+    const struct conf_route *route = router_match(conf, req->route_path, req->route_path_len);
     if (!route) {
         client_send_error(c, 404, "No route matches this path", NULL, NULL, false);
         return NULL;
     }
     c->ri.route = route->name;
-    if (!router_method_allowed(route, req->method)) {
+    int override = route->methods ? caller_method_override(&req->head) : -1;
+    if (!router_method_allowed(route, req->method) ||
+        (override != -1 && (override < 0 || !router_method_allowed(route, (unsigned)override)))) {
         char allow[256], extra[300];
         router_allow(route, allow, sizeof allow);
         snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
@@ -472,7 +424,7 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
         return NULL;
     }
     size_t token_len = 0;
-    const char *token = find_token(conf, req, &token_len);
+    const char *token = caller_token(conf, &req->head, &token_len);
     if (route->require_token && !token) {
         client_send_error(c, 401, "Authentication required", "WWW-Authenticate: Bearer\r\n",
                           NULL, false);
@@ -501,8 +453,8 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
     if (build_request(px, req) != 0)
         goto oom;
 
-    char ip[64];
-    resolve_client_ip(conf, c, req, ip, sizeof ip);
+    char ip[CALLER_IP_MAX];
+    caller_client_ip(conf, (const struct sockaddr *)&c->peer, c->ip, &req->head, ip, sizeof ip);
     struct limiter_query q = {
         .route = route,
         .token = token,
@@ -716,6 +668,35 @@ static bool is_ratelimit_header(const struct httphead_field *f)
     return f->name_len > 12 && strncasecmp(f->name, "X-RateLimit-", 12) == 0;
 }
 
+/*
+ * Headers that name the upstream's software, version or debug hooks: on an
+ * enveloped 5xx they tell an attacker what failed and how, so they go with
+ * the upstream's own body (unless expose_upstream_5xx). [envelope]
+ * hide_headers adds names; a trailing '*' makes a name a prefix.
+ */
+static bool hide_name(const struct httphead_field *f, const char *name)
+{
+    size_t n = strlen(name);
+    if (n > 0 && name[n - 1] == '*')
+        return f->name_len >= n - 1 && strncasecmp(f->name, name, n - 1) == 0;
+    return httphead_name_is(f, name);
+}
+
+static bool internal_header(const struct conf *conf, const struct httphead_field *f)
+{
+    static const char *const builtin[] = {
+        "Server", "X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Runtime",
+        "X-Debug-*", "X-Backend-Server", "X-Generator", "X-Drupal-*",
+    };
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+        if (hide_name(f, builtin[i]))
+            return true;
+    for (size_t i = 0; i < conf->n_hide_headers; i++)
+        if (hide_name(f, conf->hide_headers[i]))
+            return true;
+    return false;
+}
+
 static bool skip_response_header(const struct proxy *px, const struct httphead_field *f,
                                  bool error_mode)
 {
@@ -729,6 +710,8 @@ static bool skip_response_header(const struct proxy *px, const struct httphead_f
         return false;
     /* The envelope replaces the body: its representation headers go too. */
     if (f->name_len >= 8 && strncasecmp(f->name, "Content-", 8) == 0)
+        return true;
+    if (px->status >= 500 && !px->conf->expose_upstream_5xx && internal_header(px->conf, f))
         return true;
     return httphead_name_is(f, "ETag") || httphead_name_is(f, "Last-Modified") ||
            httphead_name_is(f, "Accept-Ranges") || httphead_name_is(f, "Date");

@@ -1,0 +1,190 @@
+/*
+ * caller: token, client address and the end-to-end rule for the headers the
+ * gateway decides on. Every answer here is a policy input (which limit,
+ * whether require_token holds), so every ambiguity is resolved toward the
+ * reading the upstream would make, or refused.
+ */
+#include "caller.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* The headers the gateway decides on, besides the token and correlation ones. */
+static const char *const decided[] = {
+    "Host", "Content-Length", "Transfer-Encoding", "X-Forwarded-For", "X-Forwarded-Proto",
+    "Forwarded",
+};
+
+/* Is NAME one of the headers the gateway decides on? EQ compares. */
+static bool is_decided(const struct conf *conf, const struct httphead_field *f,
+                       bool (*eq)(const struct httphead_field *, const char *))
+{
+    if (eq(f, conf->token_header) || eq(f, conf->corr_header))
+        return true;
+    for (size_t k = 0; k < sizeof decided / sizeof decided[0]; k++)
+        if (eq(f, decided[k]))
+            return true;
+    for (size_t k = 0; k < conf->n_accept; k++)
+        if (eq(f, conf->accept[k]))
+            return true;
+    return false;
+}
+
+/* Does Connection field F name NAME? */
+static bool conn_names(const struct httphead_field *f, const char *name)
+{
+    return name[0] && httphead_list_has(f->value, f->value_len, name);
+}
+
+/*
+ * Is F's name NAME once '_' is read as '-'? CGI, WSGI, Rack and PHP turn
+ * both into HTTP_X_FORWARDED_FOR: "X_Forwarded_For" is, to them, the
+ * header the gateway did not read.
+ */
+static bool underscore_alias(const struct httphead_field *f, const char *name)
+{
+    size_t n = strlen(name);
+    if (f->name_len != n || !memchr(f->name, '_', n))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char a = f->name[i] == '_' ? '-' : f->name[i];
+        char b = name[i];
+        if (a >= 'A' && a <= 'Z')
+            a = (char)(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z')
+            b = (char)(b - 'A' + 'a');
+        if (a != b)
+            return false;
+    }
+    return true;
+}
+
+const char *caller_check_head(const struct conf *conf, const struct httphead *head)
+{
+    size_t tokens = 0;
+    (void)httphead_get(head, conf->token_header, &tokens);
+    if (tokens > 1)
+        return "more than one token header";
+    for (size_t i = 0; i < head->n; i++) {
+        const struct httphead_field *f = &head->f[i];
+        if (httphead_name_is(f, "Connection") && is_decided(conf, f, conn_names))
+            return "Connection names a header the gateway decides on";
+        if (memchr(f->name, '_', f->name_len) && is_decided(conf, f, underscore_alias))
+            return "underscore spelling of a header the gateway decides on";
+    }
+    return NULL;
+}
+
+int caller_method_override(const struct httphead *head)
+{
+    static const char *const names[] = {
+        "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+    };
+    int method = -1;
+    for (size_t i = 0; i < head->n; i++) {
+        const struct httphead_field *f = &head->f[i];
+        bool is_override = false;
+        for (size_t k = 0; !is_override && k < sizeof names / sizeof names[0]; k++)
+            is_override = httphead_name_is(f, names[k]);
+        if (!is_override)
+            continue;
+        int m = -2;
+        for (unsigned k = 0; k < 64 && m == -2; k++) {
+            const char *name = http_method_str((enum http_method)k);
+            if (strcmp(name, "<unknown>") != 0 && strlen(name) == f->value_len &&
+                strncasecmp(name, f->value, f->value_len) == 0)
+                m = (int)k;
+        }
+        if (m == -2 || (method >= 0 && m != method))
+            return -2;  /* unknown, or two that disagree */
+        method = m;
+    }
+    return method;
+}
+
+const char *caller_token(const struct conf *conf, const struct httphead *head, size_t *len)
+{
+    const struct httphead_field *f = httphead_get(head, conf->token_header, NULL);
+    if (!f || f->value_len == 0)
+        return NULL;
+    const char *v = f->value;
+    size_t n = f->value_len;
+    if (strcasecmp(conf->token_header, "Authorization") == 0) {
+        if (n > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
+            v += 7;
+            n -= 7;
+            while (n && *v == ' ') {
+                v++;
+                n--;
+            }
+        } else {
+            return NULL;  /* Basic and friends are not bearer tokens */
+        }
+    }
+    if (n == 0)
+        return NULL;
+    *len = n;
+    return v;
+}
+
+/* Is TEXT[0..n) an IPv4 or IPv6 address? Fills SS when it is. */
+static bool parse_ip(const char *text, size_t n, struct sockaddr_storage *ss, char *ip,
+                     size_t cap)
+{
+    if (n == 0 || n >= cap)
+        return false;
+    memcpy(ip, text, n);
+    ip[n] = '\0';
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        return true;
+    }
+    return false;
+}
+
+void caller_client_ip(const struct conf *conf, const struct sockaddr *peer, const char *peer_ip,
+                      const struct httphead *head, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", peer_ip);
+    if (conf->n_trusted_proxies == 0 || !conf_is_trusted_proxy(conf, peer))
+        return;
+    /* RFC 9110 5.3: the lines of a list header are one list, in order; each
+     * proxy appends, so the last element is the nearest hop. */
+    for (size_t i = head->n; i-- > 0;) {
+        const struct httphead_field *f = &head->f[i];
+        if (!httphead_name_is(f, "X-Forwarded-For"))
+            continue;
+        const char *v = f->value;
+        size_t end = f->value_len;
+        while (end > 0) {
+            size_t start = end;
+            while (start > 0 && v[start - 1] != ',')
+                start--;
+            size_t a = start, z = end;
+            while (a < z && (v[a] == ' ' || v[a] == '\t'))
+                a++;
+            while (z > a && (v[z - 1] == ' ' || v[z - 1] == '\t'))
+                z--;
+            end = start ? start - 1 : 0;
+            if (z == a)
+                continue;  /* an empty element ("a,,b") says nothing */
+            struct sockaddr_storage ss;
+            char ip[CALLER_IP_MAX];
+            if (!parse_ip(v + a, z - a, &ss, ip, sizeof ip))
+                return;  /* junk in the chain: stop at the last address we believed */
+            snprintf(out, cap, "%s", ip);
+            if (!conf_is_trusted_proxy(conf, (const struct sockaddr *)&ss))
+                return;
+        }
+    }
+}

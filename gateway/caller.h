@@ -1,0 +1,53 @@
+/*
+ * caller: who is calling, as the rate limiter and the route policy see it:
+ * the bearer token (one, never two), the client address behind trusted
+ * proxies (every X-Forwarded-For line, walked from the right), and the rule
+ * that a header the gateway decides on cannot be made hop-by-hop (named in
+ * Connection) and so vanish before the upstream reads it, nor be spelt
+ * with '_' for an upstream that reads "X_Forwarded_For" as
+ * "X-Forwarded-For", and that a method override obeys the route's methods. Pure: the
+ * request's header table and the conf in, answers out.
+ */
+#ifndef ENVELOPD_CALLER_H
+#define ENVELOPD_CALLER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "conf.h"
+#include "httphead.h"
+
+#define CALLER_IP_MAX 64
+
+/*
+ * Refuse a head that would make the gateway and the upstream disagree about
+ * the caller: Connection naming Host, the framing headers, the token header,
+ * a correlation header or a forwarding header; or more than one token
+ * header. Returns NULL, or a static reason for a 400.
+ */
+const char *caller_check_head(const struct conf *conf, const struct httphead *head);
+
+/*
+ * The method a method-override header (X-HTTP-Method-Override,
+ * X-HTTP-Method, X-Method-Override) asks the upstream to use instead of the
+ * request's own: an enum http_method, -1 when there is none, -2 when it
+ * names no method http_parser knows or two of them disagree. Express,
+ * Rails, Laravel and ASP.NET honour these, so a route's methods rule must
+ * hold for this method too.
+ */
+int caller_method_override(const struct httphead *head);
+
+/* The token in conf->token_header ("Bearer " stripped for Authorization), or NULL. */
+const char *caller_token(const struct conf *conf, const struct httphead *head, size_t *len);
+
+/*
+ * The client address into OUT (CALLER_IP_MAX bytes): PEER_IP itself, or,
+ * when PEER is a trusted proxy, the rightmost X-Forwarded-For address (all
+ * lines, in order) that is not itself a trusted proxy. Junk in the chain
+ * stops the walk at the last address believed.
+ */
+void caller_client_ip(const struct conf *conf, const struct sockaddr *peer, const char *peer_ip,
+                      const struct httphead *head, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,202 @@
+/*
+ * test_caller: the caller's identity from a request head: which heads are
+ * refused (Connection naming a header the gateway decides on, two token
+ * headers), the token, and the client address behind trusted proxies. Heads
+ * are parsed with httpreq from literal text, so each row reads as a request.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "caller.h"
+#include "httpreq.h"
+
+void test_register(void);
+
+static struct conf *conf;
+static struct httpreq req;
+
+static int suite_init(void)
+{
+    conf = calloc(1, sizeof *conf);
+    if (!conf)
+        return -1;
+    strcpy(conf->token_header, "Authorization");
+    strcpy(conf->corr_header, "X-Correlation-Id");
+    strcpy(conf->accept[0], "X-Correlation-Id");
+    strcpy(conf->accept[1], "X-Request-Id");
+    conf->n_accept = 2;
+    if (!conf_parse_cidr("127.0.0.1/32", &conf->trusted_proxies[0]) ||
+        !conf_parse_cidr("10.0.0.0/8", &conf->trusted_proxies[1]))
+        return -1;
+    conf->n_trusted_proxies = 2;
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    free(conf);
+    return 0;
+}
+
+/* Parse "GET / HTTP/1.1\r\nHost: a\r\n" HEADERS "\r\n". */
+static const struct httphead *head_of(const char *headers)
+{
+    static char buf[2048];
+    snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nHost: a\r\n%s\r\n", headers);
+    const char *why = NULL;
+    int st = httpreq_parse(&req, buf, strlen(buf), &why);
+    CU_ASSERT_EQUAL_FATAL(st, 0);
+    return &req.head;
+}
+
+static const struct {
+    const char *token_header;
+    const char *headers;
+    bool refused;
+} checks[] = {
+    {"Authorization", "Connection: close\r\n", false},
+    {"Authorization", "Connection: keep-alive, TE\r\nTE: trailers\r\n", false},
+    {"Authorization", "Connection: Upgrade\r\nUpgrade: websocket\r\n", false},
+    {"Authorization", "Connection: Authorization\r\nAuthorization: Bearer x\r\n", true},
+    {"Authorization", "Connection: close, authorization\r\n", true},
+    {"Authorization", "Connection: close\r\nConnection: AUTHORIZATION\r\n", true},
+    {"Authorization", "Connection: Host\r\n", true},
+    {"Authorization", "Connection: content-length\r\n", true},
+    {"Authorization", "Connection: Transfer-Encoding\r\n", true},
+    {"Authorization", "Connection: X-Correlation-Id\r\n", true},
+    {"Authorization", "Connection: x-request-id\r\n", true},
+    {"Authorization", "Connection: X-Forwarded-For\r\n", true},
+    {"Authorization", "Connection: X-Forwarded-Proto\r\n", true},
+    {"Authorization", "Connection: Forwarded\r\n", true},
+    {"Authorization", "Connection: X-Api-Key\r\n", false},
+    {"X-Api-Key", "Connection: x-api-key\r\n", true},
+    {"Authorization", "Authorization: Bearer a\r\nAuthorization: Bearer b\r\n", true},
+    {"Authorization", "Authorization: Bearer a\r\nauthorization: Basic b\r\n", true},
+    {"X-Api-Key", "X-Api-Key: a\r\nX-API-KEY: b\r\n", true},
+    {"X-Api-Key", "X-Api-Key: a\r\nAuthorization: Bearer b\r\n", false},
+    /* '_' for '-': one header to CGI, WSGI, Rack and PHP */
+    {"Authorization", "X_Forwarded_For: 1.2.3.4\r\n", true},
+    {"Authorization", "x_correlation_id: abc\r\n", true},
+    {"Authorization", "X_Request-Id: abc\r\n", true},
+    {"X-Api-Key", "X_API_KEY: abc\r\n", true},
+    {"Authorization", "X_Custom_Thing: abc\r\n", false},
+    {"Authorization", "X_Forwarded_Forx: abc\r\n", false},
+};
+
+static void test_check_head(void)
+{
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        strcpy(conf->token_header, checks[i].token_header);
+        const char *why = caller_check_head(conf, head_of(checks[i].headers));
+        if ((why != NULL) != checks[i].refused) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "row %zu: %s", i, checks[i].headers);
+            CU_FAIL(msg);
+        }
+    }
+    strcpy(conf->token_header, "Authorization");
+}
+
+static const struct {
+    const char *headers;
+    int method;          /* -1: none, -2: refused */
+} overrides[] = {
+    {"", -1},
+    {"X-HTTP-Method-Override: DELETE\r\n", HTTP_DELETE},
+    {"x-http-method: put\r\n", HTTP_PUT},
+    {"X-Method-Override: PATCH\r\n", HTTP_PATCH},
+    {"X-HTTP-Method-Override: FROB\r\n", -2},
+    {"X-HTTP-Method-Override: \r\n", -2},
+    {"X-HTTP-Method-Override: GET\r\nX-HTTP-Method: DELETE\r\n", -2},
+    {"X-HTTP-Method-Override: GET\r\nX-HTTP-Method-Override: get\r\n", HTTP_GET},
+};
+
+static void test_method_override(void)
+{
+    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++)
+        CU_ASSERT_EQUAL(caller_method_override(head_of(overrides[i].headers)),
+                        overrides[i].method);
+}
+
+static const struct {
+    const char *headers;
+    const char *token;   /* NULL: anonymous */
+} tokens[] = {
+    {"Authorization: Bearer abc\r\n", "abc"},
+    {"Authorization: bearer   abc\r\n", "abc"},
+    {"Authorization: Basic abc\r\n", NULL},
+    {"Authorization: Bearer \r\n", NULL},
+    {"X-Other: Bearer abc\r\n", NULL},
+};
+
+static void test_token(void)
+{
+    for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
+        size_t n = 0;
+        const char *t = caller_token(conf, head_of(tokens[i].headers), &n);
+        if (!tokens[i].token) {
+            CU_ASSERT_PTR_NULL(t);
+        } else {
+            CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+            CU_ASSERT_EQUAL(n, strlen(tokens[i].token));
+            CU_ASSERT_EQUAL(memcmp(t, tokens[i].token, n), 0);
+        }
+    }
+}
+
+static const struct {
+    const char *peer;
+    const char *headers;
+    const char *ip;
+} ips[] = {
+    /* an untrusted peer's X-Forwarded-For never decides */
+    {"192.0.2.1", "X-Forwarded-For: 9.9.9.9\r\n", "192.0.2.1"},
+    {"127.0.0.1", "", "127.0.0.1"},
+    {"127.0.0.1", "X-Forwarded-For: 1.1.1.1\r\n", "1.1.1.1"},
+    /* every line, in order: the last line's last element is the nearest hop */
+    {"127.0.0.1", "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n", "2.2.2.2"},
+    {"127.0.0.1", "X-Forwarded-For: 1.1.1.1, 2.2.2.2\r\nX-Forwarded-For: 10.1.1.1\r\n",
+     "2.2.2.2"},
+    {"127.0.0.1", "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n",
+     "6.6.6.6"},
+    {"127.0.0.1", "X-Forwarded-For: 1.1.1.1,,  2.2.2.2 \r\n", "2.2.2.2"},
+    {"127.0.0.1", "X-Forwarded-For: 2001:db8::1\r\n", "2001:db8::1"},
+    /* junk stops the walk at the last address believed */
+    {"127.0.0.1", "X-Forwarded-For: 1.1.1.1, junk\r\n", "127.0.0.1"},
+    {"127.0.0.1", "X-Forwarded-For: junk, 10.0.0.3\r\n", "10.0.0.3"},
+    {"127.0.0.1", "X-Forwarded-For: 10.0.0.1\r\n", "10.0.0.1"},
+};
+
+static void test_client_ip(void)
+{
+    for (size_t i = 0; i < sizeof ips / sizeof ips[0]; i++) {
+        struct sockaddr_in sin;
+        memset(&sin, 0, sizeof sin);
+        sin.sin_family = AF_INET;
+        CU_ASSERT_EQUAL_FATAL(inet_pton(AF_INET, ips[i].peer, &sin.sin_addr), 1);
+        char out[CALLER_IP_MAX];
+        caller_client_ip(conf, (const struct sockaddr *)&sin, ips[i].peer,
+                         head_of(ips[i].headers), out, sizeof out);
+        if (strcmp(out, ips[i].ip) != 0) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "row %zu: got %s, want %s", i, out, ips[i].ip);
+            CU_FAIL(msg);
+        }
+    }
+}
+
+void test_register(void)
+{
+    CU_pSuite s = CU_add_suite("caller", suite_init, suite_clean);
+    if (!s)
+        return;
+    CU_add_test(s, "Connection and token-header rules", test_check_head);
+    CU_add_test(s, "bearer token", test_token);
+    CU_add_test(s, "method override", test_method_override);
+    CU_add_test(s, "client address behind trusted proxies", test_client_ip);
+}

@@ -27,6 +27,16 @@
 
 #define LINGER_MS 2000
 #define WRITE_LOW_WATER (32 * 1024)
+/*
+ * Answers queued for a client that does not read them: above this much, the
+ * next pipelined request is not read or parsed until the output is back at
+ * WRITE_LOW_WATER, and the send deadline (client_timeout) runs meanwhile.
+ * Without it every pipelined head made one more queued answer, and a client
+ * that sent heads without reading grew the process by about 60 MB a second.
+ * The proxy holds a relayed body back on its own (CLIENT_OUT_HIGH in proxy.c);
+ * this bounds the rest: gateway-made answers, envelopes, bodiless responses.
+ */
+#define OUTPUT_HIGH_WATER (64 * 1024)
 /* Input held while a request is served: pipelined heads wait here. */
 #define READ_HIGH_WATER (64 * 1024)
 
@@ -238,6 +248,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void flush_and_close(struct client *c)
 {
     c->st = CS_WAIT;
+    c->out_held = false;
     evtimer_del(c->timer);
     /* A stalled client must not keep the connection forever. */
     arm_timer(c, c->w->gen->conf->client_timeout_ms);
@@ -247,6 +258,18 @@ static void flush_and_close(struct client *c)
     c->close_after = true;
     if (evbuffer_get_length(client_output(c)) == 0)
         closing_write_cb(c->bev, c);
+}
+
+/* Half-closed and nothing complete left to answer: flush and close. While
+ * the output holds the next requests back they are still to be answered. */
+static void close_if_eof(struct client *c)
+{
+    if (c->eof && !c->in_read && !c->out_held && (c->st == CS_IDLE || c->st == CS_HEAD)) {
+        evbuffer_drain(bufferevent_get_input(c->bev),
+                       evbuffer_get_length(bufferevent_get_input(c->bev)));
+        c->req_done = true;
+        flush_and_close(c);
+    }
 }
 
 void client_response_done(struct client *c)
@@ -292,13 +315,7 @@ void client_response_done(struct client *c)
             return;
         }
     }
-    /* Half-closed and nothing complete left to answer: flush and close. */
-    if (c->eof && !c->in_read && (c->st == CS_IDLE || c->st == CS_HEAD)) {
-        evbuffer_drain(bufferevent_get_input(c->bev),
-                       evbuffer_get_length(bufferevent_get_input(c->bev)));
-        c->req_done = true;
-        flush_and_close(c);
-    }
+    close_if_eof(c);
 }
 
 void client_tunnel_start(struct client *c)
@@ -530,6 +547,38 @@ static void body_failed(struct client *c)
         client_send_error(c, 400, "Malformed request body", NULL, NULL, true);
 }
 
+/*
+ * The client is not reading its answers: read and parse nothing more until
+ * the output drains (client_write_cb), and give it client_timeout to make
+ * room. Reading stops too, so a FIN it sent after its requests is seen only
+ * once they are answered.
+ */
+static void hold_output(struct client *c)
+{
+    c->out_held = true;
+    sockread_disable(&c->sr);
+    arm_timer(c, c->w->gen->conf->client_timeout_ms);
+}
+
+/* Called at WRITE_LOW_WATER: the held requests go on. */
+static void release_output(struct client *c)
+{
+    if (evbuffer_get_length(client_output(c)) > WRITE_LOW_WATER)
+        return;
+    c->out_held = false;
+    client_set_state(c, CS_IDLE);  /* back to the keep-alive deadline */
+    if (sockread_enable(&c->sr) != 0) {
+        client_close(c);
+        return;
+    }
+    client_process(c);
+    if (c->freed_pending) {
+        client_free(c);
+        return;
+    }
+    close_if_eof(c);
+}
+
 static void client_process(struct client *c)
 {
     c->in_read = true;
@@ -551,6 +600,10 @@ static void client_process(struct client *c)
         if (c->st == CS_WAIT || avail == 0)
             break;
         if (c->st == CS_IDLE) {
+            if (evbuffer_get_length(client_output(c)) > OUTPUT_HIGH_WATER) {
+                hold_output(c);
+                break;
+            }
             reqinfo_reset(&c->ri);
             c->ri.start_us = now_us();
             c->scan_pos = 0;
@@ -635,8 +688,11 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 {
     struct client *c = arg;
     (void)bev;
+    /* Never both: the output holds requests back only between responses. */
     if (c->px)
-        proxy_client_drained(c->px);
+        proxy_client_drained(c->px);  /* may end the response, and free C */
+    else if (c->out_held)
+        release_output(c);
 }
 
 static void client_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -656,6 +712,14 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         c->eof = true;
         return;
     }
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        (c->st == CS_IDLE || c->st == CS_HEAD) &&
+        evbuffer_get_length(client_output(c)) > 0) {
+        /* Answers to its earlier requests are still queued: they go first. */
+        c->eof = true;
+        close_if_eof(c);
+        return;
+    }
     client_close(c);
 }
 
@@ -664,6 +728,14 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct client *c = arg;
     (void)fd;
     (void)what;
+    if (c->out_held) {
+        LOG_AT(CONF_LOG_INFO, "client_timeout", NULL, NULL,
+               "client %s left %zu bytes of answers unread for %llu ms; closed", c->ip,
+               evbuffer_get_length(client_output(c)),
+               (unsigned long long)c->w->gen->conf->client_timeout_ms);
+        client_close(c);
+        return;
+    }
     switch (c->st) {
     case CS_IDLE:
     case CS_LINGER:
@@ -724,8 +796,17 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 void client_drain(struct client *c)
 {
-    if (c->st == CS_IDLE && !c->in_read)
+    if (c->st != CS_IDLE || c->in_read)
+        return;
+    if (evbuffer_get_length(client_output(c)) == 0) {
         client_free(c);
+        return;
+    }
+    /* Answers still queued go out first; requests held behind them do not. */
+    evbuffer_drain(bufferevent_get_input(c->bev),
+                   evbuffer_get_length(bufferevent_get_input(c->bev)));
+    c->req_done = true;
+    flush_and_close(c);
 }
 
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen)

@@ -3,7 +3,10 @@
  * malformed ones itself), decodes request bodies into the proxy, enforces
  * the whole-head and whole-body deadlines, keeps keep-alive and pipelining
  * in order, writes responses, and writes the access line when each ends.
- * After a 101 its input goes to the proxy's tunnel untouched.
+ * A client that does not read its answers gets no more of them: the next
+ * pipelined request waits while the output holds more than
+ * OUTPUT_HIGH_WATER (client.c), under the send deadline. After a 101 its
+ * input goes to the proxy's tunnel untouched.
  */
 #ifndef ENVELOPD_CLIENT_H
 #define ENVELOPD_CLIENT_H
@@ -87,6 +90,7 @@ struct client {
     bool req_done;              /* the current request was read whole */
     bool discarding;            /* answered early; reading the rest of its body away */
     bool eof;                   /* the client half-closed: serve what it sent, then close */
+    bool out_held;              /* its answers wait unread: no next request until they drain */
     bool in_read;               /* re-entrancy guard for client_process */
     bool freed_pending;
 };

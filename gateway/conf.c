@@ -555,6 +555,7 @@ static const struct conf_directive conf_directives[] = {
     {SECT_SERVER, "listen", T_LISTEN, C_(listen), C_(n_listen), sizeof(struct conf_addr),
      0, CONF_MAX_LISTEN, D_REPEAT},
     {SECT_SERVER, "workers", T_UINT, C_(workers), 0, 0, 0, 1024, 0},
+    {SECT_SERVER, "max_connections", T_UINT, C_(max_connections), 0, 0, 0, 10000000, 0},
     {SECT_SERVER, "max_header_size", T_SIZE, C_(max_header_size), 0, 0, 1 * KB, 1 * MB, 0},
     {SECT_SERVER, "max_body_size", T_SIZE, C_(max_body_size), 0, 0, 1, SIZE_MAX, 0},
     {SECT_SERVER, "client_timeout", T_DURATION, C_(client_timeout_ms), 0, 0, 1, 24 * MS_H, 0},
@@ -779,6 +780,7 @@ static bool conf_defaults(struct conf *c)
         return false;
     c->n_listen = 1;
     c->workers = 0;
+    c->max_connections = 0;     /* from RLIMIT_NOFILE, per worker (worker.c) */
     c->max_header_size = 16 * KB;
     c->max_body_size = 10 * MB;
     c->client_timeout_ms = 30 * MS_S;

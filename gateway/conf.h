@@ -90,6 +90,7 @@ struct conf {
     struct conf_addr listen[CONF_MAX_LISTEN];
     size_t n_listen;
     unsigned workers;              /* resolved: 0 in the file -> CPU count */
+    unsigned max_connections;      /* client connections per worker; 0: sized by the worker */
     size_t max_header_size;
     size_t max_body_size;
     uint64_t client_timeout_ms;

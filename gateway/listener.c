@@ -1,6 +1,7 @@
 /*
  * listener: socket(2)/bind(2)/listen(2) for one address. Records which call
- * failed in the caller's buffer; the caller decides how to log it.
+ * failed in the caller's buffer; the caller decides how to log it. Also
+ * sizes the default per-worker connection cap from the descriptor limit.
  */
 #include "listener.h"
 
@@ -13,6 +14,21 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+unsigned listener_default_max_connections(uint64_t nofile, unsigned workers, size_t n_listen)
+{
+    if (workers == 0)
+        workers = 1;
+    /* In 64 bits none of this can overflow: workers and n_listen are small. */
+    uint64_t reserve = LISTENER_FD_RESERVE +
+                       (uint64_t)workers * (LISTENER_FD_PER_WORKER + (uint64_t)n_listen);
+    if (nofile <= reserve)
+        return 1;
+    uint64_t cap = (nofile - reserve) / (2 * (uint64_t)workers);
+    if (cap < 1)
+        return 1;
+    return cap > LISTENER_MAX_CONNECTIONS ? LISTENER_MAX_CONNECTIONS : (unsigned)cap;
+}
 
 /* A socket file left by a process that died would make bind fail: remove it.
  * Never a file that is not a socket, nor one a live process still accepts on

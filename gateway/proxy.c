@@ -1235,7 +1235,7 @@ static void px_timer_cb(evutil_socket_t fd, short what, void *arg)
                           "The upstream server did not accept the connection in time");
         return;
     case PX_WAITING:
-        upstream_server_failed(px->srv, upstream_now_ms(), "response timeout");
+        (void)upstream_server_timed_out(px->srv, upstream_now_ms());  /* kept up if alone */
         metrics_upstream_error(&px->w->metrics, METRICS_UP_TIMEOUT);
         LOG_AT(CONF_LOG_WARN, "upstream_timeout", px->c->ri.id, NULL,
                "no response from %s within %llu ms", px->srv->addr->text,

@@ -277,6 +277,14 @@ void upstream_server_failed(struct up_server *s, uint64_t now_ms, const char *wh
         idle_close(c);
 }
 
+bool upstream_server_timed_out(struct up_server *s, uint64_t now_ms)
+{
+    if (s->group->n < 2)
+        return false;
+    upstream_server_failed(s, now_ms, "response timeout");
+    return true;
+}
+
 void upstream_server_ok(struct up_server *s)
 {
     if (!s->down)

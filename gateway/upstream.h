@@ -2,7 +2,8 @@
  * upstream: one worker's keep-alive connection pools for one conf
  * generation. Round robin over a group's servers, skipping a server that
  * refused or timed out until its backoff passes (doubling, capped, reset on
- * success); idle connections watched so an upstream's close is noticed
+ * success; a group's only server is never skipped for a slow answer, see
+ * upstream_server_timed_out); idle connections watched so an upstream's close is noticed
  * before the connection is reused. A server keeps `keepalive` idle
  * connections until they have been unused for `keepalive_timeout` (nginx's
  * upstream keepalive_timeout: set below the upstream's own, it closes them
@@ -92,6 +93,17 @@ void upstream_release(struct upconn *c, bool reusable);
 
 /* A connect refused, reset or timed out: skip S for a while (logs the transition). */
 void upstream_server_failed(struct up_server *s, uint64_t now_ms, const char *why);
+/*
+ * S accepted the request but did not answer within the timeout. In a group
+ * of two or more servers, S is skipped for a while as after a failed
+ * connect, so the next requests go to the others. The only server of its
+ * group is left up: marking it down would answer every request with 503
+ * for the backoff because one endpoint was slow, where each request can
+ * still be tried and time out (504) on its own. A refused or timed-out
+ * connect still marks it down (upstream_server_failed). True when S was
+ * marked down.
+ */
+bool upstream_server_timed_out(struct up_server *s, uint64_t now_ms);
 /* S answered: clear its backoff (logs "upstream_up" if it was down). */
 void upstream_server_ok(struct up_server *s);
 

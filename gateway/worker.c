@@ -4,6 +4,13 @@
  * worker's loop reads, so the worker's state is only ever touched on its own
  * thread and its base needs no locks (EVENT_BASE_FLAG_NOLOCK: libevent's
  * locking was 48 lock/unlock pairs per proxied request).
+ *
+ * Accepting is paused (the listeners' events disabled) while the worker
+ * holds max_connections clients, and for WORKER_ACCEPT_RETRY_MS after
+ * accept(2) fails: a connection accept cannot take stays in the backlog and
+ * keeps the listener readable, so retrying at once would spin (out of
+ * descriptors, a worker wrote 490k log lines a second). Either pause ends
+ * early when one of the worker's connections closes.
  */
 #include "worker.h"
 
@@ -12,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/listener.h>
@@ -131,19 +139,113 @@ static int post(struct worker *w, enum worker_msg_type type, struct confref *cre
     }
 }
 
+/* The default cap: sized from the descriptor limit, which the running
+ * process keeps (as it keeps its listeners and workers) until restart. */
+static unsigned default_max_conns(const struct conf *conf)
+{
+    struct rlimit rl;
+    uint64_t nofile = UINT64_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        nofile = (uint64_t)rl.rlim_cur;
+    return listener_default_max_connections(nofile, conf->workers, conf->n_listen);
+}
+
+static int listeners_switch(struct worker *w, bool on)
+{
+    int rc = 0;
+    for (size_t i = 0; i < w->n_listeners; i++)
+        if ((on ? evconnlistener_enable : evconnlistener_disable)(w->listeners[i]) != 0)
+            rc = -1;
+    return rc;
+}
+
+/*
+ * Stop accepting. RETRY: accept(2) failed, so try again after
+ * WORKER_ACCEPT_RETRY_MS even if no connection of ours closes (descriptors
+ * freed by other workers count too). One accept_paused line a second at
+ * most; the pauses not logged are counted on the next line.
+ */
+static void accept_pause(struct worker *w, bool retry, enum conf_log_level lvl,
+                         const char *reason, const char *detail)
+{
+    bool pause = true;
+    if (retry) {
+        struct timeval tv = {WORKER_ACCEPT_RETRY_MS / 1000, (WORKER_ACCEPT_RETRY_MS % 1000) * 1000};
+        /* Paused without its timer it might never resume: keep accepting. */
+        pause = evtimer_add(w->accept_retry, &tv) == 0;
+    }
+    if (pause && !w->accept_paused) {
+        w->accept_paused = true;
+        if (listeners_switch(w, false) != 0)
+            log_error("gateway_error", "worker %u: cannot pause accepting", w->id);
+    }
+    uint64_t now = upstream_now_ms();
+    if (w->accept_log_ms && now - w->accept_log_ms < 1000) {
+        w->accept_unlogged++;
+        return;
+    }
+    char n[24], more[64] = "";
+    snprintf(n, sizeof n, "%lu", w->accept_unlogged);
+    if (w->accept_unlogged)
+        snprintf(more, sizeof more, " (%lu more pause(s) since the last line)",
+                 w->accept_unlogged);
+    const char *fields[] = {"reason", reason, "suppressed", n, NULL};
+    LOG_AT(lvl, "accept_paused", NULL, fields,
+           "worker %u: accepting paused with %u connection(s) open: %s%s", w->id, w->nclients,
+           detail, more);
+    w->accept_log_ms = now ? now : 1;
+    w->accept_unlogged = 0;
+}
+
+/* Take connections again, unless still at the cap (or draining). */
+static void accept_resume(struct worker *w)
+{
+    if (!w->accept_paused || w->draining || w->nclients >= w->max_conns)
+        return;
+    evtimer_del(w->accept_retry);
+    w->accept_paused = false;
+    if (listeners_switch(w, true) != 0) {
+        log_error("gateway_error", "worker %u: cannot resume accepting; retrying", w->id);
+        accept_pause(w, true, CONF_LOG_ERROR, "internal", "listener could not be re-armed");
+    }
+}
+
+static void accept_at_cap(struct worker *w)
+{
+    char detail[96];
+    snprintf(detail, sizeof detail, "max_connections (%u) reached", w->max_conns);
+    accept_pause(w, false, CONF_LOG_WARN, "max_connections", detail);
+}
+
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    accept_resume(arg);
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
+    struct worker *w = arg;
     (void)l;
-    client_accept(arg, fd, sa, salen);
+    client_accept(w, fd, sa, salen);
+    if (w->nclients >= w->max_conns && !w->accept_paused)
+        accept_at_cap(w);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
     struct worker *w = arg;
     (void)l;
-    log_error("accept_failed", "worker %u: accept: %s", w->id,
-              evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    /* libevent retries EINTR, EAGAIN and ECONNABORTED itself; anything else
+     * (EMFILE, ENFILE, ENOBUFS, ENOMEM, EPERM...) may leave the connection
+     * queued and the listener readable: pause rather than spin. */
+    int err = EVUTIL_SOCKET_ERROR();
+    char detail[160];
+    snprintf(detail, sizeof detail, "accept: %s; retrying in %d ms or when a connection closes",
+             evutil_socket_error_to_string(err), WORKER_ACCEPT_RETRY_MS);
+    accept_pause(w, true, CONF_LOG_ERROR, "accept_error", detail);
 }
 
 int worker_init(struct worker *w, unsigned id, struct server *s, struct confref *cref,
@@ -179,6 +281,11 @@ int worker_init(struct worker *w, unsigned id, struct server *s, struct confref 
     w->limiter = limiter_new(w->base, conf);
     if (!w->limiter)
         goto oom;
+    w->accept_retry = evtimer_new(w->base, accept_retry_cb, w);
+    if (!w->accept_retry)
+        goto oom;
+    w->max_conns_auto = default_max_conns(conf);
+    w->max_conns = conf->max_connections ? conf->max_connections : w->max_conns_auto;
     for (size_t i = 0; i < conf->n_listen; i++) {
         evutil_socket_t fd = listener_bind(&conf->listen[i], err, errlen);
         if (fd < 0)
@@ -250,6 +357,11 @@ static void conf_apply(struct worker *w, struct confref *cref)
         w->gen = g;
         limiter_set_conf(w->limiter, g->conf);
         worker_gen_put(old);  /* in-flight requests keep the old one alive */
+        w->max_conns = g->conf->max_connections ? g->conf->max_connections : w->max_conns_auto;
+        if (w->accept_paused)
+            accept_resume(w);  /* the cap may have been raised */
+        else if (w->nclients >= w->max_conns && w->n_listeners && !w->draining)
+            accept_at_cap(w);
     } else {
         log_error("reload_failed", "worker %u: out of memory; keeping the running conf", w->id);
     }
@@ -275,6 +387,8 @@ static void maybe_finished(struct worker *w)
 void worker_client_closed(struct worker *w)
 {
     w->nclients--;
+    if (w->accept_paused)
+        accept_resume(w);
     maybe_finished(w);
 }
 
@@ -284,6 +398,8 @@ static void drain_apply(struct worker *w)
     for (size_t i = 0; i < w->n_listeners; i++)
         evconnlistener_free(w->listeners[i]);
     w->n_listeners = 0;
+    w->accept_paused = false;
+    evtimer_del(w->accept_retry);
     struct client *c = LIST_FIRST(&w->clients), *next;
     for (; c; c = next) {
         next = LIST_NEXT(c, link);
@@ -324,6 +440,8 @@ void worker_cleanup(struct worker *w)
     if (w->nclients == 0) {
         if (w->msg_ev)
             event_free(w->msg_ev);
+        if (w->accept_retry)
+            event_free(w->accept_retry);
         if (w->limiter)
             limiter_free(w->limiter);
         if (w->gen)

@@ -52,6 +52,12 @@ struct worker {
     size_t n_listeners;
     LIST_HEAD(, client) clients;
     unsigned nclients;
+    unsigned max_conns;      /* accepting pauses at this many clients (max_connections) */
+    unsigned max_conns_auto; /* the default, sized from RLIMIT_NOFILE at start */
+    bool accept_paused;      /* listeners disabled: at max_conns, or accept(2) failed */
+    struct event *accept_retry;  /* after a failed accept: try again a little later */
+    uint64_t accept_log_ms;  /* when the last accept_paused line was written */
+    unsigned long accept_unlogged;  /* pauses since that line */
     unsigned inflight;       /* requests between head and response end */
     bool draining;
     int msg_fd[2];           /* main thread -> worker: struct worker_msg over a pipe */
@@ -64,8 +70,12 @@ struct worker {
 struct gen *worker_gen_get(struct worker *w);
 void worker_gen_put(struct gen *g);
 
-/* A client connection closed: a draining worker may now be done. */
+/* A client connection closed: a draining worker may now be done, and a
+ * worker that paused accepting may take connections again. */
 void worker_client_closed(struct worker *w);
+
+/* How long accepting stays paused after accept(2) failed (out of descriptors). */
+#define WORKER_ACCEPT_RETRY_MS 100
 
 /* Set up a worker on its own event base for CREF (listeners bound). 0 or -1 + err. */
 int worker_init(struct worker *w, unsigned id, struct server *s, struct confref *cref,

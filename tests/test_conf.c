@@ -399,6 +399,7 @@ static void test_defaults(void)
     CU_ASSERT_STRING_EQUAL(c->listen[0].text, "0.0.0.0:8080");
     CU_ASSERT_EQUAL(c->listen[0].sa.ss_family, AF_INET);
     CU_ASSERT_EQUAL(c->workers, (unsigned)(cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus));
+    CU_ASSERT_EQUAL(c->max_connections, 0);
     CU_ASSERT_EQUAL(c->max_header_size, 16 * 1024);
     CU_ASSERT_EQUAL(c->max_body_size, 10 * 1024 * 1024);
     CU_ASSERT_EQUAL(c->client_timeout_ms, 30000);
@@ -431,6 +432,10 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(c->per_ip.window_ms, 900000);
     CU_ASSERT_EQUAL(c->n_trusted_proxies, 0);
     CU_ASSERT_FALSE(c->hash_secret_set);
+    CU_ASSERT_EQUAL(c->ipv6_prefix, 64);
+    CU_ASSERT_TRUE(c->merge_slashes);
+    CU_ASSERT_TRUE(c->routes_ignore_case);
+    CU_ASSERT_EQUAL(c->n_hide_headers, 0);
 
     CU_ASSERT_EQUAL_FATAL(c->n_upstreams, 1);
     const struct conf_upstream *u = &c->upstreams[0];
@@ -481,6 +486,7 @@ static void test_every_directive(void)
     CU_ASSERT_STRING_EQUAL(c->listen[1].text, "[::1]:18080");
     CU_ASSERT_EQUAL(c->listen[1].sa.ss_family, AF_INET6);
     CU_ASSERT_EQUAL(c->workers, 3);
+    CU_ASSERT_EQUAL(c->max_connections, 500);
     CU_ASSERT_EQUAL(c->max_header_size, 32 * 1024);
     CU_ASSERT_EQUAL(c->max_body_size, 2 * 1024 * 1024);
     CU_ASSERT_EQUAL(c->client_timeout_ms, 15000);
@@ -488,10 +494,15 @@ static void test_every_directive(void)
     CU_ASSERT_EQUAL(c->shutdown_timeout_ms, 5000);
     CU_ASSERT_EQUAL(c->log_level, CONF_LOG_DEBUG);
     CU_ASSERT_STRING_EQUAL(c->access_log, "/var/log/envelopd/access.log");
+    CU_ASSERT_FALSE(c->merge_slashes);
+    CU_ASSERT_FALSE(c->routes_ignore_case);
 
     CU_ASSERT_EQUAL(c->profile, ENVELOPE_PROBLEM);
     CU_ASSERT_TRUE(c->expose_upstream_5xx);
     CU_ASSERT_EQUAL(c->max_error_body, 128 * 1024);
+    CU_ASSERT_EQUAL_FATAL(c->n_hide_headers, 3);
+    CU_ASSERT_STRING_EQUAL(c->hide_headers[0], "X-Internal-*");
+    CU_ASSERT_STRING_EQUAL(c->hide_headers[2], "X-Trace-Host");
 
     CU_ASSERT_STRING_EQUAL(c->corr_header, "X-Request-Id");
     CU_ASSERT_EQUAL_FATAL(c->n_accept, 3);
@@ -509,6 +520,7 @@ static void test_every_directive(void)
     CU_ASSERT_EQUAL(c->redis_on_error, CONF_ON_ERROR_LOCAL);
 
     CU_ASSERT_STRING_EQUAL(c->token_header, "X-Api-Key");
+    CU_ASSERT_EQUAL(c->ipv6_prefix, 48);
     CU_ASSERT_EQUAL(c->per_token.count, 1000);
     CU_ASSERT_EQUAL(c->per_token.window_ms, 3600000);
     CU_ASSERT_EQUAL(c->per_ip.count, 50);
@@ -695,6 +707,50 @@ static void test_syntax_forms(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_STRING_EQUAL(c->access_log, "off");
     conf_free(c);
+}
+
+/* [limits] ipv6_prefix: any network length from 1 to 128. */
+static void test_ipv6_prefix(void)
+{
+    static const struct { const char *v; unsigned want; } t[] = {
+        {"1", 1}, {"48", 48}, {"56", 56}, {"64", 64}, {"127", 127}, {"128", 128}, {"064", 64},
+    };
+    char text[256], err[1024];
+    for (size_t i = 0; i < N_OF(t); i++) {
+        snprintf(text, sizeof(text), "[limits]\nipv6_prefix = %s\n" TAIL, t[i].v);
+        struct conf *c = load_text(text, err, sizeof(err));
+        if (!c)
+            fprintf(stderr, "\n  %s: %s\n", t[i].v, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->ipv6_prefix, t[i].want);
+        conf_free(c);
+    }
+}
+
+/* [server] max_connections: unset and 0 leave the cap to the worker (sized
+ * from RLIMIT_NOFILE); any other value is the per-worker cap. */
+static void test_max_connections(void)
+{
+    static const struct { const char *line; unsigned want; } t[] = {
+        {"", 0}, {"max_connections = 0\n", 0}, {"max_connections = 1\n", 1},
+        {"max_connections = 5\n", 5}, {"max_connections = 10000000\n", 10000000},
+    };
+    char text[256], err[1024];
+    for (size_t i = 0; i < N_OF(t); i++) {
+        snprintf(text, sizeof(text), "[server]\n%s" TAIL, t[i].line);
+        struct conf *c = load_text(text, err, sizeof(err));
+        if (!c)
+            fprintf(stderr, "\n  %s: %s\n", t[i].line, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->max_connections, t[i].want);
+        conf_free(c);
+    }
+    struct conf *c = load_text("[server]\nmax_connections = 10000001\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_STRING_EQUAL(err, "2: max_connections: \"10000001\" must be from 0 to 10000000");
+    c = load_text("[server]\nmax_connections = -5\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_STRING_EQUAL(err, "2: max_connections: \"-5\" is not a whole number");
 }
 
 static void test_hash_secret_file(void)
@@ -884,6 +940,12 @@ static void test_errors(void)
          "is not an address or CIDR range (e.g. 10.0.0.0/8, ::1)"},
         {"[limits]\nhash_secret = short\n" TAIL, "2: hash_secret: must be 16 to 255 characters "
          "(e.g. the output of openssl rand -hex 32)"},
+        {"[limits]\nipv6_prefix = 0\n" TAIL, "2: ipv6_prefix: \"0\" must be from 1 to 128"},
+        {"[limits]\nipv6_prefix = 129\n" TAIL, "2: ipv6_prefix: \"129\" must be from 1 to 128"},
+        {"[limits]\nipv6_prefix = /64\n" TAIL, "2: ipv6_prefix: \"/64\" is not a whole number"},
+        {"[limits]\nipv6_prefix = 64bits\n" TAIL, "2: ipv6_prefix: \"64bits\" is not a whole "
+         "number"},
+        {"[limits]\nipv6_prefix = -1\n" TAIL, "2: ipv6_prefix: \"-1\" is not a whole number"},
         /* [upstream] */
         {"[upstream u]\nkeepalive = 2\n[route r]\nprefix = /\nupstream = u\n",
          "1: [upstream u]: missing server = ..."},
@@ -1073,6 +1135,8 @@ void test_register(void)
     CU_add_test(s, "every_directive", test_every_directive);
     CU_add_test(s, "syntax_forms", test_syntax_forms);
     CU_add_test(s, "hash_secret_file", test_hash_secret_file);
+    CU_add_test(s, "ipv6_prefix", test_ipv6_prefix);
+    CU_add_test(s, "max_connections", test_max_connections);
     CU_add_test(s, "errors", test_errors);
     CU_add_test(s, "binary_and_missing", test_binary_and_missing);
     CU_add_test(s, "bad_fixtures", test_bad_fixtures);

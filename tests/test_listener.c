@@ -9,7 +9,9 @@
  * without leaking the fd a reload would then carry for ever, even into an
  * err buffer too small for the message. So the suite binds real sockets on
  * loopback and a temporary directory, and checks the kernel's view of them
- * (fcntl, getsockopt, connect and accept), not the code's.
+ * (fcntl, getsockopt, connect and accept), not the code's. The default
+ * per-worker connection cap is checked against its formula, and against
+ * the descriptor limit it must never overrun.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -476,6 +478,52 @@ static void test_ipv6(void)
     close(fd);
 }
 
+/* The default cap: (nofile - 32 - workers * (8 + listeners)) / (2 * workers),
+ * at least 1, at most LISTENER_MAX_CONNECTIONS. */
+static void test_default_cap(void)
+{
+    static const struct {
+        uint64_t nofile;
+        unsigned workers;
+        size_t n_listen;
+        unsigned want;
+    } t[] = {
+        {65536, 2, 1, (65536 - 32 - 18) / 4},
+        {65536, 1, 1, (65536 - 32 - 9) / 2},
+        {1024, 1, 1, (1024 - 32 - 9) / 2},
+        {1024, 0, 1, (1024 - 32 - 9) / 2},          /* 0 workers counts as 1 */
+        {1024, 1, 16, (1024 - 32 - 24) / 2},        /* every listening socket is kept out */
+        {1024, 8, 2, (1024 - 32 - 80) / 16},
+        {64, 1, 1, (64 - 32 - 9) / 2},
+        {64, 2, 1, (64 - 32 - 18) / 4},
+        {64, 4, 1, 1},                              /* the reserve exceeds the limit */
+        {41, 1, 1, 1},                              /* exactly the reserve */
+        {42, 1, 1, 1},                              /* half a client's pair is not one */
+        {45, 1, 1, 2},
+        {0, 1, 1, 1},
+        {UINT64_MAX, 1, 1, LISTENER_MAX_CONNECTIONS}, /* RLIM_INFINITY */
+        {UINT64_MAX, 1024, 16, LISTENER_MAX_CONNECTIONS},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        unsigned got = listener_default_max_connections(t[i].nofile, t[i].workers, t[i].n_listen);
+        if (got != t[i].want)
+            fprintf(stderr, "\n  nofile %llu workers %u listen %zu: %u, want %u\n",
+                    (unsigned long long)t[i].nofile, t[i].workers, t[i].n_listen, got, t[i].want);
+        CU_ASSERT_EQUAL(got, t[i].want);
+    }
+    /* Whenever the cap is above its floor of 1, two descriptors per client
+     * on every worker plus the reserve fit in the limit. */
+    for (uint64_t nofile = 0; nofile < 5000; nofile += 7) {
+        for (unsigned w = 1; w <= 16; w++) {
+            unsigned cap = listener_default_max_connections(nofile, w, 1);
+            CU_ASSERT(cap >= 1);
+            if (cap > 1)
+                CU_ASSERT(2ULL * cap * w + LISTENER_FD_RESERVE +
+                              (uint64_t)w * (LISTENER_FD_PER_WORKER + 1) <= nofile);
+        }
+    }
+}
+
 void test_register(void)
 {
     CU_pSuite s = CU_add_suite("listener", NULL, NULL);
@@ -488,4 +536,5 @@ void test_register(void)
     CU_add_test(s, "small err buffer stays terminated", test_small_err);
     CU_add_test(s, "unix socket: a stale one is replaced, a live one or a file is not", test_unix);
     CU_add_test(s, "IPv6 [::1]: V6ONLY", test_ipv6);
+    CU_add_test(s, "default max_connections from the descriptor limit", test_default_cap);
 }

@@ -8,7 +8,9 @@
  * unused for UPSTREAM_SURPLUS_IDLE_MS, least recently used first, and never
  * below keepalive (even while a later keepalive_timeout is armed); any idle
  * connection unused for keepalive_timeout is closed; a pooled connection the server closes leaves the pool; a
- * failing server's pool is emptied; and freeing a set with idle
+ * failing server's pool is emptied; a response timeout marks a server of
+ * a larger group down but never a group's only server (whose pool it
+ * leaves alone), while a failed connect still marks that one down; and freeing a set with idle
  * connections and an armed purge timer leaks nothing (ASan, valgrind).
  */
 #include <errno.h>
@@ -210,6 +212,52 @@ static void test_down_backoff(void)
     upstream_server_failed(server(1), now + 1000, "timeout");
     CU_ASSERT_EQUAL(server(1)->backoff_ms, 100);
     CU_ASSERT_EQUAL(log_count("upstream_down"), 2);
+    teardown();
+}
+
+static void test_timeout_alone_stays_up(void)
+{
+    setup(4);
+    /* A second group, "solo", with the first server as its only one. */
+    struct conf_upstream *u = &fx.conf->upstreams[1];
+    *u = fx.conf->upstreams[0];
+    snprintf(u->name, sizeof u->name, "solo");
+    u->n_servers = 1;
+    fx.conf->n_upstreams = 2;
+    struct upstream_set *set = upstream_set_new(fx.base, fx.conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(set);
+    struct up_group *solo = &set->groups[1];
+    struct up_server *s = &solo->servers[0];
+    uint64_t now = 1000;
+    int p;
+    upstream_release(connect_to(s, &p), true);
+    CU_ASSERT_EQUAL_FATAL(s->n_idle, 1);
+
+    /* Slow, but alone: still picked, its pool kept, nothing logged. */
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_FALSE(upstream_server_timed_out(s, now + (uint64_t)i));
+    CU_ASSERT_FALSE(s->down);
+    CU_ASSERT_PTR_EQUAL(upstream_pick(solo, now + 10, 0), s);
+    CU_ASSERT_EQUAL(s->n_idle, 1);
+    CU_ASSERT_EQUAL(log_count("upstream_down"), 0);
+
+    /* A connect that fails still takes it out for its backoff. */
+    upstream_server_failed(s, now, "connection refused");
+    CU_ASSERT_TRUE(s->down);
+    CU_ASSERT_PTR_NULL(upstream_pick(solo, now + 99, 0));
+    CU_ASSERT_EQUAL(log_count("upstream_down"), 1);
+
+    /* In a group of three a timed-out server is skipped for its backoff. */
+    struct up_group *g = &fx.set->groups[0];
+    CU_ASSERT_TRUE(upstream_server_timed_out(server(2), now));
+    CU_ASSERT_TRUE(server(2)->down);
+    CU_ASSERT_EQUAL(server(2)->down_until_ms, now + 100);
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT_PTR_NOT_EQUAL(upstream_pick(g, now + 99, 0), server(2));
+    CU_ASSERT_EQUAL(log_count("upstream_down"), 2);
+
+    upstream_set_free(set);
+    close(p);
     teardown();
 }
 
@@ -458,6 +506,7 @@ void test_register(void)
         return;
     CU_add_test(s, "round robin skips tried servers", test_round_robin);
     CU_add_test(s, "down server: backoff doubles to its cap, logged once", test_down_backoff);
+    CU_add_test(s, "response timeout: a group's only server stays up", test_timeout_alone_stays_up);
     CU_add_test(s, "pool is most recently used first", test_pool_lifo);
     CU_add_test(s, "keepalive_requests retires a connection", test_keepalive_requests);
     CU_add_test(s, "keepalive = 0 pools nothing", test_keepalive_zero);

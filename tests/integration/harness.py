@@ -525,10 +525,13 @@ def parse_responses(data, head=False):
 class Gateway:
     """The envelopd binary, run in the foreground with a generated conf."""
 
-    def __init__(self, conf, port, start=True, extra_args=()):
+    def __init__(self, conf, port, start=True, extra_args=(), preexec_fn=None):
         if not ENVELOPD:
             raise unittest.SkipTest("ENVELOPD is not set")
         self.port = port
+        # Run in the child before exec (e.g. resource.setrlimit for a test
+        # that needs envelopd started under a small RLIMIT_NOFILE).
+        self.preexec_fn = preexec_fn
         self.conf = conf
         self.tmp = tempfile.mkdtemp(prefix="envelopd-it-")
         self.conf_path = os.path.join(self.tmp, "envelopd.conf")
@@ -557,7 +560,8 @@ class Gateway:
             env = dict(os.environ, VALGRIND_LOG_FILE=os.path.join(self.tmp, "valgrind.%p.log"))
         self.proc = subprocess.Popen(ENVELOPD_WRAPPER + [ENVELOPD, "-c", self.conf_path] +
                                      self.extra_args, stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL, env=env)
+                                     stdin=subprocess.DEVNULL, env=env,
+                                     preexec_fn=self.preexec_fn)
         timeout = scaled(timeout)
         t0 = time.monotonic()
         if not wait_port(self.port, timeout, self.proc) or not all(

@@ -255,7 +255,7 @@ static size_t body_fail(struct httpbody *b)
     return (size_t)-1;
 }
 
-static int hexval(unsigned char c)
+int httphead_hexval(unsigned char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -282,7 +282,7 @@ static size_t feed_chunked(struct httpbody *b, const char *data, size_t len)
         unsigned char ch = (unsigned char)data[i];
         switch (b->state) {
         case CH_SIZE: {
-            int v = hexval(ch);
+            int v = httphead_hexval(ch);
             if (v >= 0) {
                 /* 15 hex digits keep the size far below 2^64 and any limit. */
                 if (++b->digits > 15)

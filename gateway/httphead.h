@@ -67,6 +67,8 @@ bool httphead_name_is(const struct httphead_field *f, const char *name);
 bool httphead_list_has(const char *value, size_t len, const char *token);
 /* Mark hop-by-hop fields, including those named by Connection. */
 void httphead_mark_hop(struct httphead *h);
+/* The value of hex digit C, or -1. */
+int httphead_hexval(unsigned char c);
 /* RFC 9110 tchar. */
 bool httphead_is_tchar(unsigned char c);
 

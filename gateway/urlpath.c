@@ -11,16 +11,7 @@
 
 #include <string.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "httphead.h"
 
 /* RFC 3986 2.3: decoding these never changes what a URI means. */
 static bool unreserved(unsigned char c)
@@ -77,8 +68,8 @@ static size_t decode(const char *in, size_t len, char *out, const char **why)
             out[o++] = (char)c;
             continue;
         }
-        int hi = i + 2 < len ? hexval(in[i + 1]) : -1;
-        int lo = i + 2 < len ? hexval(in[i + 2]) : -1;
+        int hi = i + 2 < len ? httphead_hexval((unsigned char)in[i + 1]) : -1;
+        int lo = i + 2 < len ? httphead_hexval((unsigned char)in[i + 2]) : -1;
         if (hi < 0 || lo < 0) {
             *why = "invalid percent-encoding in the path";
             return 0;

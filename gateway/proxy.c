@@ -28,6 +28,7 @@
 #include "client.h"
 #include "conf.h"
 #include "envelope.h"
+#include "fwdhead.h"
 #include "headbuf.h"
 #include "httpresp.h"
 #include "limiter.h"
@@ -35,7 +36,6 @@
 #include "normalize.h"
 #include "router.h"
 #include "upstream.h"
-#include "urlpath.h"
 #include "worker.h"
 
 #define RETRY_MAX (64 * 1024)        /* requests up to this size can be replayed */
@@ -219,114 +219,22 @@ static void px_fail_answer(struct proxy *px, int status, const char *message)
 
 /* ---- building the upstream request ------------------------------------- */
 
-static bool skip_request_header(const struct conf *conf, const struct httphead_field *f)
-{
-    static const char *const skip[] = {
-        "Host", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "Via",
-    };
-    if (f->hop)
-        return true;
-    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
-        if (httphead_name_is(f, skip[i]))
-            return true;
-    return httphead_name_is(f, conf->corr_header);
-}
-
-/*
- * The target the upstream gets: the normalized one, or with merge_slashes
- * = no the client's slashes kept (routing merged them either way). Into
- * BUF (HTTPREQ_MAX_LINE + 1 bytes); returns its length.
- */
-static size_t upstream_target(const struct conf *conf, const struct httpreq *req, char *buf,
-                              const char **target)
-{
-    *target = req->target;
-    if (conf->merge_slashes || req->raw_path[0] != '/' ||
-        !memmem(req->raw_path, req->raw_path_len, "//", 2))
-        return req->target_len;
-    const char *why;
-    size_t n = urlpath_normalize(req->raw_path, req->raw_path_len, buf, HTTPREQ_MAX_LINE + 1,
-                                 0, &why);
-    size_t qlen = req->target_len - req->path_len;
-    if (n == 0 || n + qlen > HTTPREQ_MAX_LINE)
-        return req->target_len;  /* cannot happen: the merged form was accepted */
-    memcpy(buf + n, req->target + req->path_len, qlen);
-    *target = buf;
-    return n + qlen;
-}
-
 static int build_request(struct proxy *px, const struct httpreq *req)
 {
     struct client *c = px->c;
-    const struct conf *conf = px->conf;
-    struct evbuffer *b = px->req;
-    char target[HTTPREQ_MAX_LINE + 2], unmerged[HTTPREQ_MAX_LINE + 1];
-    const char *t;
-    size_t tlen = upstream_target(conf, req, unmerged, &t);
-    size_t tl = router_upstream_target(px->route, t, tlen, target, sizeof target);
-    const char *server = px->group->cu->servers[0].text;
-    /* Everything below is bounded by what the client sent plus fixed parts. */
-    size_t cap = tl + strlen(server) + strlen(conf->corr_header) + sizeof c->ri.id +
-                 2 * sizeof c->ip + 256;
-    for (size_t i = 0; i < req->head.n; i++)
-        cap += req->head.f[i].name_len + req->head.f[i].value_len + 4;
+    struct fwdhead_req in = {
+        .conf = px->conf,
+        .route = px->route,
+        .req = req,
+        .default_host = px->group->cu->servers[0].text,
+        .request_id = c->ri.id,
+        .peer_ip = c->ip,
+        .upgrade = px->upgrade,
+    };
     struct headbuf h;
-    if (headbuf_reserve(&h, b, cap) != 0)
+    if (headbuf_reserve(&h, px->req, fwdhead_request_cap(&in)) != 0)
         return -1;
-    hb_str(&h, http_method_str(req->method));
-    HB_LIT(&h, " ");
-    hb_add(&h, target, tl);
-    HB_LIT(&h, " HTTP/1.1\r\n");
-    const struct httphead_field *host = httphead_get(&req->head, "Host", NULL);
-    if (host)
-        hb_field(&h, "Host", 4, host->value, host->value_len);
-    else
-        hb_field(&h, "Host", 4, server, strlen(server));
-    for (size_t i = 0; i < req->head.n; i++) {
-        const struct httphead_field *f = &req->head.f[i];
-        if (!skip_request_header(conf, f))
-            hb_field(&h, f->name, f->name_len, f->value, f->value_len);
-    }
-    hb_field(&h, conf->corr_header, strlen(conf->corr_header), c->ri.id, strlen(c->ri.id));
-    /* Every X-Forwarded-For (and Via) line, joined in order as one list
-     * (RFC 9110 5.3), then this hop: a proxy in front appends its own line
-     * after the client's, and the upstream must see both. */
-    HB_LIT(&h, "X-Forwarded-For: ");
-    for (size_t i = 0; i < req->head.n; i++) {
-        const struct httphead_field *f = &req->head.f[i];
-        if (f->value_len && httphead_name_is(f, "X-Forwarded-For")) {
-            hb_add(&h, f->value, f->value_len);
-            HB_LIT(&h, ", ");
-        }
-    }
-    hb_str(&h, c->ip);
-    HB_LIT(&h, "\r\nX-Forwarded-Proto: http\r\nVia: ");
-    for (size_t i = 0; i < req->head.n; i++) {
-        const struct httphead_field *f = &req->head.f[i];
-        if (f->value_len && httphead_name_is(f, "Via")) {
-            hb_add(&h, f->value, f->value_len);
-            HB_LIT(&h, ", ");
-        }
-    }
-    HB_LIT(&h, "1.");
-    hb_u64(&h, req->minor);
-    HB_LIT(&h, " envelopd\r\n");
-    if (px->upgrade) {
-        /* Hop-by-hop, so skipped above; an upgrade is asked of this hop again. */
-        const struct httphead_field *up = httphead_get(&req->head, "Upgrade", NULL);
-        HB_LIT(&h, "Connection: upgrade\r\n");
-        hb_field(&h, "Upgrade", 7, up->value, up->value_len);
-    }
-    if (req->has_body) {
-        if (req->chunked) {
-            HB_LIT(&h, "Transfer-Encoding: chunked\r\n");
-        } else {
-            HB_LIT(&h, "Content-Length: ");
-            hb_u64(&h, req->content_length);
-            HB_LIT(&h, "\r\n");
-        }
-    }
-    HB_LIT(&h, "\r\n");
+    fwdhead_request(&h, &in);
     return headbuf_commit(&h) < 0 ? -1 : 0;
 }
 
@@ -663,58 +571,10 @@ static void px_attempt_failed(struct proxy *px, enum px_fail kind, int status, c
 
 /* ---- response ------------------------------------------------------------------ */
 
-static bool is_ratelimit_header(const struct httphead_field *f)
-{
-    return f->name_len > 12 && strncasecmp(f->name, "X-RateLimit-", 12) == 0;
-}
-
-/*
- * Headers that name the upstream's software, version or debug hooks: on an
- * enveloped 5xx they tell an attacker what failed and how, so they go with
- * the upstream's own body (unless expose_upstream_5xx). [envelope]
- * hide_headers adds names; a trailing '*' makes a name a prefix.
- */
-static bool hide_name(const struct httphead_field *f, const char *name)
-{
-    size_t n = strlen(name);
-    if (n > 0 && name[n - 1] == '*')
-        return f->name_len >= n - 1 && strncasecmp(f->name, name, n - 1) == 0;
-    return httphead_name_is(f, name);
-}
-
-static bool internal_header(const struct conf *conf, const struct httphead_field *f)
-{
-    static const char *const builtin[] = {
-        "Server", "X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Runtime",
-        "X-Debug-*", "X-Backend-Server", "X-Generator", "X-Drupal-*",
-    };
-    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
-        if (hide_name(f, builtin[i]))
-            return true;
-    for (size_t i = 0; i < conf->n_hide_headers; i++)
-        if (hide_name(f, conf->hide_headers[i]))
-            return true;
-    return false;
-}
-
 static bool skip_response_header(const struct proxy *px, const struct httphead_field *f,
                                  bool error_mode)
 {
-    if (f->hop || httphead_name_is(f, "Content-Length") ||
-        httphead_name_is(f, px->conf->corr_header))
-        return true;
-    /* When the gateway's own limit applied, its headers are the ones that hold. */
-    if (px->rl_applied && is_ratelimit_header(f))
-        return true;
-    if (!error_mode)
-        return false;
-    /* The envelope replaces the body: its representation headers go too. */
-    if (f->name_len >= 8 && strncasecmp(f->name, "Content-", 8) == 0)
-        return true;
-    if (px->status >= 500 && !px->conf->expose_upstream_5xx && internal_header(px->conf, f))
-        return true;
-    return httphead_name_is(f, "ETag") || httphead_name_is(f, "Last-Modified") ||
-           httphead_name_is(f, "Accept-Ranges") || httphead_name_is(f, "Date");
+    return fwdhead_skip_response(px->conf, f, px->status, error_mode, px->rl_applied);
 }
 
 static void copy_value(char *dst, size_t cap, const struct httphead_field *f)

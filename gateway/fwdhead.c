@@ -1,0 +1,172 @@
+/*
+ * fwdhead: the forwarded request head and the response-field filter. The
+ * request head is built in one bounded pass (headbuf) from the parsed
+ * client head; every list header the gateway extends (X-Forwarded-For,
+ * Via) is joined from all of the client's lines in order, since a proxy in
+ * front appends its own line after the client's (RFC 9110 5.3).
+ */
+#include "fwdhead.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "router.h"
+#include "urlpath.h"
+
+bool fwdhead_skip_request(const struct conf *conf, const struct httphead_field *f)
+{
+    static const char *const own[] = {
+        "Host", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "Via",
+    };
+    if (f->hop)
+        return true;
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (httphead_name_is(f, own[i]))
+            return true;
+    return httphead_name_is(f, conf->corr_header);
+}
+
+/*
+ * The target the upstream gets: the normalized one, or with merge_slashes
+ * = no the client's slashes kept (routing merged them either way). BUF
+ * holds HTTPREQ_MAX_LINE + 1 bytes; returns the length of *TARGET.
+ */
+static size_t upstream_target(const struct conf *conf, const struct httpreq *req, char *buf,
+                              const char **target)
+{
+    *target = req->target;
+    if (conf->merge_slashes || req->raw_path[0] != '/' ||
+        !memmem(req->raw_path, req->raw_path_len, "//", 2))
+        return req->target_len;
+    const char *why;
+    size_t n = urlpath_normalize(req->raw_path, req->raw_path_len, buf, HTTPREQ_MAX_LINE + 1,
+                                 0, &why);
+    size_t qlen = req->target_len - req->path_len;
+    if (n == 0 || n + qlen > HTTPREQ_MAX_LINE)
+        return req->target_len;  /* cannot happen: the merged form was accepted */
+    memcpy(buf + n, req->target + req->path_len, qlen);
+    *target = buf;
+    return n + qlen;
+}
+
+size_t fwdhead_request_cap(const struct fwdhead_req *in)
+{
+    /* Everything is bounded by what the client sent plus fixed parts. */
+    size_t cap = HTTPREQ_MAX_LINE + 2 + strlen(in->default_host) +
+                 strlen(in->conf->corr_header) + strlen(in->request_id) +
+                 strlen(in->peer_ip) + 256;
+    for (size_t i = 0; i < in->req->head.n; i++)
+        cap += in->req->head.f[i].name_len + in->req->head.f[i].value_len + 4;
+    return cap;
+}
+
+/* Every value of the list header NAME, each followed by ", ". */
+static void join_lines(struct headbuf *h, const struct httphead *head, const char *name)
+{
+    for (size_t i = 0; i < head->n; i++) {
+        const struct httphead_field *f = &head->f[i];
+        if (f->value_len && httphead_name_is(f, name)) {
+            hb_add(h, f->value, f->value_len);
+            HB_LIT(h, ", ");
+        }
+    }
+}
+
+void fwdhead_request(struct headbuf *h, const struct fwdhead_req *in)
+{
+    const struct conf *conf = in->conf;
+    const struct httpreq *req = in->req;
+    char target[HTTPREQ_MAX_LINE + 2], unmerged[HTTPREQ_MAX_LINE + 1];
+    const char *t;
+    size_t tlen = upstream_target(conf, req, unmerged, &t);
+    size_t tl = router_upstream_target(in->route, t, tlen, target, sizeof target);
+    hb_str(h, http_method_str(req->method));
+    HB_LIT(h, " ");
+    hb_add(h, target, tl);
+    HB_LIT(h, " HTTP/1.1\r\n");
+    const struct httphead_field *host = httphead_get(&req->head, "Host", NULL);
+    if (host)
+        hb_field(h, "Host", 4, host->value, host->value_len);
+    else
+        hb_field(h, "Host", 4, in->default_host, strlen(in->default_host));
+    for (size_t i = 0; i < req->head.n; i++) {
+        const struct httphead_field *f = &req->head.f[i];
+        if (!fwdhead_skip_request(conf, f))
+            hb_field(h, f->name, f->name_len, f->value, f->value_len);
+    }
+    hb_field(h, conf->corr_header, strlen(conf->corr_header), in->request_id,
+             strlen(in->request_id));
+    HB_LIT(h, "X-Forwarded-For: ");
+    join_lines(h, &req->head, "X-Forwarded-For");
+    hb_str(h, in->peer_ip);
+    HB_LIT(h, "\r\nX-Forwarded-Proto: http\r\nVia: ");
+    join_lines(h, &req->head, "Via");
+    HB_LIT(h, "1.");
+    hb_u64(h, req->minor);
+    HB_LIT(h, " envelopd\r\n");
+    if (in->upgrade) {
+        /* Hop-by-hop, so skipped above; an upgrade is asked of this hop again. */
+        const struct httphead_field *up = httphead_get(&req->head, "Upgrade", NULL);
+        HB_LIT(h, "Connection: upgrade\r\n");
+        if (up)
+            hb_field(h, "Upgrade", 7, up->value, up->value_len);
+    }
+    if (req->has_body) {
+        if (req->chunked) {
+            HB_LIT(h, "Transfer-Encoding: chunked\r\n");
+        } else {
+            HB_LIT(h, "Content-Length: ");
+            hb_u64(h, req->content_length);
+            HB_LIT(h, "\r\n");
+        }
+    }
+    HB_LIT(h, "\r\n");
+}
+
+/* NAME, or a prefix when it ends in '*'. */
+static bool name_matches(const struct httphead_field *f, const char *name)
+{
+    size_t n = strlen(name);
+    if (n > 0 && name[n - 1] == '*')
+        return f->name_len >= n - 1 && strncasecmp(f->name, name, n - 1) == 0;
+    return httphead_name_is(f, name);
+}
+
+/*
+ * Headers that name the upstream's software, version or debug hooks: on an
+ * enveloped 5xx they tell an attacker what failed and how, so they go with
+ * the upstream's own body. [envelope] hide_headers adds names.
+ */
+static bool internal_header(const struct conf *conf, const struct httphead_field *f)
+{
+    static const char *const builtin[] = {
+        "Server", "X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Runtime",
+        "X-Debug-*", "X-Backend-Server", "X-Generator", "X-Drupal-*",
+    };
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+        if (name_matches(f, builtin[i]))
+            return true;
+    for (size_t i = 0; i < conf->n_hide_headers; i++)
+        if (name_matches(f, conf->hide_headers[i]))
+            return true;
+    return false;
+}
+
+bool fwdhead_skip_response(const struct conf *conf, const struct httphead_field *f, int status,
+                           bool enveloped, bool own_limit)
+{
+    if (f->hop || httphead_name_is(f, "Content-Length") || httphead_name_is(f, conf->corr_header))
+        return true;
+    /* When the gateway's own limit applied, its headers are the ones that hold. */
+    if (own_limit && f->name_len > 12 && strncasecmp(f->name, "X-RateLimit-", 12) == 0)
+        return true;
+    if (!enveloped)
+        return false;
+    /* The envelope replaces the body: its representation headers go too. */
+    if (f->name_len >= 8 && strncasecmp(f->name, "Content-", 8) == 0)
+        return true;
+    if (status >= 500 && !conf->expose_upstream_5xx && internal_header(conf, f))
+        return true;
+    return httphead_name_is(f, "ETag") || httphead_name_is(f, "Last-Modified") ||
+           httphead_name_is(f, "Accept-Ranges") || httphead_name_is(f, "Date");
+}

@@ -1,0 +1,46 @@
+/*
+ * fwdhead: what crosses the gateway in a head, in each direction. The
+ * request head the upstream receives (normalized target, strip_prefix, the
+ * client's fields less hop-by-hop and those the gateway owns, the
+ * correlation ID, X-Forwarded-For / -Proto and Via with this hop added,
+ * the body's framing) and the rule for which upstream response fields
+ * reach the client. Pure: conf, parsed head and facts in, bytes or
+ * verdicts out; proxy.c decides when.
+ */
+#ifndef ENVELOPD_FWDHEAD_H
+#define ENVELOPD_FWDHEAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf.h"
+#include "headbuf.h"
+#include "httpreq.h"
+
+struct fwdhead_req {
+    const struct conf *conf;
+    const struct conf_route *route;    /* for strip_prefix; may be NULL */
+    const struct httpreq *req;
+    const char *default_host;          /* Host for an HTTP/1.0 request without one */
+    const char *request_id;            /* sent as conf->corr_header */
+    const char *peer_ip;               /* this hop's client, appended to X-Forwarded-For */
+    bool upgrade;                      /* ask the upstream to switch protocols */
+};
+
+/* The most bytes fwdhead_request can write for IN. */
+size_t fwdhead_request_cap(const struct fwdhead_req *in);
+/* Write the upstream request head (through the blank line) into H. */
+void fwdhead_request(struct headbuf *h, const struct fwdhead_req *in);
+
+/* Is the client's request field F dropped (hop-by-hop, or the gateway's own)? */
+bool fwdhead_skip_request(const struct conf *conf, const struct httphead_field *f);
+
+/*
+ * Is the upstream's response field F dropped? STATUS is the response's;
+ * ENVELOPED: the body is replaced by an envelope; OWN_LIMIT: the gateway's
+ * X-RateLimit-* headers are the ones that hold.
+ */
+bool fwdhead_skip_response(const struct conf *conf, const struct httphead_field *f, int status,
+                           bool enveloped, bool own_limit);
+
+#endif

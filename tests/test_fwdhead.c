@@ -1,0 +1,174 @@
+/*
+ * test_fwdhead: the request head the upstream receives for a client head,
+ * and which upstream response fields reach the client. Each row is a
+ * literal client head and the literal upstream head it must become, or a
+ * field and the verdict on it: add a case with one line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "fwdhead.h"
+#include "httpreq.h"
+
+void test_register(void);
+
+static struct conf *conf;
+static struct conf_route route;
+static struct httpreq req;
+
+static int suite_init(void)
+{
+    conf = calloc(1, sizeof *conf);
+    if (!conf)
+        return -1;
+    strcpy(conf->corr_header, "X-Correlation-Id");
+    conf->merge_slashes = true;
+    strcpy(route.prefix, "/api");
+    route.prefix_len = 4;
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    free(conf);
+    return 0;
+}
+
+#define TAIL "X-Correlation-Id: id-1\r\nX-Forwarded-For: "
+#define HOP "\r\nX-Forwarded-Proto: http\r\nVia: "
+
+static const struct {
+    const char *client;     /* the client's head */
+    bool strip, merge, upgrade;
+    const char *upstream;   /* what the upstream receives */
+} rows[] = {
+    {"GET /a HTTP/1.1\r\nHost: h\r\n\r\n", false, true, false,
+     "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n"},
+    /* HTTP/1.0 without Host: the first server's address */
+    {"GET /a HTTP/1.0\r\n\r\n", false, true, false,
+     "GET /a HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n" TAIL "10.0.0.9" HOP "1.0 envelopd\r\n\r\n"},
+    /* hop-by-hop, named in Connection, and the gateway's own fields go */
+    {"GET /a HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
+     "Keep-Alive: 5\r\nTE: trailers\r\nProxy-Authorization: x\r\nX-Correlation-Id: old\r\n"
+     "X-Forwarded-Proto: https\r\nExpect: 100-continue\r\nAccept: */*\r\n\r\n", false, true, false,
+     "GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n"},
+    /* every X-Forwarded-For and Via line, joined in order, then this hop */
+    {"GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\nVia: 1.1 a\r\n"
+     "X-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nVia: 1.0 b\r\n\r\n", false, true, false,
+     "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9" HOP
+     "1.1 a, 1.0 b, 1.1 envelopd\r\n\r\n"},
+    /* the normalized target; the query untouched */
+    {"GET /%61pi//x/./y?q=%2F HTTP/1.1\r\nHost: h\r\n\r\n", false, true, false,
+     "GET /api/x/y?q=%2F HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n"},
+    /* merge_slashes = no: the client's slashes, still decoded and resolved */
+    {"GET //%61pi//x/../y HTTP/1.1\r\nHost: h\r\n\r\n", false, false, false,
+     "GET //api//y HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n"},
+    /* strip_prefix takes the client's spelling of the prefix's segments */
+    {"GET /API;v=1/tasks/7?x HTTP/1.1\r\nHost: h\r\n\r\n", true, true, false,
+     "GET /tasks/7?x HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n"},
+    /* a body's framing is the gateway's to write */
+    {"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n", false, true, false,
+     "POST /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP
+     "1.1 envelopd\r\nContent-Length: 3\r\n\r\n"},
+    {"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", false, true, false,
+     "POST /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP
+     "1.1 envelopd\r\nTransfer-Encoding: chunked\r\n\r\n"},
+    /* an upgrade is asked of this hop again */
+    {"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", false,
+     true, true,
+     "GET /ws HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP
+     "1.1 envelopd\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"},
+};
+
+static void test_request(void)
+{
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *why = NULL;
+        int st = httpreq_parse(&req, rows[i].client, strlen(rows[i].client), &why);
+        CU_ASSERT_EQUAL_FATAL(st, 0);
+        httphead_mark_hop(&req.head);
+        route.strip_prefix = rows[i].strip;
+        conf->merge_slashes = rows[i].merge;
+        struct fwdhead_req in = {
+            .conf = conf, .route = &route, .req = &req, .default_host = "127.0.0.1:9001",
+            .request_id = "id-1", .peer_ip = "10.0.0.9", .upgrade = rows[i].upgrade,
+        };
+        static char mem[65536];
+        struct headbuf h;
+        headbuf_mem(&h, mem, fwdhead_request_cap(&in));
+        fwdhead_request(&h, &in);
+        CU_ASSERT_FALSE(h.full);
+        if (h.len != strlen(rows[i].upstream) || memcmp(mem, rows[i].upstream, h.len) != 0) {
+            fprintf(stderr, "\nrow %zu: got\n%.*s\nwant\n%s\n", i, (int)h.len, mem,
+                    rows[i].upstream);
+            CU_FAIL("upstream head differs");
+        }
+    }
+    conf->merge_slashes = true;
+}
+
+static const struct {
+    const char *name;
+    int status;
+    bool enveloped, own_limit, expose;
+    const char *hide;       /* [envelope] hide_headers entry, or NULL */
+    bool skipped;
+} fields[] = {
+    {"Content-Type", 200, false, false, false, NULL, false},
+    {"Content-Length", 200, false, false, false, NULL, true},
+    {"X-Correlation-Id", 200, false, false, false, NULL, true},
+    {"Server", 200, false, false, false, NULL, false},
+    {"X-RateLimit-Limit", 200, false, false, false, NULL, false},
+    {"X-RateLimit-Limit", 200, false, true, false, NULL, true},
+    /* an envelope replaces the body and its representation */
+    {"Content-Type", 404, true, false, false, NULL, true},
+    {"ETag", 404, true, false, false, NULL, true},
+    {"Date", 404, true, false, false, NULL, true},
+    {"Server", 404, true, false, false, NULL, false},
+    {"Retry-After", 503, true, false, false, NULL, false},
+    /* upstream internals never leave on an enveloped 5xx */
+    {"Server", 500, true, false, false, NULL, true},
+    {"x-powered-by", 502, true, false, false, NULL, true},
+    {"X-AspNet-Version", 500, true, false, false, NULL, true},
+    {"X-Debug-Token-Link", 500, true, false, false, NULL, true},
+    {"X-Drupal-Cache", 500, true, false, false, NULL, true},
+    {"Server", 500, true, false, true, NULL, false},
+    {"X-Internal-Host", 500, true, false, false, "X-Internal-*", true},
+    {"X-Internal-Host", 500, true, false, true, "X-Internal-*", false},
+    {"X-Backend-Region", 500, true, false, false, "X-Backend", false},
+    {"X-Backend", 500, true, false, false, "X-Backend", true},
+};
+
+static void test_response(void)
+{
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        struct httphead_field f = {
+            .name = fields[i].name, .name_len = (uint32_t)strlen(fields[i].name),
+            .value = "v", .value_len = 1,
+        };
+        conf->expose_upstream_5xx = fields[i].expose;
+        conf->n_hide_headers = 0;
+        if (fields[i].hide) {
+            strcpy(conf->hide_headers[0], fields[i].hide);
+            conf->n_hide_headers = 1;
+        }
+        bool got = fwdhead_skip_response(conf, &f, fields[i].status, fields[i].enveloped,
+                                         fields[i].own_limit);
+        if (got != fields[i].skipped) {
+            fprintf(stderr, "\nfield row %zu (%s %d)\n", i, fields[i].name, fields[i].status);
+            CU_FAIL("response field verdict");
+        }
+    }
+}
+
+void test_register(void)
+{
+    CU_pSuite s = CU_add_suite("fwdhead", suite_init, suite_clean);
+    if (!s)
+        return;
+    CU_add_test(s, "the upstream request head", test_request);
+    CU_add_test(s, "response fields the client gets", test_response);
+}

@@ -18,12 +18,85 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/bufferevent.h>
+
 #include "accesslog.h"
+#include "httphead.h"
+#include "reqid.h"
+#include "sendq.h"
+#include "sockread.h"
 #include "headbuf.h"
 #include "httpreq.h"
 #include "log.h"
 #include "proxy.h"
 #include "worker.h"
+
+enum client_state {
+    CS_IDLE,     /* between requests */
+    CS_HEAD,     /* reading a head; the head deadline runs */
+    CS_BODY,     /* reading a body; the body deadline runs */
+    CS_WAIT,     /* request read; the response is being produced */
+    CS_LINGER,   /* answer sent, input discarded until EOF or a short timer */
+    CS_TUNNEL,   /* after a 101: input goes to the proxy's tunnel as it comes */
+};
+
+/* What the access line and the envelopes need to know about the request. */
+/* Most request paths fit inline; a longer one (up to the access line's
+ * 1024 bytes) is copied to the heap for that request only, so an idle
+ * keep-alive connection does not carry a 1 KiB buffer. */
+#define REQINFO_PATH_INLINE 128
+#define REQINFO_PATH_MAX 1024
+
+struct reqinfo {
+    char id[REQID_MAX + 1];
+    char method[24];
+    size_t path_len;            /* of the access line's path: path_heap if set, else path_inline */
+    char *path_heap;            /* a path too long for path_inline, up to REQINFO_PATH_MAX */
+    char path_inline[REQINFO_PATH_INLINE];
+    const char *route;          /* name, owned by the request's conf */
+    int status;
+    int upstream_status;
+    const char *upstream;       /* server address, owned by the conf */
+    double upstream_ms;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    long rl_remaining;
+    const char *error_code;
+    char error_code_buf[64];    /* an upstream's own code, when error_code points here */
+    bool head_method;
+    unsigned short minor;       /* HTTP/1.minor of the client */
+    uint64_t start_us;
+};
+
+struct client {
+    LIST_ENTRY(client) link;    /* in the worker's list of connections */
+    struct worker *w;
+    struct gen *gen;            /* held from head to the end of the response */
+    struct bufferevent *bev;
+    struct sendq_item sq;       /* its output is written first, EPOLLOUT only on EAGAIN */
+    struct sockread sr;         /* its input, one recv per read */
+    char ip[64];
+    struct sockaddr_storage peer;
+    enum client_state st;
+    struct event *timer;
+    size_t scan_pos;
+    unsigned scan_state;
+    struct httpbody body;
+    bool body_active;
+    struct proxy *px;
+    struct reqinfo ri;
+    bool close_after;           /* Connection: close on the current response */
+    bool resp_started;
+    bool req_done;              /* the current request was read whole */
+    bool discarding;            /* answered early; reading the rest of its body away */
+    bool eof;                   /* the client half-closed: serve what it sent, then close */
+    bool out_held;              /* its answers wait unread: no next request until they drain */
+    bool in_read;               /* re-entrancy guard for client_process */
+    bool freed_pending;
+};
 
 #define LINGER_MS 2000
 #define WRITE_LOW_WATER (32 * 1024)
@@ -382,6 +455,132 @@ void client_tunnel_end(struct client *c, bool broken)
     client_cut(c);
 }
 
+/* ---- the proxy's view of the connection -------------------------------- */
+
+const char *client_id(const struct client *c)
+{
+    return c->ri.id;
+}
+
+const char *client_ip(const struct client *c)
+{
+    return c->ip;
+}
+
+const struct sockaddr *client_peer(const struct client *c)
+{
+    return (const struct sockaddr *)&c->peer;
+}
+
+struct worker *client_worker(const struct client *c)
+{
+    return c->w;
+}
+
+struct gen *client_gen(const struct client *c)
+{
+    return c->gen;
+}
+
+unsigned client_minor(const struct client *c)
+{
+    return c->ri.minor;
+}
+
+struct proxy *client_exchange(const struct client *c)
+{
+    return c->px;
+}
+
+void client_set_exchange(struct client *c, struct proxy *px)
+{
+    c->px = px;
+}
+
+void client_note_route(struct client *c, const char *route)
+{
+    c->ri.route = route;
+}
+
+void client_note_server(struct client *c, const char *addr)
+{
+    c->ri.upstream = addr;
+}
+
+void client_note_upstream(struct client *c, int status, double ms)
+{
+    if (status >= 0)
+        c->ri.upstream_status = status;
+    if (ms >= 0)
+        c->ri.upstream_ms = ms;
+}
+
+void client_note_limit(struct client *c, long remaining)
+{
+    c->ri.rl_remaining = remaining;
+}
+
+/* ---- answers --------------------------------------------------------------- */
+
+bool client_answer_closes(struct client *c, bool close, bool discard)
+{
+    /* An unread request body can be read away after an early answer (the
+     * discarding state) only when no exchange is still taking it. */
+    if (close || c->w->draining || (!c->req_done && !(discard && c->body_active)))
+        c->close_after = true;
+    return c->close_after;
+}
+
+void client_head_end(struct client *c, struct headbuf *h, bool upgrade)
+{
+    if (upgrade)
+        ;  /* after a 101 the connection is the tunnel's: no Connection of ours */
+    else if (c->close_after)
+        HB_LIT(h, "Connection: close\r\n");
+    else if (c->ri.minor == 0)
+        HB_LIT(h, "Connection: keep-alive\r\n");
+    HB_LIT(h, "\r\n");
+}
+
+void client_response_started(struct client *c, int status)
+{
+    c->resp_started = true;
+    c->ri.status = status;
+}
+
+void client_write_envelope(struct client *c, int status, const char *code, const char *extra,
+                           size_t extra_len, const char *body, size_t blen)
+{
+    const struct conf *conf = c->gen ? c->gen->conf : c->w->gen->conf;
+    struct evbuffer *out = client_output(c);
+    size_t before = evbuffer_get_length(out);
+    struct headbuf h;
+    if (headbuf_reserve(&h, out, 512 + extra_len + sizeof c->ri.id) == 0) {
+        HB_LIT(&h, "HTTP/1.1 ");
+        hb_u64(&h, (uint64_t)status);
+        HB_LIT(&h, " ");
+        hb_str(&h, envelope_reason(status));
+        HB_LIT(&h, "\r\nDate: ");
+        hb_str(&h, client_http_date());
+        HB_LIT(&h, "\r\nContent-Type: ");
+        hb_str(&h, envelope_content_type(conf->profile));
+        HB_LIT(&h, "\r\nContent-Length: ");
+        hb_u64(&h, blen);
+        HB_LIT(&h, "\r\n");
+        hb_field(&h, conf->corr_header, strlen(conf->corr_header), c->ri.id, strlen(c->ri.id));
+        hb_add(&h, extra, extra_len);
+        client_head_end(c, &h, false);
+        if (headbuf_commit(&h) >= 0 && body && !c->ri.head_method)
+            evbuffer_add(out, body, blen);
+    }
+    c->ri.bytes_out += evbuffer_get_length(out) - before;
+    c->ri.status = status;
+    if (code && code[0]) {
+        snprintf(c->ri.error_code_buf, sizeof c->ri.error_code_buf, "%s", code);
+        c->ri.error_code = c->ri.error_code_buf;
+    }
+}
+
 void client_send_error(struct client *c, int status, const char *message, const char *extra,
                        const struct envelope_limit *limit, bool close)
 {
@@ -402,38 +601,9 @@ void client_send_error(struct client *c, int status, const char *message, const 
         body = NULL;
         blen = 0;
     }
-    /* An unread request body cannot be skipped reliably: say we will close. */
-    if (close || c->w->draining || (!c->req_done && !c->body_active))
-        c->close_after = true;
-    struct evbuffer *out = client_output(c);
-    size_t before = evbuffer_get_length(out);
-    size_t extra_len = extra ? strlen(extra) : 0;
-    struct headbuf h;
-    if (headbuf_reserve(&h, out, 512 + extra_len + sizeof c->ri.id) == 0) {
-        HB_LIT(&h, "HTTP/1.1 ");
-        hb_u64(&h, (uint64_t)status);
-        HB_LIT(&h, " ");
-        hb_str(&h, envelope_reason(status));
-        HB_LIT(&h, "\r\nDate: ");
-        hb_str(&h, client_http_date());
-        HB_LIT(&h, "\r\nContent-Type: ");
-        hb_str(&h, envelope_content_type(conf->profile));
-        HB_LIT(&h, "\r\nContent-Length: ");
-        hb_u64(&h, blen);
-        HB_LIT(&h, "\r\n");
-        hb_field(&h, conf->corr_header, strlen(conf->corr_header), c->ri.id, strlen(c->ri.id));
-        hb_add(&h, extra, extra_len);
-        if (c->close_after)
-            HB_LIT(&h, "Connection: close\r\n");
-        else if (c->ri.minor == 0)
-            HB_LIT(&h, "Connection: keep-alive\r\n");
-        HB_LIT(&h, "\r\n");
-        if (headbuf_commit(&h) >= 0 && body && !c->ri.head_method)
-            evbuffer_add(out, body, blen);
-    }
+    (void)client_answer_closes(c, close, true);
+    client_write_envelope(c, status, NULL, extra, extra ? strlen(extra) : 0, body, blen);
     free(body);
-    c->ri.bytes_out += evbuffer_get_length(out) - before;
-    c->ri.status = status;
     c->ri.error_code = e.code;
     LOG_AT(CONF_LOG_DEBUG, "gateway_error", c->ri.id, NULL, "%d %s", status,
            message ? message : "");
@@ -794,7 +964,7 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void client_drain(struct client *c)
+static void client_drain(struct client *c)
 {
     if (c->st != CS_IDLE || c->in_read)
         return;
@@ -807,6 +977,15 @@ void client_drain(struct client *c)
                    evbuffer_get_length(bufferevent_get_input(c->bev)));
     c->req_done = true;
     flush_and_close(c);
+}
+
+void client_drain_all(struct worker *w)
+{
+    struct client *c = LIST_FIRST(&w->clients), *next;
+    for (; c; c = next) {
+        next = LIST_NEXT(c, link);
+        client_drain(c);
+    }
 }
 
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen)

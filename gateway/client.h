@@ -13,90 +13,22 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
-#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/util.h>
 
 #include "envelope.h"
-#include "httphead.h"
-#include "reqid.h"
-#include "sendq.h"
-#include "sockread.h"
+#include "headbuf.h"
 
+struct client;
 struct worker;
 struct gen;
 struct proxy;
 
-enum client_state {
-    CS_IDLE,     /* between requests */
-    CS_HEAD,     /* reading a head; the head deadline runs */
-    CS_BODY,     /* reading a body; the body deadline runs */
-    CS_WAIT,     /* request read; the response is being produced */
-    CS_LINGER,   /* answer sent, input discarded until EOF or a short timer */
-    CS_TUNNEL,   /* after a 101: input goes to the proxy's tunnel as it comes */
-};
-
-/* What the access line and the envelopes need to know about the request. */
-/* Most request paths fit inline; a longer one (up to the access line's
- * 1024 bytes) is copied to the heap for that request only, so an idle
- * keep-alive connection does not carry a 1 KiB buffer. */
-#define REQINFO_PATH_INLINE 128
-#define REQINFO_PATH_MAX 1024
-
-struct reqinfo {
-    char id[REQID_MAX + 1];
-    char method[24];
-    size_t path_len;            /* of the access line's path: path_heap if set, else path_inline */
-    char *path_heap;            /* a path too long for path_inline, up to REQINFO_PATH_MAX */
-    char path_inline[REQINFO_PATH_INLINE];
-    const char *route;          /* name, owned by the request's conf */
-    int status;
-    int upstream_status;
-    const char *upstream;       /* server address, owned by the conf */
-    double upstream_ms;
-    uint64_t bytes_in;
-    uint64_t bytes_out;
-    long rl_remaining;
-    const char *error_code;
-    char error_code_buf[64];    /* an upstream's own code, when error_code points here */
-    bool head_method;
-    unsigned short minor;       /* HTTP/1.minor of the client */
-    uint64_t start_us;
-};
-
-struct client {
-    LIST_ENTRY(client) link;    /* in the worker's list of connections */
-    struct worker *w;
-    struct gen *gen;            /* held from head to the end of the response */
-    struct bufferevent *bev;
-    struct sendq_item sq;       /* its output is written first, EPOLLOUT only on EAGAIN */
-    struct sockread sr;         /* its input, one recv per read */
-    char ip[64];
-    struct sockaddr_storage peer;
-    enum client_state st;
-    struct event *timer;
-    size_t scan_pos;
-    unsigned scan_state;
-    struct httpbody body;
-    bool body_active;
-    struct proxy *px;
-    struct reqinfo ri;
-    bool close_after;           /* Connection: close on the current response */
-    bool resp_started;
-    bool req_done;              /* the current request was read whole */
-    bool discarding;            /* answered early; reading the rest of its body away */
-    bool eof;                   /* the client half-closed: serve what it sent, then close */
-    bool out_held;              /* its answers wait unread: no next request until they drain */
-    bool in_read;               /* re-entrancy guard for client_process */
-    bool freed_pending;
-};
-
-/* Draining: close the connection if it is between requests. */
-void client_drain(struct client *c);
+/* Draining: close every connection of W that is between requests (after
+ * flushing answers still queued to it). */
+void client_drain_all(struct worker *w);
 
 /* Take ownership of an accepted socket. */
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen);
@@ -108,7 +40,48 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 void client_send_error(struct client *c, int status, const char *message, const char *extra,
                        const struct envelope_limit *limit, bool close);
 
-/* The proxy's hooks into the connection. */
+/* ---- the proxy's view of the connection and its current request ---- */
+const char *client_id(const struct client *c);           /* the correlation ID */
+const char *client_ip(const struct client *c);           /* the peer, as text */
+const struct sockaddr *client_peer(const struct client *c);
+struct worker *client_worker(const struct client *c);
+struct gen *client_gen(const struct client *c);          /* the request's conf generation */
+unsigned client_minor(const struct client *c);           /* HTTP/1.minor of the request */
+/* The exchange serving the current request; NULL once it was answered. */
+struct proxy *client_exchange(const struct client *c);
+void client_set_exchange(struct client *c, struct proxy *px);
+
+/* ---- what the proxy learns, for the access line ---- */
+void client_note_route(struct client *c, const char *route);    /* owned by the conf */
+void client_note_server(struct client *c, const char *addr);    /* owned by the conf */
+/* The upstream's status and time so far; a negative value keeps the one noted. */
+void client_note_upstream(struct client *c, int status, double ms);
+void client_note_limit(struct client *c, long remaining);
+
+/* ---- answers: the one place their framing and closing are decided ---- */
+/*
+ * Will the connection close after the answer starting now? It will when
+ * CLOSE, when draining, and when the request was not read whole, unless
+ * DISCARD and the rest of its body can be read away (an answer no exchange
+ * is still reading the body for).
+ */
+bool client_answer_closes(struct client *c, bool close, bool discard);
+/* End a head: the Connection line this answer needs (none after a 101:
+ * UPGRADE) and the blank line. */
+void client_head_end(struct client *c, struct headbuf *h, bool upgrade);
+/*
+ * Write a gateway-made or enveloped answer whole: status line, Date, the
+ * profile's Content-Type, Content-Length, correlation ID, EXTRA[0..len)
+ * header lines, Connection, and BODY (not for HEAD). Notes STATUS and, when
+ * given, the machine CODE for the access line. Call client_answer_closes
+ * first.
+ */
+void client_write_envelope(struct client *c, int status, const char *code, const char *extra,
+                           size_t extra_len, const char *body, size_t blen);
+/* A relayed response's head is out: STATUS for the access line. */
+void client_response_started(struct client *c, int status);
+
+/* ---- the proxy's hooks into the connection ---- */
 struct evbuffer *client_output(struct client *c);
 void client_count_out(struct client *c, size_t n);
 void client_response_done(struct client *c);

@@ -210,9 +210,8 @@ static void px_fail_answer(struct proxy *px, int status, const char *message)
         upstream_release(px->uc, false);
         px->uc = NULL;
     }
-    c->ri.upstream_status = 0;
-    if (px->up_start_us)
-        c->ri.upstream_ms = (double)(now_us() - px->up_start_us) / 1000.0;
+    client_note_upstream(c, 0, px->up_start_us ? (double)(now_us() - px->up_start_us) / 1000.0
+                                               : -1);
     px_free(px);
     client_send_error(c, status, message, extra, NULL, false);
 }
@@ -227,8 +226,8 @@ static int build_request(struct proxy *px, const struct httpreq *req)
         .route = px->route,
         .req = req,
         .default_host = px->group->cu->servers[0].text,
-        .request_id = c->ri.id,
-        .peer_ip = c->ip,
+        .request_id = client_id(c),
+        .peer_ip = client_ip(c),
         .upgrade = px->upgrade,
     };
     struct headbuf h;
@@ -277,7 +276,7 @@ static void px_limit_decided(struct proxy *px, enum limiter_verdict v, const str
                  "Retry-After: %ld\r\nX-RateLimit-Limit: %ld\r\nX-RateLimit-Remaining: 0\r\n"
                  "X-RateLimit-Reset: %ld\r\n",
                  r->retry_after_s, r->limit, r->reset_s);
-        c->ri.rl_remaining = 0;
+        client_note_limit(c, 0);
         px_free(px);
         client_send_error(c, 429, "Too many requests. Please try again later.", extra, &lim,
                           false);
@@ -289,7 +288,7 @@ static void px_limit_decided(struct proxy *px, enum limiter_verdict v, const str
     case LIMITER_ALLOW:
         px->rl_applied = true;
         px->rl = *r;
-        c->ri.rl_remaining = r->remaining;
+        client_note_limit(c, r->remaining);
         break;
     case LIMITER_NONE:
         break;
@@ -309,10 +308,11 @@ static void px_limit_cb(enum limiter_verdict v, const struct rl_result *r, void 
 
 struct proxy *proxy_start(struct client *c, const struct httpreq *req)
 {
-    const struct conf *conf = c->gen->conf;
+    const struct conf *conf = client_gen(c)->conf;
     const char *bad = caller_check_head(conf, &req->head);
     if (bad) {
-        LOG_AT(CONF_LOG_INFO, "bad_request", c->ri.id, NULL, "400 from %s: %s", c->ip, bad);
+        LOG_AT(CONF_LOG_INFO, "bad_request", client_id(c), NULL, "400 from %s: %s", client_ip(c),
+               bad);
         client_send_error(c, 400, bad, NULL, NULL, false);
         return NULL;
     }
@@ -321,7 +321,7 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
         client_send_error(c, 404, "No route matches this path", NULL, NULL, false);
         return NULL;
     }
-    c->ri.route = route->name;
+    client_note_route(c, route->name);
     int override = route->methods ? caller_method_override(&req->head) : -1;
     if (!router_method_allowed(route, req->method) ||
         (override != -1 && (override < 0 || !router_method_allowed(route, (unsigned)override)))) {
@@ -342,12 +342,12 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
     if (!px)
         goto oom;
     px->c = c;
-    px->w = c->w;
+    px->w = client_worker(c);
     px->conf = conf;
     px->route = route;
-    px->group = &c->gen->ups->groups[route->upstream];
+    px->group = &client_gen(c)->ups->groups[route->upstream];
     px->req = evbuffer_new();
-    px->timer = evtimer_new(c->w->base, px_timer_cb, px);
+    px->timer = evtimer_new(px->w->base, px_timer_cb, px);
     if (!px->req || !px->timer)
         goto oom;
     px->copy_mode = true;
@@ -362,7 +362,7 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
         goto oom;
 
     char ip[CALLER_IP_MAX];
-    caller_client_ip(conf, (const struct sockaddr *)&c->peer, c->ip, &req->head, ip, sizeof ip);
+    caller_client_ip(conf, client_peer(c), client_ip(c), &req->head, ip, sizeof ip);
     struct limiter_query q = {
         .route = route,
         .token = token,
@@ -372,7 +372,7 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
     enum limiter_verdict v = LIMITER_NONE;
     struct rl_result r;
     memset(&r, 0, sizeof r);
-    int done = c->w->limiter ? limiter_check(c->w->limiter, &q, &v, &r, px_limit_cb, px, &px->rlp)
+    int done = px->w->limiter ? limiter_check(px->w->limiter, &q, &v, &r, px_limit_cb, px, &px->rlp)
                              : 1;
     /* Only a verdict still to come from Redis is a wait: no clock read for
      * the others. Its command is written at the end of this turn, after this. */
@@ -380,13 +380,13 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
         px->rl_asked_us = now_us();
     px_set_state(px, PX_LIMIT);
     /* Any answer from here on goes through client_response_done, which clears
-     * c->px: so c->px tells whether this exchange is still running. */
-    c->px = px;
+     * the exchange: so client_exchange tells whether it is still running. */
+    client_set_exchange(c, px);
     if (done) {
         px->rlp = NULL;
         px_limit_decided(px, v, &r);
     }
-    return c->px;
+    return client_exchange(c);
 oom:
     if (px)
         px_free(px);
@@ -506,7 +506,7 @@ static void px_connect(struct proxy *px)
     if (idx < 64)
         px->tried |= 1ull << idx;
     px->srv = s;
-    c->ri.upstream = s->addr->text;
+    client_note_server(c, s->addr->text);
     if (!px->up_start_us)
         px->up_start_us = now_us();
     if (px->expect_continue && !px->continue_sent) {
@@ -564,7 +564,7 @@ static void px_attempt_failed(struct proxy *px, enum px_fail kind, int status, c
         return;
     }
     px->attempt++;
-    LOG_AT(CONF_LOG_INFO, "upstream_retry", px->c->ri.id, NULL, "retry %u after: %s",
+    LOG_AT(CONF_LOG_INFO, "upstream_retry", client_id(px->c), NULL, "retry %u after: %s",
            px->attempt, why);
     px_set_state(px, PX_RETRY_WAIT);
 }
@@ -595,7 +595,7 @@ static void px_finish(struct proxy *px)
                     evbuffer_get_length(bufferevent_get_output(px->uc->bev)) == 0;
     upstream_release(px->uc, reusable);
     px->uc = NULL;
-    c->ri.upstream_ms = (double)(now_us() - px->up_start_us) / 1000.0;
+    client_note_upstream(c, -1, (double)(now_us() - px->up_start_us) / 1000.0);
     px_free(px);
     client_response_done(c);
 }
@@ -618,57 +618,29 @@ static void px_finish_error(struct proxy *px)
         .body = bdata,
         .len = bdata ? blen : 0,
         .truncated = px->err_truncated,
-        .request_id = c->ri.id,
+        .request_id = client_id(c),
         .limit = NULL,
     };
     char *body = NULL;
     size_t len = 0;
-    c->ri.error_code_buf[0] = '\0';
-    if (normalize_error_code(&o, &in, &body, &len, c->ri.error_code_buf,
-                             sizeof c->ri.error_code_buf) != 0) {
+    char code[64] = "";
+    if (normalize_error_code(&o, &in, &body, &len, code, sizeof code) != 0) {
         body = NULL;
         len = 0;
     }
-    struct evbuffer *out = client_output(c);
-    size_t before = evbuffer_get_length(out);
-    if (c->close_after || c->w->draining || !c->req_done)
-        c->close_after = true;
-    size_t extra = evbuffer_get_length(px->err_headers);
+    /* The upstream's kept headers, then the gateway's limit: one run of lines. */
+    char rl[RL_HEADERS_MAX + 1];
     struct headbuf h;
-    if (headbuf_reserve(&h, out, 512 + extra + sizeof c->ri.id) == 0) {
-        HB_LIT(&h, "HTTP/1.1 ");
-        hb_u64(&h, (uint64_t)px->status);
-        HB_LIT(&h, " ");
-        hb_str(&h, envelope_reason(px->status));
-        HB_LIT(&h, "\r\nDate: ");
-        hb_str(&h, client_http_date());
-        HB_LIT(&h, "\r\nContent-Type: ");
-        hb_str(&h, envelope_content_type(px->conf->profile));
-        HB_LIT(&h, "\r\nContent-Length: ");
-        hb_u64(&h, len);
-        HB_LIT(&h, "\r\n");
-        hb_field(&h, px->conf->corr_header, strlen(px->conf->corr_header), c->ri.id,
-                 strlen(c->ri.id));
-        if (extra && extra <= h.cap - h.len) {
-            evbuffer_remove(px->err_headers, h.p + h.len, extra);
-            h.len += extra;
-        } else if (extra) {
-            h.full = true;
-        }
-        add_rl_headers(px, &h);
-        if (c->close_after)
-            HB_LIT(&h, "Connection: close\r\n");
-        else if (c->ri.minor == 0)
-            HB_LIT(&h, "Connection: keep-alive\r\n");
-        HB_LIT(&h, "\r\n");
-        if (headbuf_commit(&h) >= 0 && body && !px->head_method)
-            evbuffer_add(out, body, len);
-    }
+    headbuf_mem(&h, rl, RL_HEADERS_MAX);
+    add_rl_headers(px, &h);
+    if (!h.full && h.len)
+        (void)evbuffer_add(px->err_headers, rl, h.len);
+    size_t extra = evbuffer_get_length(px->err_headers);
+    const char *lines = extra ? (const char *)evbuffer_pullup(px->err_headers, -1) : NULL;
+    (void)client_answer_closes(c, false, false);
+    client_write_envelope(c, px->status, code[0] ? code : envelope_code_for_status(px->status),
+                          lines, lines ? extra : 0, body, len);
     free(body);
-    client_count_out(c, evbuffer_get_length(out) - before);
-    c->ri.status = px->status;
-    c->ri.error_code = c->ri.error_code_buf[0] ? c->ri.error_code_buf
-                                               : envelope_code_for_status(px->status);
     px_finish(px);
 }
 
@@ -713,14 +685,17 @@ static bool px_relay_head(struct proxy *px, const struct httpresp *r,
     struct client *c = px->c;
     struct evbuffer *out = client_output(c);
     size_t before = evbuffer_get_length(out);
-    if (c->w->draining || !c->req_done)
-        c->close_after = true;
-    size_t cap = strlen(px->conf->corr_header) + sizeof c->ri.id + RL_HEADERS_MAX + 256;
+    const char *id = client_id(c);
+    size_t cap = strlen(px->conf->corr_header) + strlen(id) + RL_HEADERS_MAX + 256;
     for (size_t i = 0; i < r->head.n; i++)
         cap += r->head.f[i].name_len + r->head.f[i].value_len + 4;
     struct headbuf h;
     if (headbuf_reserve(&h, out, cap) != 0)
         return false;
+    bool length = r->has_length && r->status != 204;  /* RFC 9110 8.6: never on a 204 */
+    /* An HTTP/1.0 client reads a body of unknown length until the close. */
+    bool until_close = !upgrade && !length && r->has_body && client_minor(c) == 0;
+    (void)client_answer_closes(c, until_close, false);
     HB_LIT(&h, "HTTP/1.1 ");
     hb_u64(&h, (uint64_t)r->status);
     HB_LIT(&h, " ");
@@ -732,45 +707,28 @@ static bool px_relay_head(struct proxy *px, const struct httpresp *r,
             continue;
         hb_field(&h, f->name, f->name_len, f->value, f->value_len);
     }
-    hb_field(&h, px->conf->corr_header, strlen(px->conf->corr_header), c->ri.id,
-             strlen(c->ri.id));
+    hb_field(&h, px->conf->corr_header, strlen(px->conf->corr_header), id, strlen(id));
     add_rl_headers(px, &h);
     if (upgrade) {
         HB_LIT(&h, "Connection: upgrade\r\n");
         hb_field(&h, "Upgrade", 7, upgrade->value, upgrade->value_len);
-    } else if (r->has_length && r->status != 204) {  /* RFC 9110 8.6: never on a 204 */
+    } else if (length) {
         px->length_out = true;
         HB_LIT(&h, "Content-Length: ");
         hb_u64(&h, r->content_length);
         HB_LIT(&h, "\r\n");
-    } else if (r->has_body) {
-        if (c->ri.minor >= 1) {
-            px->chunked_out = true;
-            HB_LIT(&h, "Transfer-Encoding: chunked\r\n");
-        } else {
-            c->close_after = true;  /* an HTTP/1.0 client reads until close */
-        }
+    } else if (r->has_body && !until_close) {
+        px->chunked_out = true;
+        HB_LIT(&h, "Transfer-Encoding: chunked\r\n");
     }
-    if (!upgrade && c->close_after)  /* after a 101 the connection is the tunnel's */
-        HB_LIT(&h, "Connection: close\r\n");
-    else if (!upgrade && c->ri.minor == 0)
-        HB_LIT(&h, "Connection: keep-alive\r\n");
-    HB_LIT(&h, "\r\n");
+    client_head_end(c, &h, upgrade != NULL);
     if (headbuf_commit(&h) < 0)
         return false;
     client_count_out(c, evbuffer_get_length(out) - before);
-    c->resp_started = true;
-    c->ri.status = r->status;
+    client_response_started(c, r->status);
     return true;
 }
 
-/* ---- tunnel ------------------------------------------------------------------- */
-
-/*
- * The upstream switched protocols: pass its 101 on and relay bytes both ways
- * from now on. The connection belongs to the tunnel until it closes; it never
- * returns to the pool. False only when px is gone (out of memory, answered).
- */
 static bool px_tunnel_start(struct proxy *px, const struct httpresp *r)
 {
     struct client *c = px->c;
@@ -778,7 +736,7 @@ static bool px_tunnel_start(struct proxy *px, const struct httpresp *r)
         px_fail_answer(px, 503, "The gateway is out of memory");
         return false;
     }
-    c->ri.upstream_status = 101;
+    client_note_upstream(c, 101, -1);
     upstream_server_ok(px->srv);
     px->copy_mode = false;
     evbuffer_drain(px->req, evbuffer_get_length(px->req));
@@ -793,7 +751,7 @@ static bool px_tunnel_start(struct proxy *px, const struct httpresp *r)
 static void px_tunnel_end(struct proxy *px, bool broken)
 {
     struct client *c = px->c;
-    c->ri.upstream_ms = (double)(now_us() - px->up_start_us) / 1000.0;
+    client_note_upstream(c, -1, (double)(now_us() - px->up_start_us) / 1000.0);
     px_free(px);
     client_tunnel_end(c, broken);
 }
@@ -832,7 +790,7 @@ static bool px_on_head(struct proxy *px, struct evbuffer *in, const char *data, 
     struct httpresp r;
     const char *why = NULL;
     if (httpresp_parse(&r, data, len, px->head_method, &why) != 0) {
-        LOG_AT(CONF_LOG_WARN, "upstream_invalid", c->ri.id, NULL,
+        LOG_AT(CONF_LOG_WARN, "upstream_invalid", client_id(c), NULL,
                "invalid response from %s: %s", px->srv->addr->text, why);
         metrics_upstream_error(&px->w->metrics, METRICS_UP_INVALID);
         px_fail_answer(px, 502, "The upstream server sent an invalid response");
@@ -843,7 +801,7 @@ static bool px_on_head(struct proxy *px, struct evbuffer *in, const char *data, 
             /* Switching is only for a request that asked, to a protocol named. */
             if (px->upgrade && httphead_get(&r.head, "Upgrade", NULL))
                 return px_tunnel_start(px, &r);
-            LOG_AT(CONF_LOG_WARN, "upstream_invalid", c->ri.id, NULL,
+            LOG_AT(CONF_LOG_WARN, "upstream_invalid", client_id(c), NULL,
                    "101 from %s %s", px->srv->addr->text,
                    px->upgrade ? "without an Upgrade header" : "to a request with no upgrade");
             metrics_upstream_error(&px->w->metrics, METRICS_UP_INVALID);
@@ -852,7 +810,7 @@ static bool px_on_head(struct proxy *px, struct evbuffer *in, const char *data, 
         }
         return true;  /* interim response: skip it, the final one follows */
     }
-    c->ri.upstream_status = r.status;
+    client_note_upstream(c, r.status, -1);
     if ((r.status == 502 || r.status == 503) && px->idempotent &&
         px->attempt < px->group->cu->retries && (px->copy_mode || !px->sent_any)) {
         px_attempt_failed(px, FAIL_STATUS, r.status,
@@ -928,7 +886,7 @@ static void px_body_ended(struct proxy *px)
  */
 static void px_cut(struct proxy *px)
 {
-    px->c->ri.upstream_ms = (double)(now_us() - px->up_start_us) / 1000.0;
+    client_note_upstream(px->c, -1, (double)(now_us() - px->up_start_us) / 1000.0);
     if (px->error_mode) {
         px->err_truncated = true;
         px->resp_keepalive = false;
@@ -960,7 +918,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
             size_t end = httphead_scan(data, want, &px->scan_pos, &px->scan_state);
             if (!end) {
                 if (avail >= HTTPRESP_MAX_HEAD) {
-                    LOG_AT(CONF_LOG_WARN, "upstream_invalid", px->c->ri.id, NULL,
+                    LOG_AT(CONF_LOG_WARN, "upstream_invalid", client_id(px->c), NULL,
                            "response head from %s over %d bytes", px->srv->addr->text,
                            HTTPRESP_MAX_HEAD);
                     px_fail_answer(px, 502, "The upstream server sent an invalid response");
@@ -996,7 +954,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
             return;
         size_t n = httpbody_feed(&px->rbody, v.iov_base, v.iov_len);
         if (n == (size_t)-1) {
-            LOG_AT(CONF_LOG_WARN, "upstream_invalid", px->c->ri.id, NULL,
+            LOG_AT(CONF_LOG_WARN, "upstream_invalid", client_id(px->c), NULL,
                    "invalid response body framing from %s", px->srv->addr->text);
             metrics_upstream_error(&px->w->metrics, METRICS_UP_INVALID);
             px_cut(px);
@@ -1072,7 +1030,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
             return;
         }
         metrics_upstream_error(&px->w->metrics, METRICS_UP_RESET);
-        LOG_AT(CONF_LOG_WARN, "upstream_cut", px->c->ri.id, NULL,
+        LOG_AT(CONF_LOG_WARN, "upstream_cut", client_id(px->c), NULL,
                "upstream %s closed the connection mid-body", px->srv->addr->text);
         px_cut(px);
     }
@@ -1097,20 +1055,20 @@ static void px_timer_cb(evutil_socket_t fd, short what, void *arg)
     case PX_WAITING:
         (void)upstream_server_timed_out(px->srv, upstream_now_ms());  /* kept up if alone */
         metrics_upstream_error(&px->w->metrics, METRICS_UP_TIMEOUT);
-        LOG_AT(CONF_LOG_WARN, "upstream_timeout", px->c->ri.id, NULL,
+        LOG_AT(CONF_LOG_WARN, "upstream_timeout", client_id(px->c), NULL,
                "no response from %s within %llu ms", px->srv->addr->text,
                (unsigned long long)px->group->cu->timeout_ms);
         px_fail_answer(px, 504, "The upstream server did not answer in time");
         return;
     case PX_BODY:
         metrics_upstream_error(&px->w->metrics, METRICS_UP_TIMEOUT);
-        LOG_AT(CONF_LOG_WARN, "upstream_timeout", px->c->ri.id, NULL,
+        LOG_AT(CONF_LOG_WARN, "upstream_timeout", client_id(px->c), NULL,
                "response body from %s stalled for %llu ms", px->srv->addr->text,
                (unsigned long long)px->group->cu->timeout_ms);
         px_cut(px);
         return;
     case PX_TUNNEL:
-        LOG_AT(CONF_LOG_INFO, "tunnel_timeout", px->c->ri.id, NULL,
+        LOG_AT(CONF_LOG_INFO, "tunnel_timeout", client_id(px->c), NULL,
                "tunnel to %s idle for %llu ms; closed", px->srv->addr->text,
                (unsigned long long)px->group->cu->tunnel_timeout_ms);
         px_tunnel_end(px, false);
@@ -1145,7 +1103,7 @@ void proxy_body_done(struct proxy *px)
 void proxy_client_gone(struct proxy *px)
 {
     if (px->up_start_us)
-        px->c->ri.upstream_ms = (double)(now_us() - px->up_start_us) / 1000.0;
+        client_note_upstream(px->c, -1, (double)(now_us() - px->up_start_us) / 1000.0);
     if (px->uc) {
         upstream_release(px->uc, false);
         px->uc = NULL;

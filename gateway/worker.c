@@ -400,11 +400,7 @@ static void drain_apply(struct worker *w)
     w->n_listeners = 0;
     w->accept_paused = false;
     evtimer_del(w->accept_retry);
-    struct client *c = LIST_FIRST(&w->clients), *next;
-    for (; c; c = next) {
-        next = LIST_NEXT(c, link);
-        client_drain(c);
-    }
+    client_drain_all(w);
     maybe_finished(w);
 }
 

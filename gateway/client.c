@@ -24,14 +24,15 @@
 #include <event2/bufferevent.h>
 
 #include "accesslog.h"
-#include "httphead.h"
-#include "reqid.h"
-#include "sendq.h"
-#include "sockread.h"
+#include "clock.h"
 #include "headbuf.h"
+#include "httphead.h"
 #include "httpreq.h"
 #include "log.h"
 #include "proxy.h"
+#include "reqid.h"
+#include "sendq.h"
+#include "sockread.h"
 #include "worker.h"
 
 enum client_state {
@@ -130,13 +131,6 @@ static void inflight_add(struct worker *w, int d)
 {
     w->inflight = (unsigned)((int)w->inflight + d);
     atomic_store_explicit(&w->metrics.inflight, w->inflight, memory_order_relaxed);
-}
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 const char *client_http_date(void)
@@ -275,7 +269,7 @@ static void write_access_line(struct client *c)
         .status = c->ri.status,
         .upstream_status = c->ri.upstream_status,
         .upstream = c->ri.upstream,
-        .duration_ms = (double)(now_us() - c->ri.start_us) / 1000.0,
+        .duration_ms = (double)(clock_us() - c->ri.start_us) / 1000.0,
         .upstream_ms = c->ri.upstream_ms,
         .bytes_in = c->ri.bytes_in,
         .bytes_out = c->ri.bytes_out,
@@ -397,7 +391,7 @@ void client_tunnel_start(struct client *c)
     /* The request's duration in the metrics ends at the switch: a tunnel's
      * hours would otherwise swamp the latency histogram. */
     metrics_request(&c->w->metrics, c->ri.route, 101,
-                    (double)(now_us() - c->ri.start_us) / 1000.0);
+                    (double)(clock_us() - c->ri.start_us) / 1000.0);
     /* Reading on first: moving the input below may pause it again. */
     if (!c->eof)
         sockread_enable(&c->sr);
@@ -775,7 +769,7 @@ static void client_process(struct client *c)
                 break;
             }
             reqinfo_reset(&c->ri);
-            c->ri.start_us = now_us();
+            c->ri.start_us = clock_us();
             c->scan_pos = 0;
             c->scan_state = 0;
             client_set_state(c, CS_HEAD);

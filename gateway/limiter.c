@@ -28,6 +28,7 @@
 #include <openssl/rand.h>
 
 #include "limiter.h"
+#include "clock.h"
 #include "headbuf.h"
 #include "log.h"
 #include "redis.h"
@@ -147,14 +148,6 @@ static struct {
 static _Atomic uint64_t undecided_count;
 static _Atomic uint64_t undecided_warned_ms;
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static bool fill_random(unsigned char *buf, size_t len)
 {
     size_t got = 0;
@@ -183,7 +176,7 @@ static void note_undecided(const struct conf *conf, const char *why)
 {
     static const char *const modes[] = {"allow", "deny", "local"};
     atomic_fetch_add(&undecided_count, 1);
-    uint64_t now = mono_ms();
+    uint64_t now = clock_ms();
     uint64_t last = atomic_load(&undecided_warned_ms);
     if (now - last < 1000 && last != 0)
         return;
@@ -207,7 +200,7 @@ static enum limiter_verdict decide_local(const struct limit_set *set, struct rl_
         lims[i].keylen = set->keylen[i];
         lims[i].rate = set->rate[i];
     }
-    (void)rl_local_check_all(shared.store, lims, set->n, mono_ms(), out);
+    (void)rl_local_check_all(shared.store, lims, set->n, clock_ms(), out);
     *res = out[rl_tightest(out, set->n)];
     return res->allowed ? LIMITER_ALLOW : LIMITER_LIMITED;
 }

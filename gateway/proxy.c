@@ -26,6 +26,7 @@
 
 #include "caller.h"
 #include "client.h"
+#include "clock.h"
 #include "conf.h"
 #include "envelope.h"
 #include "fwdhead.h"
@@ -121,13 +122,6 @@ static void up_read_cb(struct bufferevent *bev, void *arg);
 static void up_write_cb(struct bufferevent *bev, void *arg);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void arm(struct proxy *px, uint64_t ms)
 {
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
@@ -210,7 +204,7 @@ static void px_fail_answer(struct proxy *px, int status, const char *message)
         upstream_release(px->uc, false);
         px->uc = NULL;
     }
-    client_note_upstream(c, 0, px->up_start_us ? (double)(now_us() - px->up_start_us) / 1000.0
+    client_note_upstream(c, 0, px->up_start_us ? (double)(clock_us() - px->up_start_us) / 1000.0
                                                : -1);
     px_free(px);
     client_send_error(c, status, message, extra, NULL, false);
@@ -300,7 +294,7 @@ static void px_limit_cb(enum limiter_verdict v, const struct rl_result *r, void 
 {
     struct proxy *px = arg;
     px->rlp = NULL;
-    metrics_ratelimit_wait(&px->w->metrics, (double)(now_us() - px->rl_asked_us) / 1000.0);
+    metrics_ratelimit_wait(&px->w->metrics, (double)(clock_us() - px->rl_asked_us) / 1000.0);
     px_limit_decided(px, v, r);
 }
 
@@ -377,7 +371,7 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
     /* Only a verdict still to come from Redis is a wait: no clock read for
      * the others. Its command is written at the end of this turn, after this. */
     if (!done)
-        px->rl_asked_us = now_us();
+        px->rl_asked_us = clock_us();
     px_set_state(px, PX_LIMIT);
     /* Any answer from here on goes through client_response_done, which clears
      * the exchange: so client_exchange tells whether it is still running. */
@@ -491,7 +485,7 @@ static void px_connected(struct proxy *px)
 static void px_connect(struct proxy *px)
 {
     struct client *c = px->c;
-    uint64_t now = upstream_now_ms();
+    uint64_t now = clock_ms();
     struct up_server *s = upstream_pick(px->group, now, px->tried);
     if (!s && px->attempt > 0)
         s = upstream_pick(px->group, now, 0);  /* every server tried: one that is up again */
@@ -508,7 +502,7 @@ static void px_connect(struct proxy *px)
     px->srv = s;
     client_note_server(c, s->addr->text);
     if (!px->up_start_us)
-        px->up_start_us = now_us();
+        px->up_start_us = clock_us();
     if (px->expect_continue && !px->continue_sent) {
         /* Like nginx: the gateway itself invites the body once it will take it. */
         px->continue_sent = true;
@@ -595,7 +589,7 @@ static void px_finish(struct proxy *px)
                     evbuffer_get_length(bufferevent_get_output(px->uc->bev)) == 0;
     upstream_release(px->uc, reusable);
     px->uc = NULL;
-    client_note_upstream(c, -1, (double)(now_us() - px->up_start_us) / 1000.0);
+    client_note_upstream(c, -1, (double)(clock_us() - px->up_start_us) / 1000.0);
     px_free(px);
     client_response_done(c);
 }
@@ -751,7 +745,7 @@ static bool px_tunnel_start(struct proxy *px, const struct httpresp *r)
 static void px_tunnel_end(struct proxy *px, bool broken)
 {
     struct client *c = px->c;
-    client_note_upstream(c, -1, (double)(now_us() - px->up_start_us) / 1000.0);
+    client_note_upstream(c, -1, (double)(clock_us() - px->up_start_us) / 1000.0);
     px_free(px);
     client_tunnel_end(c, broken);
 }
@@ -886,7 +880,7 @@ static void px_body_ended(struct proxy *px)
  */
 static void px_cut(struct proxy *px)
 {
-    client_note_upstream(px->c, -1, (double)(now_us() - px->up_start_us) / 1000.0);
+    client_note_upstream(px->c, -1, (double)(clock_us() - px->up_start_us) / 1000.0);
     if (px->error_mode) {
         px->err_truncated = true;
         px->resp_keepalive = false;
@@ -1001,7 +995,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (px->st == PX_CONNECTING) {
-        upstream_server_failed(px->srv, upstream_now_ms(), "connection refused");
+        upstream_server_failed(px->srv, clock_ms(), "connection refused");
         px_attempt_failed(px, FAIL_CONNECT, 502, "The upstream server refused the connection");
         return;
     }
@@ -1048,12 +1042,12 @@ static void px_timer_cb(evutil_socket_t fd, short what, void *arg)
         px_connect(px);
         return;
     case PX_CONNECTING:
-        upstream_server_failed(px->srv, upstream_now_ms(), "connect timeout");
+        upstream_server_failed(px->srv, clock_ms(), "connect timeout");
         px_attempt_failed(px, FAIL_CONNECT_TIMEOUT, 504,
                           "The upstream server did not accept the connection in time");
         return;
     case PX_WAITING:
-        (void)upstream_server_timed_out(px->srv, upstream_now_ms());  /* kept up if alone */
+        (void)upstream_server_timed_out(px->srv, clock_ms());  /* kept up if alone */
         metrics_upstream_error(&px->w->metrics, METRICS_UP_TIMEOUT);
         LOG_AT(CONF_LOG_WARN, "upstream_timeout", client_id(px->c), NULL,
                "no response from %s within %llu ms", px->srv->addr->text,
@@ -1103,7 +1097,7 @@ void proxy_body_done(struct proxy *px)
 void proxy_client_gone(struct proxy *px)
 {
     if (px->up_start_us)
-        client_note_upstream(px->c, -1, (double)(now_us() - px->up_start_us) / 1000.0);
+        client_note_upstream(px->c, -1, (double)(clock_us() - px->up_start_us) / 1000.0);
     if (px->uc) {
         upstream_release(px->uc, false);
         px->uc = NULL;

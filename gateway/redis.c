@@ -32,6 +32,7 @@
 #include <hiredis/async.h>
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "headbuf.h"
 #include "log.h"
 #include "redis.h"
@@ -189,14 +190,6 @@ static int loop_attach(redisAsyncContext *ac, struct event_base *base)
 }
 static void handshake_cb(redisAsyncContext *ac, void *vreply, void *privdata);
 static void call_maybe_free(struct redis_call *c);
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t rng_next(struct redis *r)
 {
@@ -380,7 +373,7 @@ static void call_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct redis *r = c->r;
     /* A deadline with the connection silent for long: it is dead, not slow. */
     if (r && r->state == REDIS_S_READY && r->in_hiredis > 0 && c->in_hiredis > 0 &&
-        mono_ms() - r->last_progress_ms > stall_ms(r)) {
+        clock_ms() - r->last_progress_ms > stall_ms(r)) {
         /* Drop first: the caller's callback may free R. The drop turns C's
          * hiredis slot into a deferred answer that call_answer cancels. */
         redis_drop(r, "no reply from Redis");
@@ -442,7 +435,7 @@ static void eval_reply_cb(redisAsyncContext *ac, void *vreply, void *privdata)
     if (r) {
         r->in_hiredis--;
         if (reply && ac->data == r)
-            r->last_progress_ms = mono_ms();
+            r->last_progress_ms = clock_ms();
     }
     if (c->answered || !r) {
         call_maybe_free(c);
@@ -478,7 +471,7 @@ static void handshake_cb(redisAsyncContext *ac, void *vreply, void *privdata)
     const redisReply *reply = vreply;
     if (!r || r->ac != ac || !reply)
         return;  /* abandoned context, or the disconnect path handles it */
-    r->last_progress_ms = mono_ms();
+    r->last_progress_ms = clock_ms();
     char why[160];
     if (reply->type == REDIS_REPLY_ERROR) {
         const char *what = privdata == &tag_auth     ? "AUTH"
@@ -517,7 +510,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         redis_drop(r, why);
         return;
     }
-    r->last_progress_ms = mono_ms();
+    r->last_progress_ms = clock_ms();
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -596,7 +589,7 @@ static void redis_connect(struct redis *r)
         return;
     }
     redis_set_state(r, REDIS_S_CONNECTING, NULL);
-    r->last_progress_ms = mono_ms();
+    r->last_progress_ms = clock_ms();
 
     /* Queued now, written once connected; calls made meanwhile follow them. */
     char dbtxt[16];
@@ -662,7 +655,7 @@ struct redis *redis_new(struct event_base *base, const struct conf *conf, const 
     for (unsigned i = 0; i < 20; i++)
         snprintf(r->sha + 2 * i, 3, "%02x", md[i]);
     if (getrandom(&r->rng, sizeof(r->rng), GRND_NONBLOCK) != (ssize_t)sizeof(r->rng))
-        r->rng = mono_ms() ^ (uintptr_t)r;
+        r->rng = clock_ms() ^ (uintptr_t)r;
     r->rng |= 1;
     copy_conf(r, conf);
     if (r->enabled)

@@ -17,6 +17,7 @@
 #include <event2/thread.h>
 
 #include "accesslog.h"
+#include "clock.h"
 #include "config.h"
 #include "admin.h"
 #include "log.h"
@@ -76,17 +77,10 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(s->base, NULL);
 }
 
-static uint64_t monotonic_usec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void reload(struct server *s)
 {
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
-               (unsigned long long)monotonic_usec());
+               (unsigned long long)clock_us());
     char err[1024];
     struct conf *conf = conf_load(s->conf_path, err, sizeof err);
     if (!conf) {

@@ -14,16 +14,10 @@
 
 #include <event2/buffer.h>
 
+#include "clock.h"
 #include "log.h"
 
 static void purge_cb(evutil_socket_t fd, short what, void *arg);
-
-uint64_t upstream_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 struct upstream_set *upstream_set_new(struct event_base *base, const struct conf *conf)
 {
@@ -184,7 +178,7 @@ static void purge_cb(evutil_socket_t fd, short what, void *arg)
     struct up_server *s = arg;
     (void)fd;
     (void)what;
-    uint64_t now = upstream_now_ms();
+    uint64_t now = clock_ms();
     purge_due(s, now);
     purge_arm(s, now);
 }
@@ -244,7 +238,7 @@ void upstream_release(struct upconn *c, bool reusable)
         conn_free(c);
         return;
     }
-    uint64_t now = upstream_now_ms();
+    uint64_t now = clock_ms();
     c->idle_since_ms = now;
     TAILQ_INSERT_HEAD(&s->idle, c, link);
     s->n_idle++;

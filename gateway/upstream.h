@@ -107,6 +107,4 @@ bool upstream_server_timed_out(struct up_server *s, uint64_t now_ms);
 /* S answered: clear its backoff (logs "upstream_up" if it was down). */
 void upstream_server_ok(struct up_server *s);
 
-uint64_t upstream_now_ms(void);
-
 #endif

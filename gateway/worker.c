@@ -12,6 +12,7 @@
  * descriptors, a worker wrote 490k log lines a second). Either pause ends
  * early when one of the worker's connections closes.
  */
+#include "clock.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -179,7 +180,7 @@ static void accept_pause(struct worker *w, bool retry, enum conf_log_level lvl,
         if (listeners_switch(w, false) != 0)
             log_error("gateway_error", "worker %u: cannot pause accepting", w->id);
     }
-    uint64_t now = upstream_now_ms();
+    uint64_t now = clock_ms();
     if (w->accept_log_ms && now - w->accept_log_ms < 1000) {
         w->accept_unlogged++;
         return;

@@ -27,6 +27,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "sendq.h"
@@ -471,7 +472,7 @@ static void test_failed_server_pool_emptied(void)
     for (int i = 0; i < 3; i++)
         upstream_release(c[i], true);
     CU_ASSERT_EQUAL(server(2)->n_idle, 3);
-    upstream_server_failed(server(2), upstream_now_ms(), "refused");
+    upstream_server_failed(server(2), clock_ms(), "refused");
     CU_ASSERT_EQUAL(server(2)->n_idle, 0);
     testloop_pump(fx.base, 50);
     for (int i = 0; i < 3; i++) {

@@ -1,6 +1,7 @@
 /*
  * testloop: bounded loop turns for unit suites; see testloop.h.
  */
+#include "clock.h"
 #include "testloop.h"
 
 #include <netinet/in.h>
@@ -29,17 +30,10 @@ void testloop_pump(struct event_base *base, int ms)
     event_free(guard);
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void testloop_pump_for(struct event_base *base, int ms)
 {
-    uint64_t end = mono_ms() + (uint64_t)ms;
-    for (uint64_t now = mono_ms(); now < end; now = mono_ms())
+    uint64_t end = clock_ms() + (uint64_t)ms;
+    for (uint64_t now = clock_ms(); now < end; now = clock_ms())
         testloop_pump(base, (int)(end - now));
 }
 

@@ -18,6 +18,44 @@ static const char *const decided[] = {
     "Forwarded",
 };
 
+/*
+ * What an upstream framework reads as the request's method or path or as
+ * the client's address, besides the decided headers: their '_' spellings
+ * are refused too, and the forwarding ones are dropped unless a trusted
+ * proxy sent them (fwdhead.c).
+ */
+static const char *const overrides[] = {
+    "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+};
+static const char *const rewrites[] = {"X-Original-URL", "X-Rewrite-URL"};
+static const char *const forwarding[] = {
+    "X-Real-IP", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP",
+    "X-Cluster-Client-IP", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Prefix",
+    "X-Forwarded-Server", "X-Original-Forwarded-For",
+};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool in_list(const struct httphead_field *f, const char *const *names, size_t n,
+                    bool (*eq)(const struct httphead_field *, const char *))
+{
+    for (size_t k = 0; k < n; k++)
+        if (eq(f, names[k]))
+            return true;
+    return false;
+}
+
+bool caller_is_forwarding(const struct httphead_field *f)
+{
+    return in_list(f, forwarding, N_OF(forwarding), httphead_name_is) ||
+           httphead_name_is(f, "Forwarded");
+}
+
+bool caller_is_rewrite(const struct httphead_field *f)
+{
+    return in_list(f, rewrites, N_OF(rewrites), httphead_name_is);
+}
+
 /* Is NAME one of the headers the gateway decides on? EQ compares. */
 static bool is_decided(const struct conf *conf, const struct httphead_field *f,
                        bool (*eq)(const struct httphead_field *, const char *))
@@ -72,37 +110,78 @@ const char *caller_check_head(const struct conf *conf, const struct httphead *he
         const struct httphead_field *f = &head->f[i];
         if (httphead_name_is(f, "Connection") && is_decided(conf, f, conn_names))
             return "Connection names a header the gateway decides on";
-        if (memchr(f->name, '_', f->name_len) && is_decided(conf, f, underscore_alias))
+        if (memchr(f->name, '_', f->name_len) &&
+            (is_decided(conf, f, underscore_alias) ||
+             in_list(f, overrides, N_OF(overrides), underscore_alias) ||
+             in_list(f, rewrites, N_OF(rewrites), underscore_alias) ||
+             in_list(f, forwarding, N_OF(forwarding), underscore_alias)))
             return "underscore spelling of a header the gateway decides on";
     }
     return NULL;
 }
 
-int caller_method_override(const struct httphead *head)
+/* The http_parser method named by TEXT[0..n) (any case), or -2. */
+static int method_named(const char *text, size_t n)
 {
-    static const char *const names[] = {
-        "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
-    };
+    for (unsigned k = 0; k < 64; k++) {
+        const char *name = http_method_str((enum http_method)k);
+        if (strcmp(name, "<unknown>") != 0 && strlen(name) == n &&
+            strncasecmp(name, text, n) == 0)
+            return (int)k;
+    }
+    return -2;
+}
+
+/* Fold method M into *METHOD: false when two disagree or one is unknown. */
+static bool fold(int *method, int m)
+{
+    if (m < 0 || (*method >= 0 && m != *method))
+        return false;
+    *method = m;
+    return true;
+}
+
+/* "_method=VALUE" in the query, percent-decoded; -1 none, -2 refused. */
+static int query_override(const char *q, size_t n, int method)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t end = i;
+        while (end < n && q[end] != '&')
+            end++;
+        if (end - i > 8 && memcmp(q + i, "_method=", 8) == 0) {
+            char v[24];
+            size_t vl = 0;
+            for (size_t k = i + 8; k < end; k++) {
+                int c = (unsigned char)q[k];
+                if (c == '%' && k + 2 < end && httphead_hexval((unsigned char)q[k + 1]) >= 0 &&
+                    httphead_hexval((unsigned char)q[k + 2]) >= 0) {
+                    c = httphead_hexval((unsigned char)q[k + 1]) * 16 +
+                        httphead_hexval((unsigned char)q[k + 2]);
+                    k += 2;
+                }
+                if (vl == sizeof v)
+                    return -2;
+                v[vl++] = (char)c;
+            }
+            if (!fold(&method, method_named(v, vl)))
+                return -2;
+        }
+        i = end + 1;
+    }
+    return method;
+}
+
+int caller_method_override(const struct httphead *head, const char *query, size_t query_len)
+{
     int method = -1;
     for (size_t i = 0; i < head->n; i++) {
         const struct httphead_field *f = &head->f[i];
-        bool is_override = false;
-        for (size_t k = 0; !is_override && k < sizeof names / sizeof names[0]; k++)
-            is_override = httphead_name_is(f, names[k]);
-        if (!is_override)
-            continue;
-        int m = -2;
-        for (unsigned k = 0; k < 64 && m == -2; k++) {
-            const char *name = http_method_str((enum http_method)k);
-            if (strcmp(name, "<unknown>") != 0 && strlen(name) == f->value_len &&
-                strncasecmp(name, f->value, f->value_len) == 0)
-                m = (int)k;
-        }
-        if (m == -2 || (method >= 0 && m != method))
+        if (in_list(f, overrides, N_OF(overrides), httphead_name_is) &&
+            !fold(&method, method_named(f->value, f->value_len)))
             return -2;  /* unknown, or two that disagree */
-        method = m;
     }
-    return method;
+    return query ? query_override(query, query_len, method) : method;
 }
 
 const char *caller_token(const struct conf *conf, const struct httphead *head, size_t *len)
@@ -113,10 +192,10 @@ const char *caller_token(const struct conf *conf, const struct httphead *head, s
     const char *v = f->value;
     size_t n = f->value_len;
     if (strcasecmp(conf->token_header, "Authorization") == 0) {
-        if (n > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
+        if (n > 7 && strncasecmp(v, "Bearer", 6) == 0 && (v[6] == ' ' || v[6] == '\t')) {
             v += 7;
             n -= 7;
-            while (n && *v == ' ') {
+            while (n && (*v == ' ' || *v == '\t')) {
                 v++;
                 n--;
             }
@@ -148,6 +227,24 @@ static bool parse_ip(const char *text, size_t n, struct sockaddr_storage *ss, ch
     if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
         s6->sin6_family = AF_INET6;
         return true;
+    }
+    /* "1.2.3.4:5678" and "[2001:db8::1]:5678", as some load balancers write
+     * them (RFC 7239 node syntax): the address without its port. */
+    char *close = ip[0] == '[' ? strchr(ip, ']') : NULL;
+    char *colon = strchr(ip, ':');
+    if (close && (close[1] == '\0' || close[1] == ':')) {
+        *close = '\0';
+        memmove(ip, ip + 1, (size_t)(close - ip));
+        if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+            s6->sin6_family = AF_INET6;
+            return true;
+        }
+    } else if (colon && !strchr(colon + 1, ':')) {
+        *colon = '\0';
+        if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+            s4->sin_family = AF_INET;
+            return true;
+        }
     }
     return false;
 }

@@ -32,11 +32,20 @@ const char *caller_check_head(const struct conf *conf, const struct httphead *he
  * The method a method-override header (X-HTTP-Method-Override,
  * X-HTTP-Method, X-Method-Override) asks the upstream to use instead of the
  * request's own: an enum http_method, -1 when there is none, -2 when it
- * names no method http_parser knows or two of them disagree. Express,
- * Rails, Laravel and ASP.NET honour these, so a route's methods rule must
- * hold for this method too.
+ * names no method http_parser knows or two of them disagree. QUERY (NULL:
+ * none) is searched for "_method=" too. Express, Rails, Symfony, Laravel
+ * and ASP.NET honour these, so a route's methods rule must hold for this
+ * method too.
  */
-int caller_method_override(const struct httphead *head);
+int caller_method_override(const struct httphead *head, const char *query, size_t query_len);
+
+/* Is F a header a client may set to claim an address, host or port for
+ * itself (Forwarded, X-Real-IP, X-Forwarded-Host...)? Only a trusted
+ * proxy's reach the upstream. */
+bool caller_is_forwarding(const struct httphead_field *f);
+/* Is F a header that rewrites the path the upstream routes on
+ * (X-Original-URL, X-Rewrite-URL)? Never forwarded. */
+bool caller_is_rewrite(const struct httphead_field *f);
 
 /* The token in conf->token_header ("Bearer " stripped for Authorization), or NULL. */
 const char *caller_token(const struct conf *conf, const struct httphead *head, size_t *len);

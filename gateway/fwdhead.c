@@ -10,10 +10,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "caller.h"
 #include "router.h"
 #include "urlpath.h"
 
-bool fwdhead_skip_request(const struct conf *conf, const struct httphead_field *f)
+bool fwdhead_skip_request(const struct conf *conf, const struct httphead_field *f,
+                          bool trusted_peer)
 {
     static const char *const own[] = {
         "Host", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "Via",
@@ -23,6 +25,11 @@ bool fwdhead_skip_request(const struct conf *conf, const struct httphead_field *
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         if (httphead_name_is(f, own[i]))
             return true;
+    /* X-Original-URL would route the upstream (Symfony, IIS URL Rewrite)
+     * to a path the gateway never routed; X-Real-IP and friends would name
+     * a client the gateway never limited. */
+    if (caller_is_rewrite(f) || (!trusted_peer && caller_is_forwarding(f)))
+        return true;
     return httphead_name_is(f, conf->corr_header);
 }
 
@@ -91,7 +98,7 @@ void fwdhead_request(struct headbuf *h, const struct fwdhead_req *in)
         hb_field(h, "Host", 4, in->default_host, strlen(in->default_host));
     for (size_t i = 0; i < req->head.n; i++) {
         const struct httphead_field *f = &req->head.f[i];
-        if (!fwdhead_skip_request(conf, f))
+        if (!fwdhead_skip_request(conf, f, in->trusted_peer))
             hb_field(h, f->name, f->name_len, f->value, f->value_len);
     }
     hb_field(h, conf->corr_header, strlen(conf->corr_header), in->request_id,
@@ -141,7 +148,9 @@ static bool internal_header(const struct conf *conf, const struct httphead_field
 {
     static const char *const builtin[] = {
         "Server", "X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Runtime",
-        "X-Debug-*", "X-Backend-Server", "X-Generator", "X-Drupal-*",
+        "X-Debug-*", "X-Backend*", "X-Upstream*", "X-Server*", "X-Host*", "X-Hostname",
+        "X-Served-By", "X-Node*", "X-Instance*", "X-Generator", "X-Drupal-*",
+        "X-Application-Context", "X-Envoy-*", "Via",
     };
     for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
         if (name_matches(f, builtin[i]))

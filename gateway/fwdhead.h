@@ -24,6 +24,7 @@ struct fwdhead_req {
     const char *default_host;          /* Host for an HTTP/1.0 request without one */
     const char *request_id;            /* sent as conf->corr_header */
     const char *peer_ip;               /* this hop's client, appended to X-Forwarded-For */
+    bool trusted_peer;                 /* a trusted proxy: its forwarding headers pass */
     bool upgrade;                      /* ask the upstream to switch protocols */
 };
 
@@ -32,8 +33,11 @@ size_t fwdhead_request_cap(const struct fwdhead_req *in);
 /* Write the upstream request head (through the blank line) into H. */
 void fwdhead_request(struct headbuf *h, const struct fwdhead_req *in);
 
-/* Is the client's request field F dropped (hop-by-hop, or the gateway's own)? */
-bool fwdhead_skip_request(const struct conf *conf, const struct httphead_field *f);
+/* Is the client's request field F dropped (hop-by-hop, the gateway's own,
+ * a path rewrite, or an address claim from a peer that is not a trusted
+ * proxy)? */
+bool fwdhead_skip_request(const struct conf *conf, const struct httphead_field *f,
+                          bool trusted_peer);
 
 /*
  * Is the upstream's response field F dropped? STATUS is the response's;

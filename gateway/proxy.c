@@ -222,6 +222,7 @@ static int build_request(struct proxy *px, const struct httpreq *req)
         .default_host = px->group->cu->servers[0].text,
         .request_id = client_id(c),
         .peer_ip = client_ip(c),
+        .trusted_peer = conf_is_trusted_proxy(px->conf, client_peer(c)),
         .upgrade = px->upgrade,
     };
     struct headbuf h;
@@ -232,9 +233,13 @@ static int build_request(struct proxy *px, const struct httpreq *req)
 }
 
 /*
- * Does REQ ask to switch protocols (RFC 9110 7.8)? Only HTTP/1.1 can, and
- * only a request without a body is taken up: what follows its head belongs
- * to the new protocol, never to a body.
+ * Does REQ ask to switch to WebSocket (RFC 9110 7.8, RFC 6455)? Only
+ * HTTP/1.1 can, and only a request without a body is taken up: what
+ * follows its head belongs to the new protocol, never to a body. Other
+ * protocols (h2c above all) are not tunnelled: the route's policy is
+ * checked on the upgrade request only, and an h2c tunnel would carry
+ * further requests to the upstream past it. Their Upgrade is dropped as
+ * hop-by-hop and the request is served as an ordinary one, as nginx does.
  */
 static bool wants_upgrade(const struct httpreq *req)
 {
@@ -244,7 +249,7 @@ static bool wants_upgrade(const struct httpreq *req)
         return false;
     size_t n = 0;
     const struct httphead_field *up = httphead_get(&req->head, "Upgrade", &n);
-    return up && n == 1 && up->value_len > 0;
+    return up && n == 1 && up->value_len == 9 && strncasecmp(up->value, "websocket", 9) == 0;
 }
 
 /* ---- rate-limit decision ------------------------------------------------- */
@@ -316,7 +321,12 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
         return NULL;
     }
     client_note_route(c, route->name);
-    int override = route->methods ? caller_method_override(&req->head) : -1;
+    int override = -1;
+    if (route->methods) {
+        const char *q = memchr(req->target, '?', req->target_len);
+        size_t qlen = q ? req->target_len - (size_t)(q - req->target) - 1 : 0;
+        override = caller_method_override(&req->head, q ? q + 1 : NULL, qlen);
+    }
     if (!router_method_allowed(route, req->method) ||
         (override != -1 && (override < 0 || !router_method_allowed(route, (unsigned)override)))) {
         char allow[256], extra[300];

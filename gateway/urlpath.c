@@ -129,6 +129,10 @@ size_t urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsi
     if (n == 0)
         return 0;
     bool merge = (flags & URLPATH_MERGE_SLASHES) != 0;
+    /* After an empty segment a ".." removes that empty segment for an
+     * upstream that keeps "//", and the segment before it for one that
+     * merges: "/api//../login" is /api/login to one, /login to the other. */
+    bool after_empty = false;
     size_t o = 0, i = 0;
     while (i < n) {
         /* out[i] == '/': one segment follows, up to the next '/' */
@@ -141,6 +145,14 @@ size_t urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsi
             *why = "dot segment with parameters in the path";
             return 0;
         }
+        if (dots == 2 && after_empty) {
+            *why = "dot segment after an empty segment in the path";
+            return 0;
+        }
+        if (end > start && dots != 1)
+            after_empty = false;
+        else if (end == start && !last)
+            after_empty = true;
         if (dots == 1) {
             if (last)
                 out[o++] = '/';
@@ -168,28 +180,66 @@ size_t urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsi
     return o;
 }
 
+/* Does the segment ending at PATH[end] (exclusive) end in '.' or "%20"? */
+static bool trailing_trim(const char *path, size_t start, size_t end, size_t *cut)
+{
+    size_t e = end;
+    for (;;) {
+        if (e > start && path[e - 1] == '.')
+            e--;
+        else if (e >= start + 3 && memcmp(path + e - 3, "%20", 3) == 0)
+            e -= 3;
+        else
+            break;
+    }
+    if (e == end || e == start)
+        return false;  /* nothing to trim, or nothing would be left ("...") */
+    *cut = end - e;
+    return true;
+}
+
 bool urlpath_route_differs(const char *path, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        if (path[i] == ';' || (path[i] == '/' && i + 1 < len && path[i + 1] == '/'))
+    size_t seg = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char c = i < len ? path[i] : '/';
+        size_t cut;
+        if (c == ';' || (c == '/' && i + 1 < len && path[i + 1] == '/'))
             return true;
+        if (c == '/') {
+            if (i > seg && trailing_trim(path, seg, i, &cut))
+                return true;
+            seg = i + 1;
+        }
     }
     return false;
 }
 
 size_t urlpath_route_form(const char *path, size_t len, char *out, size_t cap)
 {
-    size_t o = 0;
+    size_t o = 0, seg = 0;
     bool in_param = false;
-    for (size_t i = 0; i < len && o < cap; i++) {
-        char c = path[i];
+    for (size_t i = 0; i <= len && o < cap; i++) {
+        char c = i < len ? path[i] : '/';
+        if (c == '/' || (c == ';' && !in_param)) {
+            /* A segment's name ends: IIS and Spring's trimTokens serve
+             * "login." and "login%20" as "login", so route them as that. */
+            size_t cut;
+            if (!in_param && o > seg && trailing_trim(out, seg, o, &cut))
+                o -= cut;
+        }
+        if (i == len)
+            break;
         if (c == '/') {
             in_param = false;
             if (o > 0 && out[o - 1] == '/')
                 continue;
-        } else if (c == ';') {
-            in_param = true;
+            out[o++] = c;
+            seg = o;
+            continue;
         }
+        if (c == ';')
+            in_param = true;
         if (!in_param)
             out[o++] = c;
     }

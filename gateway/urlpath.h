@@ -32,12 +32,14 @@ bool urlpath_is_plain(const char *path, size_t len);
 
 /*
  * The routing form of a normalized PATH into OUT (CAP >= LEN): slashes
- * merged and each segment's ";params" dropped, as Java servlet containers
- * read "/api;x=1/login;jsessionid=2" as "/api/login". Returns its length.
+ * merged, each segment's ";params" dropped, as Java servlet containers
+ * read "/api;x=1/login;jsessionid=2" as "/api/login", and trailing dots
+ * and spaces ("%20") of a segment dropped, as IIS and Spring's trimTokens
+ * read "/api/login." and "/api/login%20". Returns its length.
  */
 size_t urlpath_route_form(const char *path, size_t len, char *out, size_t cap);
 
-/* Does PATH need urlpath_route_form (a ';' or "//")? */
+/* Does PATH need urlpath_route_form (a ';', "//", a trailing '.' or "%20")? */
 bool urlpath_route_differs(const char *path, size_t len);
 
 /*

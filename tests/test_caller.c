@@ -86,6 +86,10 @@ static const struct {
     {"X-Api-Key", "X_API_KEY: abc\r\n", true},
     {"Authorization", "X_Custom_Thing: abc\r\n", false},
     {"Authorization", "X_Forwarded_Forx: abc\r\n", false},
+    {"Authorization", "X_HTTP_Method_Override: DELETE\r\n", true},
+    {"Authorization", "X-HTTP-Method_Override: DELETE\r\n", true},
+    {"Authorization", "X_Original_URL: /admin\r\n", true},
+    {"Authorization", "X_Real_IP: 1.2.3.4\r\n", true},
 };
 
 static void test_check_head(void)
@@ -105,22 +109,33 @@ static void test_check_head(void)
 static const struct {
     const char *headers;
     int method;          /* -1: none, -2: refused */
+    const char *query;   /* after '?', or NULL */
 } overrides[] = {
-    {"", -1},
-    {"X-HTTP-Method-Override: DELETE\r\n", HTTP_DELETE},
-    {"x-http-method: put\r\n", HTTP_PUT},
-    {"X-Method-Override: PATCH\r\n", HTTP_PATCH},
-    {"X-HTTP-Method-Override: FROB\r\n", -2},
-    {"X-HTTP-Method-Override: \r\n", -2},
-    {"X-HTTP-Method-Override: GET\r\nX-HTTP-Method: DELETE\r\n", -2},
-    {"X-HTTP-Method-Override: GET\r\nX-HTTP-Method-Override: get\r\n", HTTP_GET},
+    {"", -1, NULL},
+    {"X-HTTP-Method-Override: DELETE\r\n", HTTP_DELETE, NULL},
+    {"x-http-method: put\r\n", HTTP_PUT, NULL},
+    {"X-Method-Override: PATCH\r\n", HTTP_PATCH, NULL},
+    {"X-HTTP-Method-Override: FROB\r\n", -2, NULL},
+    {"X-HTTP-Method-Override: \r\n", -2, NULL},
+    {"X-HTTP-Method-Override: GET\r\nX-HTTP-Method: DELETE\r\n", -2, NULL},
+    {"X-HTTP-Method-Override: GET\r\nX-HTTP-Method-Override: get\r\n", HTTP_GET, NULL},
+    /* _method in the query (Symfony, Laravel, method-override) */
+    {"", HTTP_DELETE, "_method=DELETE"},
+    {"", HTTP_DELETE, "a=1&_method=d%45lete&b"},
+    {"", -1, "x_method=DELETE&method=PUT"},
+    {"", -2, "_method=FROB"},
+    {"X-HTTP-Method: PUT\r\n", -2, "_method=DELETE"},
+    {"X-HTTP-Method: PUT\r\n", HTTP_PUT, "_method=put"},
 };
 
 static void test_method_override(void)
 {
-    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++)
-        CU_ASSERT_EQUAL(caller_method_override(head_of(overrides[i].headers)),
+    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++) {
+        const char *q = overrides[i].query;
+        CU_ASSERT_EQUAL(caller_method_override(head_of(overrides[i].headers), q,
+                                               q ? strlen(q) : 0),
                         overrides[i].method);
+    }
 }
 
 static const struct {
@@ -131,6 +146,8 @@ static const struct {
     {"Authorization: bearer   abc\r\n", "abc"},
     {"Authorization: Basic abc\r\n", NULL},
     {"Authorization: Bearer \r\n", NULL},
+    {"Authorization: Bearer\tabc\r\n", "abc"},
+    {"Authorization: Bearerabc\r\n", NULL},
     {"X-Other: Bearer abc\r\n", NULL},
 };
 
@@ -170,6 +187,11 @@ static const struct {
     {"127.0.0.1", "X-Forwarded-For: 1.1.1.1, junk\r\n", "127.0.0.1"},
     {"127.0.0.1", "X-Forwarded-For: junk, 10.0.0.3\r\n", "10.0.0.3"},
     {"127.0.0.1", "X-Forwarded-For: 10.0.0.1\r\n", "10.0.0.1"},
+    /* ip:port, as some load balancers write it */
+    {"127.0.0.1", "X-Forwarded-For: 1.1.1.1:5678\r\n", "1.1.1.1"},
+    {"127.0.0.1", "X-Forwarded-For: [2001:db8::7]:443\r\n", "2001:db8::7"},
+    {"127.0.0.1", "X-Forwarded-For: [2001:db8::7]\r\n", "2001:db8::7"},
+    {"127.0.0.1", "X-Forwarded-For: 1.1.1.1:5678:9\r\n", "127.0.0.1"},
 };
 
 static void test_client_ip(void)

@@ -83,6 +83,35 @@ static const struct {
      "1.1 envelopd\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"},
 };
 
+/* Address claims pass only from a trusted proxy; path rewrites never. */
+static const struct {
+    const char *name;
+    bool trusted;
+    bool skipped;
+} claims[] = {
+    {"X-Real-IP", false, true},
+    {"X-Real-IP", true, false},
+    {"Forwarded", false, true},
+    {"Forwarded", true, false},
+    {"True-Client-IP", false, true},
+    {"X-Forwarded-Host", false, true},
+    {"x-forwarded-prefix", false, true},
+    {"X-Original-URL", true, true},
+    {"X-Rewrite-URL", false, true},
+    {"X-Custom", false, false},
+};
+
+static void test_claims(void)
+{
+    for (size_t i = 0; i < sizeof claims / sizeof claims[0]; i++) {
+        struct httphead_field f = {
+            .name = claims[i].name, .name_len = (uint32_t)strlen(claims[i].name),
+            .value = "1.2.3.4", .value_len = 7,
+        };
+        CU_ASSERT_EQUAL(fwdhead_skip_request(conf, &f, claims[i].trusted), claims[i].skipped);
+    }
+}
+
 static void test_request(void)
 {
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -138,8 +167,14 @@ static const struct {
     {"Server", 500, true, false, true, NULL, false},
     {"X-Internal-Host", 500, true, false, false, "X-Internal-*", true},
     {"X-Internal-Host", 500, true, false, true, "X-Internal-*", false},
-    {"X-Backend-Region", 500, true, false, false, "X-Backend", false},
-    {"X-Backend", 500, true, false, false, "X-Backend", true},
+    {"X-Team-Region", 500, true, false, false, "X-Team", false},
+    {"X-Team", 500, true, false, false, "X-Team", true},
+    {"X-Backend-Region", 500, true, false, false, NULL, true},
+    {"x-upstream-addr", 502, true, false, false, NULL, true},
+    {"X-Envoy-Upstream-Service-Time", 500, true, false, false, NULL, true},
+    {"Via", 500, true, false, false, NULL, true},
+    {"Via", 200, false, false, false, NULL, false},
+    {"Retry-After", 503, true, false, false, NULL, false},
 };
 
 static void test_response(void)
@@ -170,5 +205,6 @@ void test_register(void)
     if (!s)
         return;
     CU_add_test(s, "the upstream request head", test_request);
+    CU_add_test(s, "address claims and path rewrites", test_claims);
     CU_add_test(s, "response fields the client gets", test_response);
 }

@@ -55,6 +55,20 @@ static const struct {
     {"/x/..;/api/login", URLPATH_MERGE_SLASHES, REFUSED, NULL},
     {"/api/.;/login", URLPATH_MERGE_SLASHES, REFUSED, NULL},
     {"/api/%2e;x/login", URLPATH_MERGE_SLASHES, REFUSED, NULL},
+    /* trailing dots and spaces: routed as IIS and Spring read them */
+    {"/api/login.", URLPATH_MERGE_SLASHES, "/api/login.", "/api/login"},
+    {"/api/login%20", URLPATH_MERGE_SLASHES, "/api/login%20", "/api/login"},
+    {"/api/login.%20./x", URLPATH_MERGE_SLASHES, "/api/login.%20./x", "/api/login/x"},
+    {"/api./login;a", URLPATH_MERGE_SLASHES, "/api./login;a", "/api/login"},
+    {"/api/.../x", URLPATH_MERGE_SLASHES, "/api/.../x", "/api/.../x"},
+    {"/a.b/c", URLPATH_MERGE_SLASHES, "/a.b/c", "/a.b/c"},
+    /* ".." after "//": one reading for upstreams that merge, another for the rest */
+    {"/api//../login", URLPATH_MERGE_SLASHES, REFUSED, NULL},
+    {"/api//../login", 0, REFUSED, NULL},
+    {"/api//%2e%2e/login", 0, REFUSED, NULL},
+    {"/api//./../login", 0, REFUSED, NULL},
+    {"/api//x/../login", 0, "/api//login", "/api/login"},
+    {"/a//./b", 0, "/a//b", "/a/b"},
     /* what no route can be right about */
     {"/api%2flogin", URLPATH_MERGE_SLASHES, REFUSED, NULL},
     {"/api%2Flogin", URLPATH_MERGE_SLASHES, REFUSED, NULL},

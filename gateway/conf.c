@@ -1,13 +1,15 @@
 /*
  * conf: reads the one conf file into a fresh struct conf and validates it
- * whole before anyone sees it. libinih splits lines into key = value pairs;
- * a reader in front of it counts lines (Debian's inih hands the handler no
- * line number), strips '#' and ';' comments, rejects malformed lines and
- * sees every section header itself, so empty sections, long section names
- * and section lines are known. Every directive is one row of a table
- * (section, name, type, bounds, flags); values go through the exported
- * conf_parse_* functions. Nothing here is global and nothing here logs:
- * a problem comes back as "PATH:LINE: problem" for the caller to print.
+ * whole before anyone sees it. A line reader counts lines, strips '#' and
+ * ';' comments, rejects malformed lines and splits "key = value" itself (the
+ * syntax is small enough that a library would only split at '='). Every
+ * directive is one row of a table: section, name, the function that parses
+ * its value, the one that prints it, where it lives, bounds, its default (as
+ * text, parsed by the same function, so the table is the one source of
+ * defaults) and flags (restart-only, secret, ...). The same rows drive
+ * --dump-conf, --list-directives and the reload diff of restart-only
+ * directives. Nothing here is global and nothing here logs: a problem comes
+ * back as "PATH:LINE: problem" for the caller to print.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,7 +27,6 @@
 #include <unistd.h>
 
 #include <http_parser.h>
-#include <ini.h>
 
 #include "conf.h"
 
@@ -109,6 +110,13 @@ static bool conf_all_digits(const char *s)
 /* ---------------------------------------------------------------------------
  * Value parsers. Pure: no I/O except getaddrinfo for host names.
  */
+
+/*
+ * The longest list item (and address) read: items are cut from a value into
+ * a buffer this large, and an address longer than this is "too long" before
+ * it is parsed. An address that parses is at most CONF_ADDR_MAX.
+ */
+#define CONF_ITEM_MAX (CONF_PATH_MAX + 8)
 
 bool conf_parse_size(const char *s, size_t *out)
 {
@@ -211,6 +219,21 @@ bool conf_parse_bool(const char *s, bool *out)
 }
 
 /*
+ * An address that parsed keeps its text for logs. Every valid form fits
+ * CONF_ADDR_MAX but for a port written with a run of leading zeros.
+ */
+static bool conf_addr_text(const char *s, size_t len, struct conf_addr *out, char *why,
+                           size_t whylen)
+{
+    if (len >= sizeof(out->text)) {
+        snprintf(why, whylen, "too long");
+        return false;
+    }
+    memcpy(out->text, s, len + 1);
+    return true;
+}
+
+/*
  * Parse "host:port", "[v6]:port" or (when ALLOW_UNIX) "unix:/path" into OUT.
  * On failure WHY says what is wrong, for the message.
  */
@@ -230,12 +253,13 @@ static bool conf_addr_parse(const char *s, struct conf_addr *out, bool allow_uni
         snprintf(why, whylen, "empty address");
         return false;
     }
-    if (len >= sizeof(out->text)) {
+    /* The bound of the list item buffer: longer input gets this message
+     * before any other, as when the text buffer was that large. */
+    if (len >= CONF_ITEM_MAX) {
         snprintf(why, whylen, "too long");
         return false;
     }
     memset(out, 0, sizeof(*out));
-    memcpy(out->text, s, len + 1);
 
     if (strncmp(s, "unix:", 5) == 0) {
         struct sockaddr_un *sun = (struct sockaddr_un *)&out->sa;
@@ -257,7 +281,7 @@ static bool conf_addr_parse(const char *s, struct conf_addr *out, bool allow_uni
         sun->sun_family = AF_UNIX;
         memcpy(sun->sun_path, path, plen + 1);
         out->salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + 1);
-        return true;
+        return conf_addr_text(s, len, out, why, whylen);
     }
 
     if (s[0] == '[') {
@@ -323,7 +347,7 @@ static bool conf_addr_parse(const char *s, struct conf_addr *out, bool allow_uni
     memcpy(&out->sa, res->ai_addr, res->ai_addrlen);
     out->salen = res->ai_addrlen;
     freeaddrinfo(res);
-    return true;
+    return conf_addr_text(s, len, out, why, whylen);
 }
 
 bool conf_parse_addr(const char *s, struct conf_addr *out)
@@ -480,7 +504,7 @@ bool conf_is_trusted_proxy(const struct conf *conf, const struct sockaddr *sa)
 }
 
 /* ---------------------------------------------------------------------------
- * The directive table.
+ * The directive table: its types.
  */
 
 enum conf_sect {
@@ -503,150 +527,69 @@ static const char *const conf_sect_names[SECT_COUNT] = {
     [SECT_UPSTREAM] = "upstream", [SECT_ROUTE] = "route",
 };
 
-enum conf_type {
-    T_SIZE,         /* size_t, min..max */
-    T_DURATION,     /* uint64_t ms, min..max */
-    T_RATE,         /* struct conf_rate */
-    T_BOOL,         /* bool */
-    T_UINT,         /* unsigned, min..max */
-    T_LISTEN,       /* list of struct conf_addr, host:port */
-    T_ADDR,         /* one struct conf_addr, host:port or unix:/path */
-    T_STRING,       /* printable text, char[size] */
-    T_WORD,         /* printable text without blanks, char[size] */
-    T_HEADER,       /* a header name, char[size] */
-    T_HEADER_LIST,  /* list of header names, char[max][CONF_NAME_MAX] */
-    T_CIDR_LIST,    /* list of struct conf_cidr */
-    T_LOG_LEVEL,
-    T_ACCESS_LOG,
-    T_PROFILE,
-    T_ON_ERROR,
-    T_METHODS,
-    T_PREFIX,
-    T_NAME,         /* a section name reference, char[size] */
-    T_SECRET,
-    T_SECRET_FILE,
+#define D_REPEAT   0x01u /* may repeat; the first use replaces the default list */
+#define D_REQUIRED 0x02u
+#define D_EMPTY_OK 0x04u
+#define D_RESTART  0x08u /* a reload cannot apply it: kept until restart (singleton sections) */
+#define D_SECRET   0x10u /* dumped as <hidden> */
+#define D_UNIQUE   0x20u /* an address list whose entries must differ (they are bound) */
+
+/*
+ * A value as text, for the dump and the reload diff. The longest is a full
+ * upstream server list.
+ */
+#define CONF_TEXT_MAX (CONF_MAX_SERVERS * (CONF_ADDR_MAX + 3) + 64)
+_Static_assert(CONF_TEXT_MAX > CONF_PATH_MAX + 64, "a path fits a value text");
+
+struct conf_text {
+    size_t len;
+    bool cut;       /* did not fit: never expected, refused by the dump */
+    char s[CONF_TEXT_MAX];
 };
 
-#define D_REPEAT   0x1u  /* may repeat; the first use replaces the default list */
-#define D_REQUIRED 0x2u
-#define D_EMPTY_OK 0x4u
+struct conf_parser;
+struct conf_directive;
+
+/*
+ * Parse value V (Q: V quoted for messages) into the row's field in BASE, the
+ * struct of the current section (struct conf, conf_upstream or conf_route).
+ * On a problem: conf_fail and false.
+ */
+typedef bool (*conf_parse_fn)(struct conf_parser *p, const struct conf_directive *d, char *base,
+                              const char *v, const char *q);
+/*
+ * Write the row's value in BASE to T as the file would hold it and return
+ * true; or return false when it has none, with a short note ("(none)") in T.
+ */
+typedef bool (*conf_fmt_fn)(const struct conf_directive *d, const char *base,
+                            struct conf_text *t);
 
 struct conf_directive {
     enum conf_sect sect;
     const char *name;
-    enum conf_type type;
+    conf_parse_fn parse;
+    conf_fmt_fn fmt;
     size_t off;       /* the field, in struct conf / conf_upstream / conf_route */
     size_t off_n;     /* lists: the count field */
     size_t size;      /* char buffers: their size; lists: the element size */
-    uint64_t min, max;/* numbers, sizes, durations; lists: max entries */
+    uint64_t min, max;/* numbers, sizes, durations; lists: max entries; secrets: min length */
+    const char *def;  /* the default as written in the file; NULL: none */
     unsigned flags;
 };
 
-#define C_(f) offsetof(struct conf, f)
-#define U_(f) offsetof(struct conf_upstream, f)
-#define R_(f) offsetof(struct conf_route, f)
-#define SZ(type, f) sizeof(((type *)0)->f)
-#define MS_S 1000ULL
-#define MS_H (3600ULL * 1000)
-#define KB 1024ULL
-#define MB (1024ULL * 1024)
-
-static const struct conf_directive conf_directives[] = {
-    {SECT_SERVER, "listen", T_LISTEN, C_(listen), C_(n_listen), sizeof(struct conf_addr),
-     0, CONF_MAX_LISTEN, D_REPEAT},
-    {SECT_SERVER, "workers", T_UINT, C_(workers), 0, 0, 0, 1024, 0},
-    {SECT_SERVER, "max_connections", T_UINT, C_(max_connections), 0, 0, 0, 10000000, 0},
-    {SECT_SERVER, "max_header_size", T_SIZE, C_(max_header_size), 0, 0, 1 * KB, 1 * MB, 0},
-    {SECT_SERVER, "max_body_size", T_SIZE, C_(max_body_size), 0, 0, 1, SIZE_MAX, 0},
-    {SECT_SERVER, "client_timeout", T_DURATION, C_(client_timeout_ms), 0, 0, 1, 24 * MS_H, 0},
-    {SECT_SERVER, "keepalive_timeout", T_DURATION, C_(keepalive_timeout_ms), 0, 0, 1,
-     24 * MS_H, 0},
-    {SECT_SERVER, "shutdown_timeout", T_DURATION, C_(shutdown_timeout_ms), 0, 0, 0, 24 * MS_H,
-     0},
-    {SECT_SERVER, "log_level", T_LOG_LEVEL, C_(log_level), 0, 0, 0, 0, 0},
-    {SECT_SERVER, "access_log", T_ACCESS_LOG, C_(access_log), 0, SZ(struct conf, access_log),
-     0, 0, 0},
-    {SECT_SERVER, "merge_slashes", T_BOOL, C_(merge_slashes), 0, 0, 0, 0, 0},
-    {SECT_SERVER, "routes_ignore_case", T_BOOL, C_(routes_ignore_case), 0, 0, 0, 0, 0},
-
-    {SECT_ENVELOPE, "profile", T_PROFILE, C_(profile), 0, 0, 0, 0, 0},
-    {SECT_ENVELOPE, "expose_upstream_5xx", T_BOOL, C_(expose_upstream_5xx), 0, 0, 0, 0, 0},
-    {SECT_ENVELOPE, "max_error_body", T_SIZE, C_(max_error_body), 0, 0, 1, 64 * MB, 0},
-    {SECT_ENVELOPE, "hide_headers", T_HEADER_LIST, C_(hide_headers), C_(n_hide_headers),
-     CONF_NAME_MAX, 0, CONF_MAX_HIDE, D_REPEAT},
-
-    {SECT_CORRELATION, "header", T_HEADER, C_(corr_header), 0, SZ(struct conf, corr_header),
-     0, 0, 0},
-    {SECT_CORRELATION, "accept", T_HEADER_LIST, C_(accept), C_(n_accept), CONF_NAME_MAX, 0,
-     CONF_MAX_ACCEPT, D_REPEAT},
-
-    {SECT_REDIS, "address", T_ADDR, C_(redis_address), 0, 0, 0, 0, 0},
-    {SECT_REDIS, "password", T_STRING, C_(redis_password), 0, SZ(struct conf, redis_password),
-     0, 0, D_EMPTY_OK},
-    {SECT_REDIS, "db", T_UINT, C_(redis_db), 0, 0, 0, INT_MAX, 0},
-    {SECT_REDIS, "key_prefix", T_WORD, C_(redis_key_prefix), 0,
-     SZ(struct conf, redis_key_prefix), 0, 0, D_EMPTY_OK},
-    {SECT_REDIS, "timeout", T_DURATION, C_(redis_timeout_ms), 0, 0, 1, MS_H, 0},
-    {SECT_REDIS, "on_error", T_ON_ERROR, C_(redis_on_error), 0, 0, 0, 0, 0},
-
-    {SECT_LIMITS, "token_header", T_HEADER, C_(token_header), 0, SZ(struct conf, token_header),
-     0, 0, 0},
-    {SECT_LIMITS, "per_token", T_RATE, C_(per_token), 0, 0, 0, 0, 0},
-    {SECT_LIMITS, "per_ip", T_RATE, C_(per_ip), 0, 0, 0, 0, 0},
-    {SECT_LIMITS, "trusted_proxies", T_CIDR_LIST, C_(trusted_proxies), C_(n_trusted_proxies),
-     sizeof(struct conf_cidr), 0, CONF_MAX_PROXIES, D_REPEAT},
-    {SECT_LIMITS, "hash_secret", T_SECRET, C_(hash_secret), 0, SZ(struct conf, hash_secret),
-     16, 0, 0},
-    {SECT_LIMITS, "hash_secret_file", T_SECRET_FILE, C_(hash_secret), 0,
-     SZ(struct conf, hash_secret), 16, 0, 0},
-    {SECT_LIMITS, "ipv6_prefix", T_UINT, C_(ipv6_prefix), 0, 0, 1, 128, 0},
-
-    {SECT_ADMIN, "listen", T_LISTEN, C_(admin_listen), C_(n_admin_listen),
-     sizeof(struct conf_addr), 0, CONF_MAX_LISTEN, D_REPEAT},
-
-    {SECT_UPSTREAM, "server", T_LISTEN, U_(servers), U_(n_servers), sizeof(struct conf_addr),
-     0, CONF_MAX_SERVERS, D_REPEAT | D_REQUIRED},
-    {SECT_UPSTREAM, "keepalive", T_UINT, U_(keepalive), 0, 0, 0, 100000, 0},
-    {SECT_UPSTREAM, "keepalive_timeout", T_DURATION, U_(keepalive_timeout_ms), 0, 0, 1,
-     24 * MS_H, 0},
-    {SECT_UPSTREAM, "keepalive_requests", T_UINT, U_(keepalive_requests), 0, 0, 0, 1000000000,
-     0},
-    {SECT_UPSTREAM, "connect_timeout", T_DURATION, U_(connect_timeout_ms), 0, 0, 1, 24 * MS_H,
-     0},
-    {SECT_UPSTREAM, "timeout", T_DURATION, U_(timeout_ms), 0, 0, 1, 24 * MS_H, 0},
-    {SECT_UPSTREAM, "tunnel_timeout", T_DURATION, U_(tunnel_timeout_ms), 0, 0, 1, 24 * MS_H, 0},
-    {SECT_UPSTREAM, "retries", T_UINT, U_(retries), 0, 0, 0, 10, 0},
-    {SECT_UPSTREAM, "retry_backoff", T_DURATION, U_(retry_backoff_ms), 0, 0, 0, MS_H, 0},
-    {SECT_UPSTREAM, "retry_backoff_max", T_DURATION, U_(retry_backoff_max_ms), 0, 0, 0, MS_H,
-     0},
-    {SECT_UPSTREAM, "down_backoff", T_DURATION, U_(down_backoff_ms), 0, 0, 1, 24 * MS_H, 0},
-    {SECT_UPSTREAM, "down_backoff_max", T_DURATION, U_(down_backoff_max_ms), 0, 0, 1,
-     24 * MS_H, 0},
-
-    {SECT_ROUTE, "prefix", T_PREFIX, R_(prefix), 0, SZ(struct conf_route, prefix), 0, 0,
-     D_REQUIRED},
-    {SECT_ROUTE, "upstream", T_NAME, R_(upstream_name), 0, SZ(struct conf_route, upstream_name),
-     0, 0, D_REQUIRED},
-    {SECT_ROUTE, "strip_prefix", T_BOOL, R_(strip_prefix), 0, 0, 0, 0, 0},
-    {SECT_ROUTE, "methods", T_METHODS, R_(methods), 0, 0, 0, 0, 0},
-    {SECT_ROUTE, "require_token", T_BOOL, R_(require_token), 0, 0, 0, 0, 0},
-    {SECT_ROUTE, "per_token", T_RATE, R_(per_token), 0, 0, 0, 0, 0},
-    {SECT_ROUTE, "per_ip", T_RATE, R_(per_ip), 0, 0, 0, 0, 0},
-};
-
-#define CONF_N_DIRECTIVES (sizeof(conf_directives) / sizeof(conf_directives[0]))
-_Static_assert(CONF_N_DIRECTIVES <= 64, "the seen masks are 64-bit");
-
 /* ---------------------------------------------------------------------------
- * The parser: state shared by the line reader and the inih handler.
+ * The parser state and messages.
  */
+
+/* The directives: at most 64, for the seen masks. */
+#define CONF_N_ROWS 64
 
 struct conf_parser {
     struct conf *conf;
     FILE *fp;
     char *line;                 /* getline buffer */
     size_t linecap;
-    int lineno;                 /* of the line inih is working on */
+    int lineno;
     bool failed;
     char *err;
     size_t errlen;
@@ -656,9 +599,11 @@ struct conf_parser {
     int sect_line;
     uint64_t seen;              /* directives seen in the current section */
     uint64_t seen_all;          /* ... in any section */
-    int seen_line[CONF_N_DIRECTIVES];  /* first line of each, in the current section */
+    int seen_line[CONF_N_ROWS]; /* first line of each, in the current section */
     int single_line[SECT_COUNT];        /* where each singleton section started */
     int route_upstream_line[CONF_MAX_ROUTES];
+    const char *secret_by;      /* hash_secret or hash_secret_file, once one is set */
+    int secret_line;
 };
 
 static void conf_fail(struct conf_parser *p, int line, const char *fmt, ...)
@@ -719,6 +664,11 @@ static const char *conf_quote(const char *v, char *buf, size_t buflen)
     return buf;
 }
 
+#define MS_S 1000ULL
+#define MS_H (3600ULL * 1000)
+#define KB 1024ULL
+#define MB (1024ULL * 1024)
+
 static void conf_fmt_ms(uint64_t ms, char *buf, size_t len)
 {
     if (ms && ms % MS_H == 0)
@@ -743,6 +693,877 @@ static void conf_fmt_size(uint64_t n, char *buf, size_t len)
         snprintf(buf, len, "%llu", (unsigned long long)n);
 }
 
+/* ---------------------------------------------------------------------------
+ * Parse functions: one per value type, or named for the one directive that
+ * has its own syntax. Every message is "KEY: problem".
+ */
+
+static bool set_size(struct conf_parser *p, const struct conf_directive *d, char *base,
+                     const char *v, const char *q)
+{
+    char a[32], b[32];
+    size_t n;
+
+    if (!conf_parse_size(v, &n)) {
+        conf_fail(p, p->lineno, "%s: %s is not a size (use e.g. 16k, 1m)", d->name, q);
+        return false;
+    }
+    if (n < d->min || n > d->max) {
+        conf_fmt_size(d->min, a, sizeof(a));
+        conf_fmt_size(d->max, b, sizeof(b));
+        if (d->max == SIZE_MAX)
+            conf_fail(p, p->lineno, "%s: %s must be at least %s", d->name, q, a);
+        else
+            conf_fail(p, p->lineno, "%s: %s must be from %s to %s", d->name, q, a, b);
+        return false;
+    }
+    memcpy(base + d->off, &n, sizeof(n));
+    return true;
+}
+
+static bool set_duration(struct conf_parser *p, const struct conf_directive *d, char *base,
+                         const char *v, const char *q)
+{
+    char a[32], b[32];
+    uint64_t ms;
+
+    if (!conf_parse_duration(v, &ms)) {
+        if (conf_all_digits(v))
+            conf_fail(p, p->lineno, "%s: %s needs a unit (e.g. %ss or %sms)", d->name, q, v, v);
+        else
+            conf_fail(p, p->lineno, "%s: %s is not a duration (use e.g. 500ms, 30s, 5m, 1h)",
+                      d->name, q);
+        return false;
+    }
+    if (ms < d->min || ms > d->max) {
+        conf_fmt_ms(d->min, a, sizeof(a));
+        conf_fmt_ms(d->max, b, sizeof(b));
+        conf_fail(p, p->lineno, "%s: %s must be from %s to %s", d->name, q, a, b);
+        return false;
+    }
+    memcpy(base + d->off, &ms, sizeof(ms));
+    return true;
+}
+
+static bool set_rate(struct conf_parser *p, const struct conf_directive *d, char *base,
+                     const char *v, const char *q)
+{
+    struct conf_rate r;
+
+    if (!conf_parse_rate(v, &r)) {
+        conf_fail(p, p->lineno, "%s: %s is not a rate (use N/DURATION with N >= 1, e.g. 100/1m, "
+                  "500/15m, 5000/1h)", d->name, q);
+        return false;
+    }
+    memcpy(base + d->off, &r, sizeof(r));
+    return true;
+}
+
+static bool set_bool(struct conf_parser *p, const struct conf_directive *d, char *base,
+                     const char *v, const char *q)
+{
+    bool bv;
+
+    if (!conf_parse_bool(v, &bv)) {
+        conf_fail(p, p->lineno, "%s: %s is not yes or no", d->name, q);
+        return false;
+    }
+    memcpy(base + d->off, &bv, sizeof(bv));
+    return true;
+}
+
+static bool set_uint(struct conf_parser *p, const struct conf_directive *d, char *base,
+                     const char *v, const char *q)
+{
+    uint64_t n;
+    const char *end;
+    unsigned u;
+
+    if (!conf_parse_digits(v, &n, &end) || *end) {
+        conf_fail(p, p->lineno, "%s: %s is not a whole number", d->name, q);
+        return false;
+    }
+    if (n < d->min || n > d->max) {
+        conf_fail(p, p->lineno, "%s: %s must be from %llu to %llu", d->name, q,
+                  (unsigned long long)d->min, (unsigned long long)d->max);
+        return false;
+    }
+    u = (unsigned)n;
+    memcpy(base + d->off, &u, sizeof(u));
+    return true;
+}
+
+/*
+ * The next item of a list value ("a, b, c"), trimmed, into ITEM. *CURSOR
+ * moves past the comma, or becomes NULL after the last item. An empty item
+ * (",," or a trailing comma) is an error.
+ */
+static bool conf_next_item(const char **cursor, char *item, size_t itemlen, bool *too_long)
+{
+    const char *s = *cursor, *e;
+    size_t n;
+
+    *too_long = false;
+    while (c_isspace(*s))
+        s++;
+    e = strchr(s, ',');
+    n = e ? (size_t)(e - s) : strlen(s);
+    while (n > 0 && c_isspace(s[n - 1]))
+        n--;
+    if (n == 0)
+        return false;
+    if (n >= itemlen) {
+        *too_long = true;
+        return false;
+    }
+    memcpy(item, s, n);
+    item[n] = '\0';
+    *cursor = e ? e + 1 : NULL;
+    return true;
+}
+
+/* Fill entry COUNT of LIST (entries of d->size bytes) from ITEM (QI: quoted). */
+typedef bool (*conf_item_fn)(struct conf_parser *p, const struct conf_directive *d, char *list,
+                             size_t count, const char *item, const char *qi);
+
+/* A comma list appended to the row's list, each item through SET_ITEM. */
+static bool conf_set_list(struct conf_parser *p, const struct conf_directive *d, char *base,
+                          const char *v, const char *q, conf_item_fn set_item)
+{
+    char item[CONF_ITEM_MAX], qi[96];
+    const char *cur = v;
+    size_t count;
+    bool too_long;
+
+    memcpy(&count, base + d->off_n, sizeof(count));
+    while (cur) {
+        if (!conf_next_item(&cur, item, sizeof(item), &too_long)) {
+            if (too_long)
+                conf_fail(p, p->lineno, "%s: an item of %s is too long", d->name, q);
+            else
+                conf_fail(p, p->lineno, "%s: empty item in the list %s", d->name, q);
+            return false;
+        }
+        conf_quote(item, qi, sizeof(qi));
+        if (count >= d->max) {
+            conf_fail(p, p->lineno, "%s: too many (at most %llu)", d->name,
+                      (unsigned long long)d->max);
+            return false;
+        }
+        if (!set_item(p, d, base + d->off, count, item, qi))
+            return false;
+        count++;
+        memcpy(base + d->off_n, &count, sizeof(count));
+    }
+    return true;
+}
+
+static bool set_host_port_item(struct conf_parser *p, const struct conf_directive *d, char *list,
+                               size_t count, const char *item, const char *qi)
+{
+    struct conf_addr *all = (struct conf_addr *)list, *ad = &all[count];
+    char why[160];
+
+    if (!conf_addr_parse(item, ad, false, why, sizeof(why))) {
+        conf_fail(p, p->lineno, "%s: %s is not HOST:PORT: %s", d->name, qi, why);
+        return false;
+    }
+    /* A listen address twice would fail to bind; say so here. */
+    for (size_t i = 0; (d->flags & D_UNIQUE) && i < count; i++) {
+        if (all[i].salen == ad->salen && memcmp(&all[i].sa, &ad->sa, ad->salen) == 0) {
+            conf_fail(p, p->lineno, "%s: %s is listed twice", d->name, qi);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* HOST:PORT, [V6]:PORT, as a list: listen addresses and upstream servers. */
+static bool set_host_ports(struct conf_parser *p, const struct conf_directive *d, char *base,
+                           const char *v, const char *q)
+{
+    return conf_set_list(p, d, base, v, q, set_host_port_item);
+}
+
+static bool set_header_item(struct conf_parser *p, const struct conf_directive *d, char *list,
+                            size_t count, const char *item, const char *qi)
+{
+    if (!conf_header_name_ok(item)) {
+        conf_fail(p, p->lineno, "%s: %s is not a header name", d->name, qi);
+        return false;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (strcasecmp(list + i * d->size, item) == 0) {
+            conf_fail(p, p->lineno, "%s: %s is listed twice", d->name, qi);
+            return false;
+        }
+    }
+    strcpy(list + count * d->size, item);  /* conf_header_name_ok bounded it */
+    return true;
+}
+
+static bool set_header_list(struct conf_parser *p, const struct conf_directive *d, char *base,
+                            const char *v, const char *q)
+{
+    return conf_set_list(p, d, base, v, q, set_header_item);
+}
+
+static bool set_trusted_proxy_item(struct conf_parser *p, const struct conf_directive *d,
+                                   char *list, size_t count, const char *item, const char *qi)
+{
+    struct conf_cidr cidr;
+
+    if (!conf_parse_cidr(item, &cidr)) {
+        conf_fail(p, p->lineno, "%s: %s is not an address or CIDR range (e.g. 10.0.0.0/8, ::1)",
+                  d->name, qi);
+        return false;
+    }
+    memcpy(list + count * d->size, &cidr, sizeof(cidr));
+    return true;
+}
+
+static bool set_trusted_proxies(struct conf_parser *p, const struct conf_directive *d,
+                                char *base, const char *v, const char *q)
+{
+    return conf_set_list(p, d, base, v, q, set_trusted_proxy_item);
+}
+
+/* [redis] address: the one address that may also be a unix socket. */
+static bool set_redis_address(struct conf_parser *p, const struct conf_directive *d, char *base,
+                              const char *v, const char *q)
+{
+    struct conf_addr ad;
+    char why[160];
+
+    if (!conf_addr_parse(v, &ad, true, why, sizeof(why))) {
+        conf_fail(p, p->lineno, "%s: %s is not HOST:PORT or unix:/PATH: %s", d->name, q, why);
+        return false;
+    }
+    memcpy(base + d->off, &ad, sizeof(ad));
+    return true;
+}
+
+static bool conf_printable(const char *s, bool allow_blank)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch < 0x20 || ch == 0x7f)
+            return false;
+        if (!allow_blank && ch == ' ')
+            return false;
+    }
+    return true;
+}
+
+/* Printable text, blanks allowed. */
+static bool set_password(struct conf_parser *p, const struct conf_directive *d, char *base,
+                         const char *v, const char *q)
+{
+    if (!conf_printable(v, true)) {
+        conf_fail(p, p->lineno, "%s: %s may not contain control characters", d->name, q);
+        return false;
+    }
+    if (!conf_copy(base + d->off, d->size, v)) {
+        conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
+        return false;
+    }
+    return true;
+}
+
+/* Printable text without blanks. */
+static bool set_key_prefix(struct conf_parser *p, const struct conf_directive *d, char *base,
+                           const char *v, const char *q)
+{
+    if (!conf_printable(v, false)) {
+        conf_fail(p, p->lineno, "%s: %s may not contain blanks or control characters", d->name,
+                  q);
+        return false;
+    }
+    if (!conf_copy(base + d->off, d->size, v)) {
+        conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
+        return false;
+    }
+    return true;
+}
+
+static bool set_header(struct conf_parser *p, const struct conf_directive *d, char *base,
+                       const char *v, const char *q)
+{
+    if (!conf_header_name_ok(v)) {
+        conf_fail(p, p->lineno, "%s: %s is not a header name (1-%d characters, no blanks)",
+                  d->name, q, CONF_NAME_MAX - 1);
+        return false;
+    }
+    strcpy(base + d->off, v);  /* conf_header_name_ok bounded it */
+    return true;
+}
+
+static const char *const conf_log_level_names[] = {
+    [CONF_LOG_DEBUG] = "debug", [CONF_LOG_INFO] = "info", [CONF_LOG_WARN] = "warn",
+    [CONF_LOG_ERROR] = "error",
+};
+
+static bool set_log_level(struct conf_parser *p, const struct conf_directive *d, char *base,
+                          const char *v, const char *q)
+{
+    enum conf_log_level l;
+
+    if (strcasecmp(v, "debug") == 0)
+        l = CONF_LOG_DEBUG;
+    else if (strcasecmp(v, "info") == 0)
+        l = CONF_LOG_INFO;
+    else if (strcasecmp(v, "warn") == 0 || strcasecmp(v, "warning") == 0)
+        l = CONF_LOG_WARN;
+    else if (strcasecmp(v, "error") == 0)
+        l = CONF_LOG_ERROR;
+    else {
+        conf_fail(p, p->lineno, "%s: %s is not one of debug, info, warn, error", d->name, q);
+        return false;
+    }
+    memcpy(base + d->off, &l, sizeof(l));
+    return true;
+}
+
+static bool set_access_log(struct conf_parser *p, const struct conf_directive *d, char *base,
+                           const char *v, const char *q)
+{
+    if (strcmp(v, "stdout") != 0 && strcmp(v, "off") != 0 && v[0] != '/') {
+        conf_fail(p, p->lineno, "%s: %s is not stdout, off or an absolute path", d->name, q);
+        return false;
+    }
+    if (!conf_printable(v, true) || !conf_copy(base + d->off, d->size, v)) {
+        conf_fail(p, p->lineno, "%s: %s is not a usable path", d->name, q);
+        return false;
+    }
+    return true;
+}
+
+static bool set_profile(struct conf_parser *p, const struct conf_directive *d, char *base,
+                        const char *v, const char *q)
+{
+    enum envelope_profile pr;
+
+    if (!envelope_profile_parse(v, &pr)) {
+        conf_fail(p, p->lineno, "%s: %s is not one of nested, flat, simple, status, i18n, "
+                  "problem", d->name, q);
+        return false;
+    }
+    memcpy(base + d->off, &pr, sizeof(pr));
+    return true;
+}
+
+static const char *const conf_on_error_names[] = {
+    [CONF_ON_ERROR_ALLOW] = "allow", [CONF_ON_ERROR_DENY] = "deny",
+    [CONF_ON_ERROR_LOCAL] = "local",
+};
+
+static bool set_on_error(struct conf_parser *p, const struct conf_directive *d, char *base,
+                         const char *v, const char *q)
+{
+    enum conf_on_error oe;
+
+    if (strcasecmp(v, "allow") == 0)
+        oe = CONF_ON_ERROR_ALLOW;
+    else if (strcasecmp(v, "deny") == 0)
+        oe = CONF_ON_ERROR_DENY;
+    else if (strcasecmp(v, "local") == 0)
+        oe = CONF_ON_ERROR_LOCAL;
+    else {
+        conf_fail(p, p->lineno, "%s: %s is not one of allow, deny, local", d->name, q);
+        return false;
+    }
+    memcpy(base + d->off, &oe, sizeof(oe));
+    return true;
+}
+
+static bool set_methods(struct conf_parser *p, const struct conf_directive *d, char *base,
+                        const char *v, const char *q)
+{
+    uint64_t m;
+
+    if (!conf_parse_methods(v, &m)) {
+        conf_fail(p, p->lineno, "%s: %s is not a list of HTTP methods (e.g. GET, POST, DELETE)",
+                  d->name, q);
+        return false;
+    }
+    /* A resource that answers GET answers HEAD (RFC 9110 9.3.2). */
+    if (m & (1ULL << HTTP_GET))
+        m |= 1ULL << HTTP_HEAD;
+    memcpy(base + d->off, &m, sizeof(m));
+    return true;
+}
+
+static bool set_route_prefix(struct conf_parser *p, const struct conf_directive *d, char *base,
+                             const char *v, const char *q)
+{
+    const struct conf *c = p->conf;
+    struct conf_route *r = (struct conf_route *)base;
+
+    if (v[0] != '/') {
+        conf_fail(p, p->lineno, "%s: %s must start with /", d->name, q);
+        return false;
+    }
+    for (const char *s = v; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch <= 0x20 || ch == 0x7f || ch == '?' || ch == '#') {
+            conf_fail(p, p->lineno, "%s: %s may hold only path characters (no blanks, ? or #)",
+                      d->name, q);
+            return false;
+        }
+    }
+    if (!conf_copy(base + d->off, d->size, v)) {
+        conf_fail(p, p->lineno, "%s: longer than %d characters", d->name, CONF_PREFIX_MAX - 1);
+        return false;
+    }
+    r->prefix_len = strlen(v);
+    for (size_t i = 0; i + 1 < c->n_routes; i++) {
+        if (strcmp(c->routes[i].prefix, v) == 0) {
+            conf_fail(p, p->lineno, "%s: %s is already the prefix of [route %s] (line %d)",
+                      d->name, q, c->routes[i].name, c->routes[i].line);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A route's upstream: a section name, resolved once the whole file is read. */
+static bool set_route_upstream(struct conf_parser *p, const struct conf_directive *d, char *base,
+                               const char *v, const char *q)
+{
+    if (!conf_name_ok(v)) {
+        conf_fail(p, p->lineno, "%s: %s is not a section name (A-Z a-z 0-9 _ . -)", d->name, q);
+        return false;
+    }
+    strcpy(base + d->off, v);
+    p->route_upstream_line[p->conf->n_routes - 1] = p->lineno;
+    return true;
+}
+
+/* hash_secret and hash_secret_file fill the same secret: one of them only. */
+static bool conf_secret_unset(struct conf_parser *p, const struct conf_directive *d)
+{
+    if (p->secret_by) {
+        conf_fail(p, p->lineno, "%s: %s is already set (line %d); use one of them", d->name,
+                  p->secret_by, p->secret_line);
+        return false;
+    }
+    p->secret_by = d->name;
+    p->secret_line = p->lineno;
+    return true;
+}
+
+static bool set_hash_secret(struct conf_parser *p, const struct conf_directive *d, char *base,
+                            const char *v, const char *q)
+{
+    size_t n = strlen(v);
+
+    (void)q;  /* a secret is never quoted back */
+    if (!conf_secret_unset(p, d))
+        return false;
+    if (n < d->min || n >= d->size) {
+        conf_fail(p, p->lineno, "%s: must be %llu to %zu characters (e.g. the output of "
+                  "openssl rand -hex 32)", d->name, (unsigned long long)d->min, d->size - 1);
+        return false;
+    }
+    memcpy(base + d->off, v, n + 1);
+    p->conf->hash_secret_set = true;
+    return true;
+}
+
+/* Read the first line of PATH into BUF (the secret), without its newline. */
+static bool conf_read_secret_file(struct conf_parser *p, const char *key, const char *path,
+                                  char *buf, size_t buflen, size_t minlen)
+{
+    char line[512], q[96], eb[128];
+    FILE *f = fopen(path, "re");
+    size_t n;
+
+    if (!f) {
+        conf_fail(p, p->lineno, "%s: cannot open %s: %s", key, conf_quote(path, q, sizeof(q)),
+                  strerror_r(errno, eb, sizeof(eb)));
+        return false;
+    }
+    if (!fgets(line, sizeof(line), f)) {
+        bool err = ferror(f);
+        fclose(f);
+        conf_fail(p, p->lineno, "%s: %s %s", key, conf_quote(path, q, sizeof(q)),
+                  err ? "cannot be read" : "is empty");
+        return false;
+    }
+    fclose(f);
+    n = strlen(line);
+    if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
+        conf_fail(p, p->lineno, "%s: the first line of %s is too long", key,
+                  conf_quote(path, q, sizeof(q)));
+        return false;
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    if (n < minlen || n >= buflen) {
+        conf_fail(p, p->lineno, "%s: the secret in %s must be %zu to %zu characters", key,
+                  conf_quote(path, q, sizeof(q)), minlen, buflen - 1);
+        explicit_bzero(line, sizeof(line));
+        return false;
+    }
+    memcpy(buf, line, n + 1);
+    explicit_bzero(line, sizeof(line));
+    return true;
+}
+
+/* The row's field keeps the path (for the dump); the secret goes to hash_secret. */
+static bool set_hash_secret_file(struct conf_parser *p, const struct conf_directive *d,
+                                 char *base, const char *v, const char *q)
+{
+    struct conf *c = p->conf;
+
+    if (!conf_secret_unset(p, d))
+        return false;
+    if (!conf_read_secret_file(p, d->name, v, c->hash_secret, sizeof(c->hash_secret), d->min))
+        return false;
+    if (!conf_copy(base + d->off, d->size, v)) {
+        conf_fail(p, p->lineno, "%s: %s is not a usable path", d->name, q);
+        return false;
+    }
+    c->hash_secret_set = true;
+    return true;
+}
+
+/* ---------------------------------------------------------------------------
+ * Format functions: a value as the file would hold it, so that it parses
+ * back to the same value.
+ */
+
+static void ct_add(struct conf_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void ct_add(struct conf_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (t->cut)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(t->s + t->len, sizeof(t->s) - t->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(t->s) - t->len) {
+        t->cut = true;
+        t->s[t->len] = '\0';
+        return;
+    }
+    t->len += (size_t)n;
+}
+
+static size_t conf_count(const struct conf_directive *d, const char *base)
+{
+    size_t n;
+    memcpy(&n, base + d->off_n, sizeof(n));
+    return n;
+}
+
+static bool fmt_size(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    size_t n;
+    char b[32];
+    memcpy(&n, base + d->off, sizeof(n));
+    conf_fmt_size(n, b, sizeof(b));
+    ct_add(t, "%s", b);
+    return true;
+}
+
+static bool fmt_duration(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    uint64_t ms;
+    char b[32];
+    memcpy(&ms, base + d->off, sizeof(ms));
+    conf_fmt_ms(ms, b, sizeof(b));
+    ct_add(t, "%s", b);
+    return true;
+}
+
+static bool fmt_rate(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    struct conf_rate r;
+    char b[32];
+    memcpy(&r, base + d->off, sizeof(r));
+    if (!conf_rate_set(&r)) {
+        ct_add(t, "(unset: that of [limits])");
+        return false;
+    }
+    if (r.count == 0) {
+        ct_add(t, "off");
+        return true;
+    }
+    conf_fmt_ms(r.window_ms, b, sizeof(b));
+    ct_add(t, "%lu/%s", (unsigned long)r.count, b);
+    return true;
+}
+
+static bool fmt_bool(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    bool v;
+    memcpy(&v, base + d->off, sizeof(v));
+    ct_add(t, "%s", v ? "yes" : "no");
+    return true;
+}
+
+static bool fmt_uint(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    unsigned v;
+    memcpy(&v, base + d->off, sizeof(v));
+    ct_add(t, "%u", v);
+    return true;
+}
+
+/* A char buffer as is. */
+static bool fmt_text(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    ct_add(t, "%s", base + d->off);
+    return true;
+}
+
+static bool fmt_addr(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    ct_add(t, "%s", ((const struct conf_addr *)(base + d->off))->text);
+    return true;
+}
+
+static bool fmt_host_ports(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    const struct conf_addr *all = (const struct conf_addr *)(base + d->off);
+    size_t n = conf_count(d, base);
+
+    if (n == 0) {
+        ct_add(t, "(none)");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        ct_add(t, "%s%s", i ? ", " : "", all[i].text);
+    return true;
+}
+
+static bool fmt_header_list(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    size_t n = conf_count(d, base);
+
+    if (n == 0) {
+        ct_add(t, "(none)");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        ct_add(t, "%s%s", i ? ", " : "", base + d->off + i * d->size);
+    return true;
+}
+
+static bool fmt_trusted_proxies(const struct conf_directive *d, const char *base,
+                                struct conf_text *t)
+{
+    size_t n = conf_count(d, base);
+
+    if (n == 0) {
+        ct_add(t, "(none)");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct conf_cidr *c = (const struct conf_cidr *)(base + d->off + i * d->size);
+        char a[INET6_ADDRSTRLEN];
+        if (!inet_ntop(c->family, c->addr, a, sizeof(a)))
+            snprintf(a, sizeof(a), "?");
+        ct_add(t, "%s%s/%u", i ? ", " : "", a, c->prefix);
+    }
+    return true;
+}
+
+static bool fmt_log_level(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    enum conf_log_level l;
+    memcpy(&l, base + d->off, sizeof(l));
+    ct_add(t, "%s", (unsigned)l <= CONF_LOG_ERROR ? conf_log_level_names[l] : "?");
+    return true;
+}
+
+static bool fmt_profile(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    enum envelope_profile pr;
+    memcpy(&pr, base + d->off, sizeof(pr));
+    ct_add(t, "%s", envelope_profile_name(pr));
+    return true;
+}
+
+static bool fmt_on_error(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    enum conf_on_error oe;
+    memcpy(&oe, base + d->off, sizeof(oe));
+    ct_add(t, "%s", (unsigned)oe <= CONF_ON_ERROR_LOCAL ? conf_on_error_names[oe] : "?");
+    return true;
+}
+
+static bool fmt_methods(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    uint64_t m;
+    bool first = true;
+
+    memcpy(&m, base + d->off, sizeof(m));
+    if (m == 0) {
+        ct_add(t, "(all)");
+        return false;
+    }
+    for (int i = 0; i < CONF_N_METHODS; i++) {
+        if (m & (1ULL << i)) {
+            ct_add(t, "%s%s", first ? "" : ", ", http_method_str((enum http_method)i));
+            first = false;
+        }
+    }
+    return true;
+}
+
+static bool fmt_hash_secret(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    const struct conf *c = (const struct conf *)base;
+
+    if (!c->hash_secret_set) {
+        ct_add(t, "(not set: a random key at each start)");
+        return false;
+    }
+    if (c->hash_secret_file[0]) {
+        ct_add(t, "(read from hash_secret_file)");
+        return false;
+    }
+    ct_add(t, "%s", base + d->off);
+    return true;
+}
+
+static bool fmt_hash_secret_file(const struct conf_directive *d, const char *base,
+                                 struct conf_text *t)
+{
+    if (!base[d->off]) {
+        ct_add(t, "(none)");
+        return false;
+    }
+    ct_add(t, "%s", base + d->off);
+    return true;
+}
+
+/* ---------------------------------------------------------------------------
+ * The directive table.
+ */
+
+#define C_(f) offsetof(struct conf, f)
+#define U_(f) offsetof(struct conf_upstream, f)
+#define R_(f) offsetof(struct conf_route, f)
+#define SZ(type, f) sizeof(((type *)0)->f)
+#define ADDR sizeof(struct conf_addr)
+#define CIDR sizeof(struct conf_cidr)
+
+static const struct conf_directive conf_directives[] = {
+    /* section, name, parse, fmt, field, count field, size, min, max, default, flags */
+    {SECT_SERVER, "listen", set_host_ports, fmt_host_ports, C_(listen), C_(n_listen), ADDR,
+     0, CONF_MAX_LISTEN, "0.0.0.0:8080", D_REPEAT | D_UNIQUE | D_RESTART},
+    {SECT_SERVER, "workers", set_uint, fmt_uint, C_(workers), 0, 0, 0, 1024, "0", D_RESTART},
+    {SECT_SERVER, "max_connections", set_uint, fmt_uint, C_(max_connections), 0, 0,
+     0, 10000000, "0", 0},
+    {SECT_SERVER, "max_header_size", set_size, fmt_size, C_(max_header_size), 0, 0,
+     1 * KB, 1 * MB, "16k", 0},
+    {SECT_SERVER, "max_body_size", set_size, fmt_size, C_(max_body_size), 0, 0,
+     1, SIZE_MAX, "10m", 0},
+    {SECT_SERVER, "client_timeout", set_duration, fmt_duration, C_(client_timeout_ms), 0, 0,
+     1, 24 * MS_H, "30s", 0},
+    /* default: client_timeout's value (conf_validate) */
+    {SECT_SERVER, "keepalive_timeout", set_duration, fmt_duration, C_(keepalive_timeout_ms), 0,
+     0, 1, 24 * MS_H, NULL, 0},
+    {SECT_SERVER, "shutdown_timeout", set_duration, fmt_duration, C_(shutdown_timeout_ms), 0, 0,
+     0, 24 * MS_H, "20s", 0},
+    {SECT_SERVER, "log_level", set_log_level, fmt_log_level, C_(log_level), 0, 0, 0, 0, "info",
+     0},
+    {SECT_SERVER, "access_log", set_access_log, fmt_text, C_(access_log), 0,
+     SZ(struct conf, access_log), 0, 0, "stdout", 0},
+    {SECT_SERVER, "merge_slashes", set_bool, fmt_bool, C_(merge_slashes), 0, 0, 0, 0, "yes", 0},
+    {SECT_SERVER, "routes_ignore_case", set_bool, fmt_bool, C_(routes_ignore_case), 0, 0, 0, 0,
+     "yes", 0},
+
+    {SECT_ENVELOPE, "profile", set_profile, fmt_profile, C_(profile), 0, 0, 0, 0, "nested", 0},
+    {SECT_ENVELOPE, "expose_upstream_5xx", set_bool, fmt_bool, C_(expose_upstream_5xx), 0, 0,
+     0, 0, "no", 0},
+    {SECT_ENVELOPE, "max_error_body", set_size, fmt_size, C_(max_error_body), 0, 0, 1, 64 * MB,
+     "64k", 0},
+    {SECT_ENVELOPE, "hide_headers", set_header_list, fmt_header_list, C_(hide_headers),
+     C_(n_hide_headers), CONF_NAME_MAX, 0, CONF_MAX_HIDE, NULL, D_REPEAT},
+
+    {SECT_CORRELATION, "header", set_header, fmt_text, C_(corr_header), 0,
+     SZ(struct conf, corr_header), 0, 0, "X-Correlation-Id", 0},
+    {SECT_CORRELATION, "accept", set_header_list, fmt_header_list, C_(accept), C_(n_accept),
+     CONF_NAME_MAX, 0, CONF_MAX_ACCEPT, "X-Correlation-Id, X-Request-Id", D_REPEAT},
+
+    {SECT_REDIS, "address", set_redis_address, fmt_addr, C_(redis_address), 0, 0, 0, 0,
+     "127.0.0.1:6379", 0},
+    {SECT_REDIS, "password", set_password, fmt_text, C_(redis_password), 0,
+     SZ(struct conf, redis_password), 0, 0, "", D_EMPTY_OK | D_SECRET},
+    {SECT_REDIS, "db", set_uint, fmt_uint, C_(redis_db), 0, 0, 0, INT_MAX, "0", 0},
+    {SECT_REDIS, "key_prefix", set_key_prefix, fmt_text, C_(redis_key_prefix), 0,
+     SZ(struct conf, redis_key_prefix), 0, 0, "envelopd:", D_EMPTY_OK},
+    {SECT_REDIS, "timeout", set_duration, fmt_duration, C_(redis_timeout_ms), 0, 0, 1, MS_H,
+     "50ms", 0},
+    {SECT_REDIS, "on_error", set_on_error, fmt_on_error, C_(redis_on_error), 0, 0, 0, 0,
+     "allow", 0},
+
+    {SECT_LIMITS, "token_header", set_header, fmt_text, C_(token_header), 0,
+     SZ(struct conf, token_header), 0, 0, "Authorization", 0},
+    {SECT_LIMITS, "per_token", set_rate, fmt_rate, C_(per_token), 0, 0, 0, 0, "100/1m", 0},
+    {SECT_LIMITS, "per_ip", set_rate, fmt_rate, C_(per_ip), 0, 0, 0, 0, "500/15m", 0},
+    {SECT_LIMITS, "trusted_proxies", set_trusted_proxies, fmt_trusted_proxies,
+     C_(trusted_proxies), C_(n_trusted_proxies), CIDR, 0, CONF_MAX_PROXIES, NULL, D_REPEAT},
+    {SECT_LIMITS, "hash_secret", set_hash_secret, fmt_hash_secret, C_(hash_secret), 0,
+     SZ(struct conf, hash_secret), 16, 0, NULL, D_SECRET},
+    {SECT_LIMITS, "hash_secret_file", set_hash_secret_file, fmt_hash_secret_file,
+     C_(hash_secret_file), 0, SZ(struct conf, hash_secret_file), 16, 0, NULL, 0},
+    {SECT_LIMITS, "ipv6_prefix", set_uint, fmt_uint, C_(ipv6_prefix), 0, 0, 1, 128, "64", 0},
+
+    /* admin.c binds these once, at start */
+    {SECT_ADMIN, "listen", set_host_ports, fmt_host_ports, C_(admin_listen), C_(n_admin_listen),
+     ADDR, 0, CONF_MAX_LISTEN, NULL, D_REPEAT | D_RESTART},
+
+    {SECT_UPSTREAM, "server", set_host_ports, fmt_host_ports, U_(servers), U_(n_servers), ADDR,
+     0, CONF_MAX_SERVERS, NULL, D_REPEAT | D_REQUIRED},
+    {SECT_UPSTREAM, "keepalive", set_uint, fmt_uint, U_(keepalive), 0, 0, 0, 100000, "64", 0},
+    {SECT_UPSTREAM, "keepalive_timeout", set_duration, fmt_duration, U_(keepalive_timeout_ms), 0,
+     0, 1, 24 * MS_H, "60s", 0},
+    {SECT_UPSTREAM, "keepalive_requests", set_uint, fmt_uint, U_(keepalive_requests), 0, 0,
+     0, 1000000000, "0", 0},
+    {SECT_UPSTREAM, "connect_timeout", set_duration, fmt_duration, U_(connect_timeout_ms), 0, 0,
+     1, 24 * MS_H, "2s", 0},
+    {SECT_UPSTREAM, "timeout", set_duration, fmt_duration, U_(timeout_ms), 0, 0, 1, 24 * MS_H,
+     "30s", 0},
+    {SECT_UPSTREAM, "tunnel_timeout", set_duration, fmt_duration, U_(tunnel_timeout_ms), 0, 0,
+     1, 24 * MS_H, "1h", 0},
+    {SECT_UPSTREAM, "retries", set_uint, fmt_uint, U_(retries), 0, 0, 0, 10, "2", 0},
+    {SECT_UPSTREAM, "retry_backoff", set_duration, fmt_duration, U_(retry_backoff_ms), 0, 0,
+     0, MS_H, "25ms", 0},
+    {SECT_UPSTREAM, "retry_backoff_max", set_duration, fmt_duration, U_(retry_backoff_max_ms),
+     0, 0, 0, MS_H, "1s", 0},
+    {SECT_UPSTREAM, "down_backoff", set_duration, fmt_duration, U_(down_backoff_ms), 0, 0,
+     1, 24 * MS_H, "1s", 0},
+    {SECT_UPSTREAM, "down_backoff_max", set_duration, fmt_duration, U_(down_backoff_max_ms), 0,
+     0, 1, 24 * MS_H, "30s", 0},
+
+    {SECT_ROUTE, "prefix", set_route_prefix, fmt_text, R_(prefix), 0,
+     SZ(struct conf_route, prefix), 0, 0, NULL, D_REQUIRED},
+    {SECT_ROUTE, "upstream", set_route_upstream, fmt_text, R_(upstream_name), 0,
+     SZ(struct conf_route, upstream_name), 0, 0, NULL, D_REQUIRED},
+    {SECT_ROUTE, "strip_prefix", set_bool, fmt_bool, R_(strip_prefix), 0, 0, 0, 0, "no", 0},
+    /* unset (0): every method */
+    {SECT_ROUTE, "methods", set_methods, fmt_methods, R_(methods), 0, 0, 0, 0, NULL, 0},
+    {SECT_ROUTE, "require_token", set_bool, fmt_bool, R_(require_token), 0, 0, 0, 0, "no", 0},
+    /* unset: [limits] applies */
+    {SECT_ROUTE, "per_token", set_rate, fmt_rate, R_(per_token), 0, 0, 0, 0, NULL, 0},
+    {SECT_ROUTE, "per_ip", set_rate, fmt_rate, R_(per_ip), 0, 0, 0, 0, NULL, 0},
+};
+
+#define CONF_N_DIRECTIVES (sizeof(conf_directives) / sizeof(conf_directives[0]))
+_Static_assert(CONF_N_DIRECTIVES <= CONF_N_ROWS, "the seen masks are 64-bit");
+
+/* ---------------------------------------------------------------------------
+ * Sections.
+ */
+
 /* Where the current section's fields live. */
 static char *conf_section_base(struct conf_parser *p)
 {
@@ -758,62 +1579,17 @@ static char *conf_section_base(struct conf_parser *p)
     }
 }
 
-static void conf_upstream_defaults(struct conf_upstream *u)
+/* Every default of section S, from the table, into BASE. */
+static bool conf_set_defaults(struct conf_parser *p, enum conf_sect s, char *base)
 {
-    u->keepalive = 64;
-    u->keepalive_timeout_ms = 60 * MS_S;
-    u->connect_timeout_ms = 2 * MS_S;
-    u->timeout_ms = 30 * MS_S;
-    u->tunnel_timeout_ms = 1 * MS_H;
-    u->retries = 2;
-    u->retry_backoff_ms = 25;
-    u->retry_backoff_max_ms = 1 * MS_S;
-    u->down_backoff_ms = 1 * MS_S;
-    u->down_backoff_max_ms = 30 * MS_S;
-}
+    char q[96];
 
-static bool conf_defaults(struct conf *c)
-{
-    char why[128];
-
-    if (!conf_addr_parse("0.0.0.0:8080", &c->listen[0], false, why, sizeof(why)))
-        return false;
-    c->n_listen = 1;
-    c->workers = 0;
-    c->max_connections = 0;     /* from RLIMIT_NOFILE, per worker (worker.c) */
-    c->max_header_size = 16 * KB;
-    c->max_body_size = 10 * MB;
-    c->client_timeout_ms = 30 * MS_S;
-    c->keepalive_timeout_ms = 0;    /* resolved to client_timeout at the end */
-    c->shutdown_timeout_ms = 20 * MS_S;
-    c->log_level = CONF_LOG_INFO;
-    strcpy(c->access_log, "stdout");
-    c->merge_slashes = true;
-    c->routes_ignore_case = true;
-
-    c->profile = ENVELOPE_NESTED;
-    c->expose_upstream_5xx = false;
-    c->max_error_body = 64 * KB;
-
-    strcpy(c->corr_header, "X-Correlation-Id");
-    strcpy(c->accept[0], "X-Correlation-Id");
-    strcpy(c->accept[1], "X-Request-Id");
-    c->n_accept = 2;
-
-    c->redis_enabled = false;
-    if (!conf_addr_parse("127.0.0.1:6379", &c->redis_address, true, why, sizeof(why)))
-        return false;
-    c->redis_db = 0;
-    strcpy(c->redis_key_prefix, "envelopd:");
-    c->redis_timeout_ms = 50;
-    c->redis_on_error = CONF_ON_ERROR_ALLOW;
-
-    strcpy(c->token_header, "Authorization");
-    c->per_token = (struct conf_rate){100, 60 * MS_S};
-    c->per_ip = (struct conf_rate){500, 15 * 60 * MS_S};
-    c->n_trusted_proxies = 0;
-    c->hash_secret_set = false;
-    c->ipv6_prefix = 64;
+    for (size_t i = 0; i < CONF_N_DIRECTIVES; i++) {
+        const struct conf_directive *d = &conf_directives[i];
+        if (d->sect == s && d->def &&
+            !d->parse(p, d, base, d->def, conf_quote(d->def, q, sizeof(q))))
+            return false;
+    }
     return true;
 }
 
@@ -924,9 +1700,9 @@ static void conf_section_begin(struct conf_parser *p, char *inner)
             return;
         }
         struct conf_upstream *u = &c->upstreams[c->n_upstreams++];
-        conf_upstream_defaults(u);
         strcpy(u->name, name);  /* conf_name_ok bounded it */
         u->line = p->lineno;
+        conf_set_defaults(p, s, (char *)u);
     } else {
         for (size_t i = 0; i < c->n_routes; i++) {
             if (strcmp(c->routes[i].name, name) == 0) {
@@ -942,402 +1718,24 @@ static void conf_section_begin(struct conf_parser *p, char *inner)
         struct conf_route *r = &c->routes[c->n_routes++];
         strcpy(r->name, name);
         r->line = p->lineno;
+        conf_set_defaults(p, s, (char *)r);
     }
 }
 
-/*
- * The next item of a list value ("a, b, c"), trimmed, into ITEM. *CURSOR
- * moves past the comma, or becomes NULL after the last item. An empty item
- * (",," or a trailing comma) is an error.
+/* ---------------------------------------------------------------------------
+ * Lines.
  */
-static bool conf_next_item(const char **cursor, char *item, size_t itemlen, bool *too_long)
-{
-    const char *s = *cursor, *e;
-    size_t n;
 
-    *too_long = false;
-    while (c_isspace(*s))
-        s++;
-    e = strchr(s, ',');
-    n = e ? (size_t)(e - s) : strlen(s);
-    while (n > 0 && c_isspace(s[n - 1]))
-        n--;
-    if (n == 0)
-        return false;
-    if (n >= itemlen) {
-        *too_long = true;
-        return false;
-    }
-    memcpy(item, s, n);
-    item[n] = '\0';
-    *cursor = e ? e + 1 : NULL;
-    return true;
-}
-
-static bool conf_printable(const char *s, bool allow_blank)
-{
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch < 0x20 || ch == 0x7f)
-            return false;
-        if (!allow_blank && ch == ' ')
-            return false;
-    }
-    return true;
-}
-
-/* Read the first line of PATH into BUF (the secret), without its newline. */
-static bool conf_read_secret_file(struct conf_parser *p, const char *key, const char *path,
-                                  char *buf, size_t buflen, size_t minlen)
-{
-    char line[512], q[96], eb[128];
-    FILE *f = fopen(path, "re");
-    size_t n;
-
-    if (!f) {
-        conf_fail(p, p->lineno, "%s: cannot open %s: %s", key, conf_quote(path, q, sizeof(q)),
-                  strerror_r(errno, eb, sizeof(eb)));
-        return false;
-    }
-    if (!fgets(line, sizeof(line), f)) {
-        bool err = ferror(f);
-        fclose(f);
-        conf_fail(p, p->lineno, "%s: %s %s", key, conf_quote(path, q, sizeof(q)),
-                  err ? "cannot be read" : "is empty");
-        return false;
-    }
-    fclose(f);
-    n = strlen(line);
-    if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
-        conf_fail(p, p->lineno, "%s: the first line of %s is too long", key,
-                  conf_quote(path, q, sizeof(q)));
-        return false;
-    }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    if (n < minlen || n >= buflen) {
-        conf_fail(p, p->lineno, "%s: the secret in %s must be %zu to %zu characters", key,
-                  conf_quote(path, q, sizeof(q)), minlen, buflen - 1);
-        explicit_bzero(line, sizeof(line));
-        return false;
-    }
-    memcpy(buf, line, n + 1);
-    explicit_bzero(line, sizeof(line));
-    return true;
-}
-
-/* Set directive D of the current section from value V. */
+/* Set directive D of the current section from value V: its row's parse function. */
 static bool conf_apply(struct conf_parser *p, const struct conf_directive *d, const char *v)
 {
-    struct conf *c = p->conf;
-    char *field = conf_section_base(p) + d->off;
-    const char *k = d->name;
-    int ln = p->lineno;
-    char q[96], a[32], b[32], why[160];
+    char q[96];
 
     if (!*v && !(d->flags & D_EMPTY_OK)) {
-        conf_fail(p, ln, "%s: empty value", k);
+        conf_fail(p, p->lineno, "%s: empty value", d->name);
         return false;
     }
-    conf_quote(v, q, sizeof(q));
-
-    switch (d->type) {
-    case T_SIZE: {
-        size_t n;
-        if (!conf_parse_size(v, &n)) {
-            conf_fail(p, ln, "%s: %s is not a size (use e.g. 16k, 1m)", k, q);
-            return false;
-        }
-        if (n < d->min || n > d->max) {
-            conf_fmt_size(d->min, a, sizeof(a));
-            conf_fmt_size(d->max, b, sizeof(b));
-            if (d->max == SIZE_MAX)
-                conf_fail(p, ln, "%s: %s must be at least %s", k, q, a);
-            else
-                conf_fail(p, ln, "%s: %s must be from %s to %s", k, q, a, b);
-            return false;
-        }
-        memcpy(field, &n, sizeof(n));
-        return true;
-    }
-    case T_DURATION: {
-        uint64_t ms;
-        if (!conf_parse_duration(v, &ms)) {
-            if (conf_all_digits(v))
-                conf_fail(p, ln, "%s: %s needs a unit (e.g. %ss or %sms)", k, q, v, v);
-            else
-                conf_fail(p, ln, "%s: %s is not a duration (use e.g. 500ms, 30s, 5m, 1h)", k, q);
-            return false;
-        }
-        if (ms < d->min || ms > d->max) {
-            conf_fmt_ms(d->min, a, sizeof(a));
-            conf_fmt_ms(d->max, b, sizeof(b));
-            conf_fail(p, ln, "%s: %s must be from %s to %s", k, q, a, b);
-            return false;
-        }
-        memcpy(field, &ms, sizeof(ms));
-        return true;
-    }
-    case T_RATE: {
-        struct conf_rate r;
-        if (!conf_parse_rate(v, &r)) {
-            conf_fail(p, ln, "%s: %s is not a rate (use N/DURATION with N >= 1, e.g. 100/1m, "
-                      "500/15m, 5000/1h)", k, q);
-            return false;
-        }
-        memcpy(field, &r, sizeof(r));
-        return true;
-    }
-    case T_BOOL: {
-        bool bv;
-        if (!conf_parse_bool(v, &bv)) {
-            conf_fail(p, ln, "%s: %s is not yes or no", k, q);
-            return false;
-        }
-        memcpy(field, &bv, sizeof(bv));
-        return true;
-    }
-    case T_UINT: {
-        uint64_t n;
-        const char *end;
-        unsigned u;
-        if (!conf_parse_digits(v, &n, &end) || *end) {
-            conf_fail(p, ln, "%s: %s is not a whole number", k, q);
-            return false;
-        }
-        if (n < d->min || n > d->max) {
-            conf_fail(p, ln, "%s: %s must be from %llu to %llu", k, q,
-                      (unsigned long long)d->min, (unsigned long long)d->max);
-            return false;
-        }
-        u = (unsigned)n;
-        memcpy(field, &u, sizeof(u));
-        return true;
-    }
-    case T_LISTEN:
-    case T_HEADER_LIST:
-    case T_CIDR_LIST: {
-        char item[CONF_PATH_MAX + 8], qi[96];
-        const char *cur = v;
-        size_t count;
-        bool too_long;
-
-        memcpy(&count, conf_section_base(p) + d->off_n, sizeof(count));
-        while (cur) {
-            char *slot;
-            if (!conf_next_item(&cur, item, sizeof(item), &too_long)) {
-                if (too_long)
-                    conf_fail(p, ln, "%s: an item of %s is too long", k, q);
-                else
-                    conf_fail(p, ln, "%s: empty item in the list %s", k, q);
-                return false;
-            }
-            conf_quote(item, qi, sizeof(qi));
-            if (count >= d->max) {
-                conf_fail(p, ln, "%s: too many (at most %llu)", k, (unsigned long long)d->max);
-                return false;
-            }
-            slot = field + count * d->size;
-            if (d->type == T_LISTEN) {
-                struct conf_addr *ad = (struct conf_addr *)slot;
-                const struct conf_addr *all = (const struct conf_addr *)field;
-                if (!conf_addr_parse(item, ad, false, why, sizeof(why))) {
-                    conf_fail(p, ln, "%s: %s is not HOST:PORT: %s", k, qi, why);
-                    return false;
-                }
-                /* A listen address twice would fail to bind; say so here. */
-                for (size_t i = 0; d->sect == SECT_SERVER && i < count; i++) {
-                    if (all[i].salen == ad->salen && memcmp(&all[i].sa, &ad->sa, ad->salen) == 0) {
-                        conf_fail(p, ln, "%s: %s is listed twice", k, qi);
-                        return false;
-                    }
-                }
-            } else if (d->type == T_HEADER_LIST) {
-                if (!conf_header_name_ok(item)) {
-                    conf_fail(p, ln, "%s: %s is not a header name", k, qi);
-                    return false;
-                }
-                for (size_t i = 0; i < count; i++) {
-                    if (strcasecmp(field + i * d->size, item) == 0) {
-                        conf_fail(p, ln, "%s: %s is listed twice", k, qi);
-                        return false;
-                    }
-                }
-                strcpy(slot, item);  /* conf_header_name_ok bounded it */
-            } else {
-                struct conf_cidr cidr;
-                if (!conf_parse_cidr(item, &cidr)) {
-                    conf_fail(p, ln, "%s: %s is not an address or CIDR range "
-                              "(e.g. 10.0.0.0/8, ::1)", k, qi);
-                    return false;
-                }
-                memcpy(slot, &cidr, sizeof(cidr));
-            }
-            count++;
-            memcpy(conf_section_base(p) + d->off_n, &count, sizeof(count));
-        }
-        return true;
-    }
-    case T_ADDR: {
-        struct conf_addr ad;
-        if (!conf_addr_parse(v, &ad, true, why, sizeof(why))) {
-            conf_fail(p, ln, "%s: %s is not HOST:PORT or unix:/PATH: %s", k, q, why);
-            return false;
-        }
-        memcpy(field, &ad, sizeof(ad));
-        return true;
-    }
-    case T_STRING:
-    case T_WORD:
-        if (!conf_printable(v, d->type == T_STRING)) {
-            conf_fail(p, ln, "%s: %s may not contain %s", k, q,
-                      d->type == T_STRING ? "control characters" : "blanks or control characters");
-            return false;
-        }
-        if (!conf_copy(field, d->size, v)) {
-            conf_fail(p, ln, "%s: longer than %zu characters", k, d->size - 1);
-            return false;
-        }
-        return true;
-    case T_HEADER:
-        if (!conf_header_name_ok(v)) {
-            conf_fail(p, ln, "%s: %s is not a header name (1-%d characters, no blanks)", k, q,
-                      CONF_NAME_MAX - 1);
-            return false;
-        }
-        strcpy(field, v);
-        return true;
-    case T_LOG_LEVEL: {
-        enum conf_log_level l;
-        if (strcasecmp(v, "debug") == 0)
-            l = CONF_LOG_DEBUG;
-        else if (strcasecmp(v, "info") == 0)
-            l = CONF_LOG_INFO;
-        else if (strcasecmp(v, "warn") == 0 || strcasecmp(v, "warning") == 0)
-            l = CONF_LOG_WARN;
-        else if (strcasecmp(v, "error") == 0)
-            l = CONF_LOG_ERROR;
-        else {
-            conf_fail(p, ln, "%s: %s is not one of debug, info, warn, error", k, q);
-            return false;
-        }
-        memcpy(field, &l, sizeof(l));
-        return true;
-    }
-    case T_ACCESS_LOG:
-        if (strcmp(v, "stdout") != 0 && strcmp(v, "off") != 0 && v[0] != '/') {
-            conf_fail(p, ln, "%s: %s is not stdout, off or an absolute path", k, q);
-            return false;
-        }
-        if (!conf_printable(v, true) || !conf_copy(field, d->size, v)) {
-            conf_fail(p, ln, "%s: %s is not a usable path", k, q);
-            return false;
-        }
-        return true;
-    case T_PROFILE: {
-        enum envelope_profile pr;
-        if (!envelope_profile_parse(v, &pr)) {
-            conf_fail(p, ln, "%s: %s is not one of nested, flat, simple, status, i18n, problem",
-                      k, q);
-            return false;
-        }
-        memcpy(field, &pr, sizeof(pr));
-        return true;
-    }
-    case T_ON_ERROR: {
-        enum conf_on_error oe;
-        if (strcasecmp(v, "allow") == 0)
-            oe = CONF_ON_ERROR_ALLOW;
-        else if (strcasecmp(v, "deny") == 0)
-            oe = CONF_ON_ERROR_DENY;
-        else if (strcasecmp(v, "local") == 0)
-            oe = CONF_ON_ERROR_LOCAL;
-        else {
-            conf_fail(p, ln, "%s: %s is not one of allow, deny, local", k, q);
-            return false;
-        }
-        memcpy(field, &oe, sizeof(oe));
-        return true;
-    }
-    case T_METHODS: {
-        uint64_t m;
-        if (!conf_parse_methods(v, &m)) {
-            conf_fail(p, ln, "%s: %s is not a list of HTTP methods (e.g. GET, POST, DELETE)",
-                      k, q);
-            return false;
-        }
-        /* A resource that answers GET answers HEAD (RFC 9110 9.3.2). */
-        if (m & (1ULL << HTTP_GET))
-            m |= 1ULL << HTTP_HEAD;
-        memcpy(field, &m, sizeof(m));
-        return true;
-    }
-    case T_PREFIX: {
-        struct conf_route *r = &c->routes[c->n_routes - 1];
-        if (v[0] != '/') {
-            conf_fail(p, ln, "%s: %s must start with /", k, q);
-            return false;
-        }
-        for (const char *s = v; *s; s++) {
-            unsigned char ch = (unsigned char)*s;
-            if (ch <= 0x20 || ch == 0x7f || ch == '?' || ch == '#') {
-                conf_fail(p, ln, "%s: %s may hold only path characters (no blanks, ? or #)",
-                          k, q);
-                return false;
-            }
-        }
-        if (!conf_copy(r->prefix, sizeof(r->prefix), v)) {
-            conf_fail(p, ln, "%s: longer than %d characters", k, CONF_PREFIX_MAX - 1);
-            return false;
-        }
-        r->prefix_len = strlen(v);
-        for (size_t i = 0; i + 1 < c->n_routes; i++) {
-            if (strcmp(c->routes[i].prefix, v) == 0) {
-                conf_fail(p, ln, "%s: %s is already the prefix of [route %s] (line %d)", k, q,
-                          c->routes[i].name, c->routes[i].line);
-                return false;
-            }
-        }
-        return true;
-    }
-    case T_NAME:
-        if (!conf_name_ok(v)) {
-            conf_fail(p, ln, "%s: %s is not a section name (A-Z a-z 0-9 _ . -)", k, q);
-            return false;
-        }
-        strcpy(field, v);
-        p->route_upstream_line[c->n_routes - 1] = ln;
-        return true;
-    case T_SECRET:
-    case T_SECRET_FILE: {
-        /* hash_secret and hash_secret_file fill the same field. */
-        for (size_t i = 0; i < CONF_N_DIRECTIVES; i++) {
-            const struct conf_directive *o = &conf_directives[i];
-            if (o != d && o->sect == SECT_LIMITS &&
-                (o->type == T_SECRET || o->type == T_SECRET_FILE) && (p->seen & (1ULL << i))) {
-                conf_fail(p, ln, "%s: %s is already set (line %d); use one of them", k,
-                          o->name, p->seen_line[i]);
-                return false;
-            }
-        }
-        if (d->type == T_SECRET_FILE) {
-            if (!conf_read_secret_file(p, k, v, field, d->size, d->min))
-                return false;
-        } else {
-            size_t n = strlen(v);
-            if (n < d->min || n >= d->size) {
-                conf_fail(p, ln, "%s: must be %llu to %zu characters (e.g. the output of "
-                          "openssl rand -hex 32)", k, (unsigned long long)d->min, d->size - 1);
-                return false;
-            }
-            memcpy(field, v, n + 1);
-        }
-        c->hash_secret_set = true;
-        return true;
-    }
-    }
-    conf_fail(p, ln, "%s: internal error: unknown directive type", k);
-    return false;
+    return d->parse(p, d, conf_section_base(p), v, conf_quote(v, q, sizeof(q)));
 }
 
 /* One "name = value" line of the current section. */
@@ -1386,13 +1784,6 @@ static bool conf_handle(struct conf_parser *p, const char *name, const char *val
     return true;
 }
 
-static int conf_ini_handler(void *user, const char *section, const char *name,
-                            const char *value)
-{
-    (void)section;  /* ours is tracked by the reader: inih truncates long ones */
-    return conf_handle(user, name, value ? value : "") ? 1 : 0;
-}
-
 /* Cut a '#' or ';' comment that starts the text or follows a blank. */
 static void conf_strip_comment(char *s)
 {
@@ -1405,36 +1796,29 @@ static void conf_strip_comment(char *s)
 }
 
 /*
- * inih's line source (fgets-style). Each call hands inih the next line,
- * cleaned: blanks and comments removed, syntax checked, section headers
- * handled here. A key line too long for inih's fixed buffer is handled here
- * with the same split inih does, and inih gets an empty line. Returns NULL
- * at the end of the file or after the first problem, which stops inih.
+ * Read and handle the next line: blanks and comments removed, syntax
+ * checked, a section header begun or a "key = value" split at its first '='
+ * and applied. False at the end of the file or after the first problem.
  */
-static char *conf_reader(char *str, int num, void *stream)
+static bool conf_read_line(struct conf_parser *p)
 {
-    struct conf_parser *p = stream;
     ssize_t n;
     char *s, *e, *eq;
     size_t len;
     char q[96];
 
     if (p->failed)
-        return NULL;
-    if (num < 4) {
-        conf_fail(p, p->lineno, "internal error: inih's line buffer is too small");
-        return NULL;
-    }
+        return false;
     n = getline(&p->line, &p->linecap, p->fp);
     if (n < 0) {
         if (ferror(p->fp))
             conf_fail(p, p->lineno, "read error: %s", strerror_r(errno, q, sizeof(q)));
-        return NULL;
+        return false;
     }
     p->lineno++;
     if (memchr(p->line, '\0', (size_t)n)) {
         conf_fail(p, p->lineno, "the line holds a NUL byte (is this a text file?)");
-        return NULL;
+        return false;
     }
     s = p->line;
     if (p->lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
@@ -1446,22 +1830,19 @@ static char *conf_reader(char *str, int num, void *stream)
     while (len > 0 && c_isspace(s[len - 1]))
         s[--len] = '\0';
 
-    if (len == 0) {
-        str[0] = '\n';
-        str[1] = '\0';
-        return str;
-    }
+    if (len == 0)
+        return true;
 
     if (s[0] == '[') {
         e = strchr(s, ']');
         if (!e) {
             conf_fail(p, p->lineno, "section header %s has no closing ]",
                       conf_quote(s, q, sizeof(q)));
-            return NULL;
+            return false;
         }
         if (e[1] != '\0') {
             conf_fail(p, p->lineno, "unexpected text after ] in %s", conf_quote(s, q, sizeof(q)));
-            return NULL;
+            return false;
         }
         *e = '\0';
         s++;
@@ -1471,27 +1852,15 @@ static char *conf_reader(char *str, int num, void *stream)
         while (len > 0 && c_isspace(s[len - 1]))
             s[--len] = '\0';
         conf_section_begin(p, s);
-        if (p->failed)
-            return NULL;
-        /* inih only needs to see a section; ours is what the handler uses. */
-        snprintf(str, (size_t)num, "[%s]\n", conf_sect_names[p->sect]);
-        return str;
+        return !p->failed;
     }
 
     eq = strchr(s, '=');
     if (!eq || eq == s || memchr(s, ':', (size_t)(eq - s))) {
         conf_fail(p, p->lineno, "expected key = value or [section], got %s",
                   conf_quote(s, q, sizeof(q)));
-        return NULL;
+        return false;
     }
-    if (len + 2 <= (size_t)num) {
-        memcpy(str, s, len);
-        str[len] = '\n';
-        str[len + 1] = '\0';
-        return str;
-    }
-
-    /* Longer than inih's line buffer: split it the way inih would. */
     e = eq;
     while (e > s && c_isspace(e[-1]))
         e--;
@@ -1499,11 +1868,7 @@ static char *conf_reader(char *str, int num, void *stream)
     eq++;
     while (c_isspace(*eq))
         eq++;
-    if (!conf_handle(p, s, eq))
-        return NULL;
-    str[0] = '\n';
-    str[1] = '\0';
-    return str;
+    return conf_handle(p, s, eq);
 }
 
 /* Checks that need the whole file: routes exist, upstream names resolve. */
@@ -1554,12 +1919,13 @@ static void conf_validate(struct conf_parser *p)
 }
 
 /*
- * struct conf is large (fixed tables, about 9 MB) and mostly zeros. From
- * mmap its pages are zero-filled lazily, count in RSS only once touched, and
- * go back to the kernel at conf_free. From calloc, glibc's sliding mmap
- * threshold serves it from the heap after the first free: calloc then
- * touches all of it and free keeps it, so reloads raised RSS in ~9 MB steps
- * (scripts/soak saw 8 -> 26 MB over ten minutes of reloads).
+ * struct conf is fixed tables (about 1 MB: 64 upstreams of 32 server
+ * addresses are most of it) and mostly zeros. From mmap its pages are
+ * zero-filled lazily, count in RSS only once touched, and go back to the
+ * kernel at conf_free. From calloc, glibc's sliding mmap threshold serves it
+ * from the heap after the first free: calloc then touches all of it and free
+ * keeps it, so reloads raised RSS in steps of its size (scripts/soak saw
+ * 8 -> 26 MB over ten minutes of reloads when it was 9 MB).
  */
 static struct conf *conf_alloc(void)
 {
@@ -1573,7 +1939,6 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
     struct conf_parser p;
     struct conf *c = NULL;
     const char *stage = NULL;
-    int rc;
 
     memset(&p, 0, sizeof(p));
     p.err = err;
@@ -1591,10 +1956,9 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
         stage = "the path is empty or too long";
         goto fail;
     }
-    if (!conf_defaults(c)) {
-        stage = "cannot set the defaults";
-        goto fail;
-    }
+    for (int s = SECT_SERVER; s < SECT_UPSTREAM; s++)
+        if (!conf_set_defaults(&p, (enum conf_sect)s, (char *)c))
+            goto fail;
     p.fp = fopen(path, "re");
     if (!p.fp) {
         char eb[128];
@@ -1602,11 +1966,8 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
         goto fail;
     }
 
-    rc = ini_parse_stream(conf_reader, &p, conf_ini_handler, &p);
-    if (!p.failed && rc == -2)
-        conf_fail(&p, p.lineno, "out of memory");
-    else if (!p.failed && rc != 0)
-        conf_fail(&p, rc > 0 ? rc : p.lineno, "cannot parse this line");
+    while (conf_read_line(&p))
+        ;
     conf_section_end(&p);
     conf_validate(&p);
     if (p.failed)
@@ -1633,4 +1994,116 @@ void conf_free(struct conf *conf)
     explicit_bzero(conf->hash_secret, sizeof(conf->hash_secret));
     explicit_bzero(conf->redis_password, sizeof(conf->redis_password));
     munmap(conf, sizeof(*conf));
+}
+
+/* ---------------------------------------------------------------------------
+ * The table read back: the dump, the directive list, the reload diff.
+ */
+
+/* The rows of section S, each as "name = value", into OUT; PRE before each. */
+static int conf_dump_rows(FILE *out, enum conf_sect s, const char *base, const char *pre)
+{
+    struct conf_text *t = malloc(sizeof(*t));
+
+    if (!t)
+        return -1;
+    for (size_t i = 0; i < CONF_N_DIRECTIVES; i++) {
+        const struct conf_directive *d = &conf_directives[i];
+        if (d->sect != s)
+            continue;
+        t->len = 0;
+        t->cut = false;
+        t->s[0] = '\0';
+        bool set = d->fmt(d, base, t);
+        if (t->cut) {
+            free(t);
+            return -1;
+        }
+        if (!set)
+            fprintf(out, "# %s =   %s\n", d->name, t->s);
+        else if ((d->flags & D_SECRET) && t->s[0])
+            fprintf(out, "%s%s = <hidden>\n", pre, d->name);
+        else
+            fprintf(out, "%s%s =%s%s\n", pre, d->name, t->s[0] ? " " : "", t->s);
+    }
+    explicit_bzero(t, sizeof(*t));  /* it held secrets */
+    free(t);
+    return 0;
+}
+
+int conf_dump(const struct conf *c, FILE *out)
+{
+    char path[256];
+    int rc = 0;
+
+    fprintf(out,
+            "# envelopd --dump-conf: the effective configuration of %s:\n"
+            "# every directive with its value or its default (workers and\n"
+            "# keepalive_timeout as they were resolved). Secrets (password,\n"
+            "# hash_secret) are shown as <hidden>: put them back before loading\n"
+            "# this file. A \"# key =\" line is a directive without a value.\n",
+            conf_clean(c->path, path, sizeof(path)));
+    for (int s = SECT_SERVER; s < SECT_UPSTREAM && rc == 0; s++) {
+        const char *pre = "";
+        if (s == SECT_REDIS && !c->redis_enabled) {
+            /* The section's presence turns Redis on: keep it commented out. */
+            fprintf(out, "\n# No [redis] section: the rate limits live in process memory.\n"
+                    "# With one, these would apply:\n# [redis]\n");
+            pre = "# ";
+        } else {
+            fprintf(out, "\n[%s]\n", conf_sect_names[s]);
+        }
+        rc = conf_dump_rows(out, (enum conf_sect)s, (const char *)c, pre);
+    }
+    for (size_t i = 0; i < c->n_upstreams && rc == 0; i++) {
+        fprintf(out, "\n[upstream %s]\n", c->upstreams[i].name);
+        rc = conf_dump_rows(out, SECT_UPSTREAM, (const char *)&c->upstreams[i], "");
+    }
+    for (size_t i = 0; i < c->n_routes && rc == 0; i++) {
+        fprintf(out, "\n[route %s]\n", c->routes[i].name);
+        rc = conf_dump_rows(out, SECT_ROUTE, (const char *)&c->routes[i], "");
+    }
+    if (fflush(out) != 0 || ferror(out))
+        rc = -1;
+    return rc;
+}
+
+int conf_list_directives(FILE *out)
+{
+    for (size_t i = 0; i < CONF_N_DIRECTIVES; i++)
+        fprintf(out, "%s %s\n", conf_sect_names[conf_directives[i].sect],
+                conf_directives[i].name);
+    return fflush(out) != 0 || ferror(out) ? -1 : 0;
+}
+
+size_t conf_diff_restart(const struct conf *old, const struct conf *new_conf,
+                         conf_changed_fn changed, void *arg)
+{
+    struct conf_text *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+    size_t n = 0;
+
+    for (size_t i = 0; i < CONF_N_DIRECTIVES; i++) {
+        const struct conf_directive *d = &conf_directives[i];
+        char label[CONF_NAME_MAX + 32];
+        bool same = false;
+        if (!(d->flags & D_RESTART) || d->sect == SECT_UPSTREAM || d->sect == SECT_ROUTE)
+            continue;
+        if (a && b) {
+            a->len = b->len = 0;
+            a->cut = b->cut = false;
+            a->s[0] = b->s[0] = '\0';
+            bool sa = d->fmt(d, (const char *)old, a), sb = d->fmt(d, (const char *)new_conf, b);
+            same = sa == sb && !a->cut && !b->cut && strcmp(a->s, b->s) == 0;
+        }
+        /* Out of memory: named as changed, so a change is never silently dropped. */
+        if (same)
+            continue;
+        snprintf(label, sizeof(label), "[%s] %s", conf_sect_names[d->sect], d->name);
+        if (changed)
+            changed(label, arg);
+        n++;
+    }
+    free(a);
+    free(b);
+    return n;
 }

@@ -1,8 +1,11 @@
 /*
- * conf: the one conf file, parsed with libinih into a fresh, immutable
- * struct conf that is validated whole before anyone sees it. A reload parses
- * a new one and swaps pointers; nothing here is global. Value parsers (sizes,
- * durations, rates, addresses, CIDRs) are exported for the unit tests.
+ * conf: the one conf file, parsed into a fresh, immutable struct conf that
+ * is validated whole before anyone sees it. A reload parses a new one and
+ * swaps pointers; nothing here is global. One table of directives drives
+ * parsing, defaults, the dump (--dump-conf), the directive list the docs are
+ * checked against (--list-directives) and the reload diff of restart-only
+ * directives. Value parsers (sizes, durations, rates, addresses, CIDRs) are
+ * exported for the unit tests.
  */
 #ifndef ENVELOPD_CONF_H
 #define ENVELOPD_CONF_H
@@ -10,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "envelope.h"
@@ -24,10 +28,16 @@
 #define CONF_NAME_MAX 64        /* section suffixes, header names */
 #define CONF_PREFIX_MAX 512     /* route prefixes */
 #define CONF_PATH_MAX 4096
+/*
+ * The longest address text: a host name of up to 255 bytes, ':' and a port
+ * (the brackets of "[v6]:port" hold a literal far shorter; "unix:" and a
+ * 107-byte socket path make 112).
+ */
+#define CONF_ADDR_MAX (255 + 8)
 
 /* A socket address from "host:port", "[v6]:port" or "unix:/path". */
 struct conf_addr {
-    char text[CONF_PATH_MAX + 8];  /* as written, for logs */
+    char text[CONF_ADDR_MAX + 1];  /* as written, for logs */
     struct sockaddr_storage sa;
     socklen_t salen;
 };
@@ -131,6 +141,7 @@ struct conf {
     size_t n_trusted_proxies;
     char hash_secret[256];         /* key for the token HMAC; random if unset */
     bool hash_secret_set;
+    char hash_secret_file[CONF_PATH_MAX]; /* where hash_secret was read from; "" inline */
     unsigned ipv6_prefix;          /* an IPv6 client is keyed by its /N network (1..128) */
 
     /* [admin]: /healthz and /metrics; n_admin_listen 0 = off */
@@ -169,5 +180,24 @@ bool conf_parse_methods(const char *s, uint64_t *mask) __attribute__((warn_unuse
 
 /* Does the address (AF_INET/AF_INET6 sockaddr) fall in a trusted proxy range? */
 bool conf_is_trusted_proxy(const struct conf *conf, const struct sockaddr *sa);
+
+/*
+ * Write CONF to OUT in the conf file's syntax, section by section, every
+ * directive with its value or default, so that the output loads to the same
+ * values. Secrets are written as <hidden>. Returns 0, or -1 on a write error.
+ */
+int conf_dump(const struct conf *conf, FILE *out) __attribute__((warn_unused_result));
+
+/* Write one "SECTION NAME" line per directive ("upstream server"); 0 or -1. */
+int conf_list_directives(FILE *out) __attribute__((warn_unused_result));
+
+/*
+ * Call CHANGED with the name ("[server] listen") of each restart-only
+ * directive whose value differs between OLD and NEW: a reload cannot apply
+ * those. Returns how many differ.
+ */
+typedef void (*conf_changed_fn)(const char *directive, void *arg);
+size_t conf_diff_restart(const struct conf *old, const struct conf *new_conf,
+                         conf_changed_fn changed, void *arg);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * main: the command line. -c FILE runs in the foreground (systemd style),
- * -t checks a conf file, -V prints the version. Everything else lives in
- * server.c.
+ * -t checks a conf file, --dump-conf prints the effective conf,
+ * --list-directives the directives it may hold, -V prints the version.
+ * Everything else lives in server.c.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -17,24 +18,39 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: envelopd [-c FILE] [-t] [-V]\n"
-            "  -c FILE  conf file (default " DEFAULT_CONF ")\n"
-            "  -t       check the conf file and exit (0 ok, 1 error)\n"
-            "  -V       print the version and exit\n");
+            "usage: envelopd [-c FILE] [-t | --dump-conf] [-V]\n"
+            "  -c FILE            conf file (default " DEFAULT_CONF ")\n"
+            "  -t                 check the conf file and exit (0 ok, 1 error)\n"
+            "  --dump-conf        print the effective conf, defaults included, and exit\n"
+            "  --list-directives  print every directive as \"SECTION NAME\" and exit\n"
+            "  -V                 print the version and exit\n");
 }
+
+enum { OPT_DUMP_CONF = 256, OPT_LIST_DIRECTIVES };
 
 int main(int argc, char **argv)
 {
+    static const struct option longopts[] = {
+        {"dump-conf", no_argument, NULL, OPT_DUMP_CONF},
+        {"list-directives", no_argument, NULL, OPT_LIST_DIRECTIVES},
+        {NULL, 0, NULL, 0},
+    };
     const char *path = DEFAULT_CONF;
-    bool test = false;
+    bool test = false, dump = false, list = false;
     int opt;
-    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
             break;
         case 't':
             test = true;
+            break;
+        case OPT_DUMP_CONF:
+            dump = true;
+            break;
+        case OPT_LIST_DIRECTIVES:
+            list = true;
             break;
         case 'V':
             printf("envelopd %s\n", ENVELOPD_VERSION);
@@ -47,15 +63,17 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || (test && dump)) {
         usage(stderr);
         return 2;
     }
+    if (list)
+        return conf_list_directives(stdout) == 0 ? 0 : 1;
     char err[1024];
     struct conf *conf = conf_load(path, err, sizeof err);
     if (!conf) {
         fprintf(stderr, "%s\n", err);
-        if (!test)
+        if (!test && !dump)
             fprintf(stderr, "envelopd: not started: the conf file has an error\n");
         return 1;
     }
@@ -63,6 +81,13 @@ int main(int argc, char **argv)
         printf("envelopd: %s: configuration ok\n", path);
         conf_free(conf);
         return 0;
+    }
+    if (dump) {
+        int rc = conf_dump(conf, stdout);
+        conf_free(conf);
+        if (rc != 0)
+            fprintf(stderr, "envelopd: --dump-conf: cannot write the conf\n");
+        return rc == 0 ? 0 : 1;
     }
     return server_run(path, conf);
 }

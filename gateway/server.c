@@ -17,9 +17,9 @@
 #include <event2/thread.h>
 
 #include "accesslog.h"
+#include "admin.h"
 #include "clock.h"
 #include "config.h"
-#include "admin.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
@@ -77,6 +77,14 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(s->base, NULL);
 }
 
+static void note_restart_only(const char *directive, void *arg)
+{
+    (void)arg;
+    const char *fields[] = {"directive", directive, NULL};
+    LOG_AT(CONF_LOG_WARN, "reload_ignored", NULL, fields,
+           "%s changed; it takes effect at the next restart", directive);
+}
+
 static void reload(struct server *s)
 {
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
@@ -103,8 +111,11 @@ static void reload(struct server *s)
         sd_notify(0, "READY=1\nSTATUS=reload failed; running the previous conf");
         return;
     }
-    if (conf->n_listen != old->n_listen || conf->workers != old->workers)
-        log_warn("reload_partial", "listen and workers changes take effect on restart only");
+    /* The new conf runs with the listeners, threads and admin sockets of the
+     * old one: say which restart-only directive changed, by name. */
+    if (conf_diff_restart(old, conf, note_restart_only, NULL) > 0)
+        log_warn("reload_partial", "some changes take effect at the next restart only "
+                 "(see reload_ignored)");
     struct confref *cref = confref_new(conf);
     if (!cref) {
         conf_free(conf);

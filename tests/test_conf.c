@@ -3,7 +3,9 @@
  * bad values (overflows included), every directive set and read back, every
  * default, every error message with its line number, and the fixtures under
  * data/conf/: good.conf loads, each bad_*.conf fails with the message its
- * first line ("# expect: LINE: message") announces. Runs with workdir tests/.
+ * first line ("# expect: LINE: message") announces. The table read back:
+ * the dump loads to the same values, secrets hidden; the reload diff names
+ * each restart-only directive that changed. Runs with workdir tests/.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -627,7 +629,7 @@ static void test_syntax_forms(void)
     CU_ASSERT_STRING_EQUAL(c->redis_key_prefix, "");
     conf_free(c);
 
-    /* Lines longer than inih's 200-byte buffer work the same. */
+    /* Long lines work the same (inih, once used here, had a 200-byte line buffer). */
     char text[2048], prefix[600];
     prefix[0] = '/';
     memset(prefix + 1, 'p', 500);
@@ -1102,6 +1104,273 @@ static void test_bad_fixtures(void)
     CU_ASSERT(n >= 5);
 }
 
+/* ---------------------------------------------------------------- the table read back */
+
+/* CONF dumped, as a malloc'd string; the first line (naming the path) cut off. */
+static char *dump_text(const struct conf *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(conf_dump(c, f), 0);
+    CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
+    char *nl = strchr(buf, '\n');
+    CU_ASSERT_PTR_NOT_NULL_FATAL(nl);
+    memmove(buf, nl + 1, strlen(nl + 1) + 1);
+    return buf;
+}
+
+/*
+ * Each conf (TAIL follows) dumped loads with the same values: its dump
+ * dumped again is the same text, and fields a dump could lose compare equal.
+ */
+static void test_dump_round_trip(void)
+{
+    static const char *const t[] = {
+        "",
+        /* good.conf without its secrets, and more */
+        "[server]\nlisten = 127.0.0.1:18080\nlisten = [::1]:18080\nworkers = 3\n"
+        "max_connections = 500\nmax_header_size = 32k\nmax_body_size = 2m\n"
+        "client_timeout = 15s\nkeepalive_timeout = 75s\nshutdown_timeout = 5s\n"
+        "log_level = debug\naccess_log = /var/log/envelopd/access.log\nmerge_slashes = no\n"
+        "routes_ignore_case = no\n"
+        "[envelope]\nprofile = problem\nexpose_upstream_5xx = yes\nmax_error_body = 128k\n"
+        "hide_headers = X-Internal-*, X-Backend\nhide_headers = X-Trace-Host\n"
+        "[correlation]\nheader = X-Request-Id\naccept = X-Request-Id, X-Amzn-Trace-Id\n"
+        "[redis]\naddress = unix:/run/redis/redis.sock\ndb = 3\nkey_prefix = gw1:\n"
+        "timeout = 100ms\non_error = local\n"
+        "[limits]\nipv6_prefix = 48\ntoken_header = X-Api-Key\nper_token = 1000/1h\n"
+        "per_ip = 50/s\ntrusted_proxies = 127.0.0.0/8, ::1, 10.1.2.3/8, ::ffff:172.16.0.0/108\n"
+        "[admin]\nlisten = 127.0.0.1:9900, [::1]:9900\n"
+        "[upstream v]\nserver = 127.0.0.1:9001, localhost:9003\nkeepalive = 8\n"
+        "keepalive_timeout = 4s\nkeepalive_requests = 1000\ntunnel_timeout = 15m\n"
+        "connect_timeout = 500ms\ntimeout = 10s\nretries = 3\nretry_backoff = 0ms\n"
+        "retry_backoff_max = 200ms\ndown_backoff = 2s\ndown_backoff_max = 1m\n"
+        "[route tasks]\nprefix = /api/v1/t;x=1\nupstream = v\nstrip_prefix = yes\n"
+        "methods = GET, POST, PATCH, DELETE, M-SEARCH, SOURCE\nrequire_token = yes\n"
+        "per_token = off\nper_ip = 10/1500ms\n",
+        /* odd but valid values: extremes, empty ones, no IPv4 listener */
+        "[server]\nmax_body_size = 18446744073709551615\nshutdown_timeout = 0ms\n"
+        "access_log = off\nlisten = [::]:1\n"
+        "[redis]\npassword =\nkey_prefix =\n[limits]\nper_ip = off\nper_token = 4294967295/24h\n",
+        /* Redis off: its section is shown commented out, so it stays off */
+        "[limits]\ntrusted_proxies = 0.0.0.0/0, ::/0\n",
+    };
+    char err[1024];
+
+    for (size_t i = 0; i < N_OF(t); i++) {
+        char text[4096];
+        snprintf(text, sizeof(text), "%s%s", t[i], TAIL);
+        struct conf *a = load_text(text, err, sizeof(err));
+        if (!a)
+            fprintf(stderr, "\n  case %zu: %s\n", i, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+        char *da = dump_text(a);
+        struct conf *b = load_text(da, err, sizeof(err));
+        if (!b)
+            fprintf(stderr, "\n  case %zu: the dump does not load: %s\n%s\n", i, err, da);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        char *db = dump_text(b);
+        if (strcmp(da, db) != 0)
+            fprintf(stderr, "\n  case %zu: dump 1:\n%s\n  dump 2:\n%s\n", i, da, db);
+        CU_ASSERT_STRING_EQUAL(da, db);
+
+        /* Values the dump might have lost, compared field by field. */
+        CU_ASSERT_EQUAL(a->redis_enabled, b->redis_enabled);
+        CU_ASSERT_EQUAL(a->n_listen, b->n_listen);
+        CU_ASSERT_EQUAL(a->n_admin_listen, b->n_admin_listen);
+        CU_ASSERT_EQUAL(a->n_trusted_proxies, b->n_trusted_proxies);
+        CU_ASSERT_EQUAL(memcmp(a->trusted_proxies, b->trusted_proxies,
+                               sizeof(a->trusted_proxies)), 0);
+        CU_ASSERT_EQUAL(a->max_body_size, b->max_body_size);
+        CU_ASSERT_EQUAL(a->keepalive_timeout_ms, b->keepalive_timeout_ms);
+        CU_ASSERT_EQUAL(a->workers, b->workers);
+        CU_ASSERT_EQUAL(a->per_ip.count, b->per_ip.count);
+        CU_ASSERT_EQUAL(a->per_ip.window_ms, b->per_ip.window_ms);
+        CU_ASSERT_EQUAL_FATAL(a->n_routes, b->n_routes);
+        for (size_t r = 0; r < a->n_routes; r++) {
+            CU_ASSERT_EQUAL(a->routes[r].methods, b->routes[r].methods);
+            CU_ASSERT_EQUAL(a->routes[r].per_token.count, b->routes[r].per_token.count);
+            CU_ASSERT_EQUAL(a->routes[r].per_token.window_ms, b->routes[r].per_token.window_ms);
+            CU_ASSERT_EQUAL(a->routes[r].per_ip.window_ms, b->routes[r].per_ip.window_ms);
+            CU_ASSERT_STRING_EQUAL(a->routes[r].prefix, b->routes[r].prefix);
+        }
+        CU_ASSERT_EQUAL_FATAL(a->n_upstreams, b->n_upstreams);
+        for (size_t u = 0; u < a->n_upstreams; u++) {
+            CU_ASSERT_EQUAL(a->upstreams[u].n_servers, b->upstreams[u].n_servers);
+            CU_ASSERT_EQUAL(a->upstreams[u].retry_backoff_ms, b->upstreams[u].retry_backoff_ms);
+        }
+        free(da);
+        free(db);
+        conf_free(a);
+        conf_free(b);
+    }
+}
+
+/* Every directive the table lists appears in a dump, in its section. */
+static void test_dump_every_directive(void)
+{
+    char *list = NULL, err[1024];
+    size_t len = 0;
+    FILE *f = open_memstream(&list, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(conf_list_directives(f), 0);
+    CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
+
+    struct conf *c = conf_load("data/conf/good.conf", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    char *dump = dump_text(c);
+    int n = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char sect[32], name[64], head[48], set[80], unset[80];
+        n++;
+        CU_ASSERT_EQUAL_FATAL(sscanf(line, "%31s %63s", sect, name), 2);
+        bool named = strcmp(sect, "upstream") == 0 || strcmp(sect, "route") == 0;
+        snprintf(head, sizeof(head), named ? "\n[%s " : "\n[%s]\n", sect);
+        const char *at = strstr(dump, head);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+        const char *next = strstr(at + 1, "\n\n");
+        char *section = strndup(at, next ? (size_t)(next - at) : strlen(at));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(section);
+        snprintf(set, sizeof(set), "\n%s = ", name);
+        snprintf(unset, sizeof(unset), "\n# %s = ", name);
+        if (!strstr(section, set) && !strstr(section, unset)) {
+            fprintf(stderr, "\n  %s %s is not in the dump\n", sect, name);
+            CU_FAIL("a directive is missing from the dump");
+        }
+        free(section);
+    }
+    CU_ASSERT(n >= 50);
+    free(dump);
+    free(list);
+    conf_free(c);
+}
+
+/* Secrets are never printed; the dump says how it shows them. */
+static void test_dump_hides_secrets(void)
+{
+    char err[1024], secret[64], text[512];
+    struct conf *c = conf_load("data/conf/good.conf", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    char *d = dump_text(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\npassword = <hidden>\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\nhash_secret = <hidden>\n"));
+    CU_ASSERT_PTR_NULL(strstr(d, "s3cret"));
+    CU_ASSERT_PTR_NULL(strstr(d, "0123456789abcdef"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "Secrets (password,\n# hash_secret) are shown as <hidden>"));
+    free(d);
+    conf_free(c);
+
+    /* hash_secret_file: its path is shown (and re-read when the dump loads), never the secret. */
+    write_temp("fedcba9876543210fedcba9876543210\n", secret, sizeof(secret));
+    snprintf(text, sizeof(text), "[limits]\nhash_secret_file = %s\n" TAIL, secret);
+    c = load_text(text, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    d = dump_text(c);
+    snprintf(text, sizeof(text), "\nhash_secret_file = %s\n", secret);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, text));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\n# hash_secret =   (read from hash_secret_file)\n"));
+    CU_ASSERT_PTR_NULL(strstr(d, "fedcba"));
+    struct conf *b = load_text(d, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_STRING_EQUAL(b->hash_secret, "fedcba9876543210fedcba9876543210");
+    conf_free(b);
+    free(d);
+    conf_free(c);
+    unlink(secret);
+}
+
+static void note_changed(const char *directive, void *arg)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%s%s", n ? ", " : "", directive);
+}
+
+/* A reload names each restart-only directive that changed (TAIL follows each conf). */
+static void test_diff_restart(void)
+{
+    static const struct { const char *old, *new_conf, *want; } t[] = {
+        {"", "", ""},
+        {"[server]\nlisten = 127.0.0.1:1\n", "[server]\nlisten = 127.0.0.1:2\n",
+         "[server] listen"},
+        {"[server]\nlisten = 127.0.0.1:1\n", "[server]\nlisten = 127.0.0.1:1, 127.0.0.1:2\n",
+         "[server] listen"},
+        {"[server]\nlisten = 127.0.0.1:1, 127.0.0.1:2\n", "[server]\nlisten = 127.0.0.1:1\n"
+         "listen = 127.0.0.1:2\n", ""},
+        {"", "[server]\nlisten = 0.0.0.0:8080\n", ""},              /* the default written out */
+        {"[server]\nworkers = 1\n", "[server]\nworkers = 2\n", "[server] workers"},
+        {"[server]\nworkers = 0\n", "", ""},                         /* both: one per core */
+        {"", "[admin]\nlisten = 127.0.0.1:9900\n", "[admin] listen"},
+        {"[admin]\nlisten = 127.0.0.1:9900\n", "[admin]\n", "[admin] listen"},
+        {"[admin]\nlisten = 127.0.0.1:9900\n", "[admin]\nlisten = 127.0.0.1:9901\n",
+         "[admin] listen"},
+        /* what a reload applies is not named */
+        {"[server]\nlog_level = debug\nmax_connections = 5\nshutdown_timeout = 1s\n",
+         "[server]\nlog_level = error\naccess_log = off\n[redis]\n[limits]\nper_ip = off\n", ""},
+        {"", "[upstream v]\nserver = 127.0.0.1:2\n[route v]\nprefix = /v\nupstream = v\n", ""},
+        {"[server]\nworkers = 1\nlisten = 127.0.0.1:1\n[admin]\nlisten = 127.0.0.1:2\n",
+         "[server]\nlisten = 127.0.0.1:3\nworkers = 2\n",
+         "[server] listen, [server] workers, [admin] listen"},
+    };
+    char err[1024], text[1024];
+
+    for (size_t i = 0; i < N_OF(t); i++) {
+        snprintf(text, sizeof(text), "%s%s", t[i].old, TAIL);
+        struct conf *a = load_text(text, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+        snprintf(text, sizeof(text), "%s%s", t[i].new_conf, TAIL);
+        struct conf *b = load_text(text, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        char got[512] = "";
+        size_t n = conf_diff_restart(a, b, note_changed, got);
+        if (strcmp(got, t[i].want) != 0)
+            fprintf(stderr, "\n  diff case %zu: want \"%s\", got \"%s\"\n", i, t[i].want, got);
+        CU_ASSERT_STRING_EQUAL(got, t[i].want);
+        size_t want_n = t[i].want[0] ? 1 : 0;
+        for (const char *s = t[i].want; *s; s++)
+            want_n += *s == ',';
+        CU_ASSERT_EQUAL(n, want_n);
+        CU_ASSERT_EQUAL(conf_diff_restart(a, b, NULL, NULL), want_n);
+        conf_free(a);
+        conf_free(b);
+    }
+}
+
+/*
+ * Address text is sized to what an address needs: a 255-byte host name with
+ * a port fits, and so does the longest unix socket path.
+ */
+static void test_addr_text_size(void)
+{
+    struct conf_addr a;
+    char s[CONF_ADDR_MAX + 16];
+
+    CU_ASSERT(sizeof(a.text) >= 255 + sizeof(":65535"));
+    CU_ASSERT(sizeof(a.text) >= strlen("unix:") + sizeof(((struct sockaddr_un *)0)->sun_path));
+    CU_ASSERT(sizeof(struct conf) < 1100 * 1024);
+
+    /* A 107-byte socket path, the most sun_path holds. */
+    snprintf(s, sizeof(s), "unix:/%0106d", 0);
+    CU_ASSERT_TRUE(conf_parse_addr(s, &a));
+    CU_ASSERT_STRING_EQUAL(a.text, s);
+    /* A port padded with zeros to the text's size: the longest text kept. */
+    snprintf(s, sizeof(s), "127.0.0.1:%0*d", (int)(CONF_ADDR_MAX - strlen("127.0.0.1:")), 80);
+    CU_ASSERT_EQUAL(strlen(s), CONF_ADDR_MAX);
+    CU_ASSERT_TRUE(conf_parse_addr(s, &a));
+    CU_ASSERT_STRING_EQUAL(a.text, s);
+    snprintf(s, sizeof(s), "127.0.0.1:%0*d", (int)(CONF_ADDR_MAX + 1 - strlen("127.0.0.1:")), 80);
+    CU_ASSERT_FALSE(conf_parse_addr(s, &a));
+    char text[1024];
+    snprintf(text, sizeof(text), "[upstream u]\nserver = %s\n[route r]\nprefix = /\nupstream = u\n",
+             s);
+    char want[256];
+    snprintf(want, sizeof(want), "2: server: \"%.90s...\" is not HOST:PORT: too long", s);
+    expect_error(text, want);
+}
+
 /* The shipped sample conf loads. */
 static void test_sample_conf(void)
 {
@@ -1141,4 +1410,11 @@ void test_register(void)
     CU_add_test(s, "binary_and_missing", test_binary_and_missing);
     CU_add_test(s, "bad_fixtures", test_bad_fixtures);
     CU_add_test(s, "sample_conf", test_sample_conf);
+
+    s = CU_add_suite("conf_table", NULL, NULL);
+    CU_add_test(s, "dump_round_trip", test_dump_round_trip);
+    CU_add_test(s, "dump_every_directive", test_dump_every_directive);
+    CU_add_test(s, "dump_hides_secrets", test_dump_hides_secrets);
+    CU_add_test(s, "diff_restart", test_diff_restart);
+    CU_add_test(s, "addr_text_size", test_addr_text_size);
 }

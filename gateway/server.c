@@ -62,8 +62,10 @@ struct server {
     atomic_uint exited_async;
 };
 
-void server_worker_exited(struct server *s)
+/* A worker's loop ended (its exit callback, on the worker's thread). */
+static void worker_exited(void *arg)
 {
+    struct server *s = arg;
     atomic_fetch_add(&s->exited_async, 1);
     event_active(s->ev_done, EV_READ, 0);
 }
@@ -241,34 +243,33 @@ static int admin_metrics(void *arg, struct evbuffer *out)
     return metrics_render(ms, n, redis, s->draining, out);
 }
 
-int server_run(const char *conf_path, struct conf *conf)
+/*
+ * Everything before the loop: the conf reference, logs, signals, timers,
+ * worker threads, the admin listener, and READY=1. 0, or -1 (logged; the
+ * caller exits, which ends any thread already started).
+ */
+static int server_start(struct server *s, const char *conf_path, struct conf *conf)
 {
-    int rc = 1;
-    struct server *s = calloc(1, sizeof *s);
-    if (!s) {
-        conf_free(conf);
-        return 1;
-    }
     snprintf(s->conf_path, sizeof s->conf_path, "%s", conf_path);
     s->cref = confref_new(conf);
     if (!s->cref) {
         conf_free(conf);
-        goto out;
+        return -1;
     }
     log_set_level(conf->log_level);
     if (accesslog_open(conf->access_log) != 0) {
         log_error("access_log", "cannot open %s: %s", conf->access_log, strerror(errno));
-        goto out;
+        return -1;
     }
     if (evthread_use_pthreads() != 0) {
         log_error("start_failed", "libevent threading unavailable");
-        goto out;
+        return -1;
     }
     /* A client vanishing mid-write must cost an EPIPE, not the process. */
     signal(SIGPIPE, SIG_IGN);
     s->base = event_base_new();
     if (!s->base)
-        goto out;
+        return -1;
     s->ev_hup = evsignal_new(s->base, SIGHUP, signal_cb, s);
     s->ev_term = evsignal_new(s->base, SIGTERM, signal_cb, s);
     s->ev_int = evsignal_new(s->base, SIGINT, signal_cb, s);
@@ -278,7 +279,7 @@ int server_run(const char *conf_path, struct conf *conf)
     s->ev_stats = event_new(s->base, -1, EV_PERSIST, stats_cb, s);
     if (!s->ev_hup || !s->ev_term || !s->ev_int || !s->ev_usr1 || !s->ev_done || !s->ev_stop ||
         !s->ev_stats)
-        goto out;
+        return -1;
     event_add(s->ev_hup, NULL);
     event_add(s->ev_term, NULL);
     event_add(s->ev_int, NULL);
@@ -289,20 +290,20 @@ int server_run(const char *conf_path, struct conf *conf)
     s->n_workers = conf->workers ? conf->workers : 1;
     s->workers = calloc(s->n_workers, sizeof *s->workers);
     if (!s->workers)
-        goto out;
+        return -1;
     char err[1024];
     for (unsigned i = 0; i < s->n_workers; i++) {
-        if (worker_init(&s->workers[i], i, s, s->cref, err, sizeof err) != 0) {
+        if (worker_init(&s->workers[i], i, worker_exited, s, s->cref, err, sizeof err) != 0) {
             const char *fields[] = {"error", err, NULL};
             LOG_AT(CONF_LOG_ERROR, "start_failed", NULL, fields, "cannot start: %s", err);
             fprintf(stderr, "envelopd: %s\n", err);
-            goto out;
+            return -1;
         }
     }
     for (unsigned i = 0; i < s->n_workers; i++) {
         if (worker_start(&s->workers[i]) != 0) {
             log_error("start_failed", "cannot start worker thread %u", i);
-            goto out;  /* exit(1) below ends the threads already running */
+            return -1;  /* the caller's exit(1) ends the threads already running */
         }
     }
     if (conf->n_admin_listen) {
@@ -312,7 +313,7 @@ int server_run(const char *conf_path, struct conf *conf)
             const char *fields[] = {"error", err, NULL};
             LOG_AT(CONF_LOG_ERROR, "start_failed", NULL, fields, "cannot start: %s", err);
             fprintf(stderr, "envelopd: %s\n", err);
-            goto out;
+            return -1;
         }
     }
     char listens[1024] = "";
@@ -334,9 +335,12 @@ int server_run(const char *conf_path, struct conf *conf)
         if (s->ev_watchdog)
             event_add(s->ev_watchdog, &tv);
     }
+    return 0;
+}
 
-    event_base_dispatch(s->base);
-
+/* After the loop: join the workers, say so, and free what they held. */
+static void server_stop(struct server *s)
+{
     for (unsigned i = 0; i < s->n_workers; i++)
         worker_join(&s->workers[i]);
     unsigned long long total = 0;
@@ -345,10 +349,10 @@ int server_run(const char *conf_path, struct conf *conf)
     log_info("stop", "stopped after %llu request(s)", total);
     for (unsigned i = 0; i < s->n_workers; i++)
         worker_cleanup(&s->workers[i]);
-    rc = 0;
-out:
-    if (rc != 0)
-        exit(1);
+}
+
+static void server_free(struct server *s)
+{
     admin_free(s->admin);
     struct event *evs[] = {s->ev_hup, s->ev_term, s->ev_int, s->ev_usr1, s->ev_done,
                            s->ev_stop, s->ev_watchdog, s->ev_stats};
@@ -367,5 +371,19 @@ out:
     confref_put(s->cref);
     accesslog_close();
     free(s);
-    return rc;
+}
+
+int server_run(const char *conf_path, struct conf *conf)
+{
+    struct server *s = calloc(1, sizeof *s);
+    if (!s) {
+        conf_free(conf);
+        return 1;
+    }
+    if (server_start(s, conf_path, conf) != 0)
+        exit(1);
+    event_base_dispatch(s->base);
+    server_stop(s);
+    server_free(s);
+    return 0;
 }

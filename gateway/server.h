@@ -11,8 +11,4 @@
 /* Run until stopped; takes ownership of CONF. Returns the exit status. */
 int server_run(const char *conf_path, struct conf *conf);
 
-/* A worker's loop ended (called on the worker's thread). */
-struct server;
-void server_worker_exited(struct server *s);
-
 #endif

@@ -31,7 +31,6 @@
 #include "limiter.h"
 #include "listener.h"
 #include "log.h"
-#include "server.h"
 #include "upstream.h"
 
 struct confref *confref_new(struct conf *conf)
@@ -249,13 +248,14 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     accept_pause(w, true, CONF_LOG_ERROR, "accept_error", detail);
 }
 
-int worker_init(struct worker *w, unsigned id, struct server *s, struct confref *cref,
-                char *err, size_t errlen)
+int worker_init(struct worker *w, unsigned id, void (*on_exit)(void *), void *exit_arg,
+                struct confref *cref, char *err, size_t errlen)
 {
     const struct conf *conf = cref->conf;
     memset(w, 0, sizeof *w);
     w->id = id;
-    w->server = s;
+    w->on_exit = on_exit;
+    w->exit_arg = exit_arg;
     w->msg_fd[0] = w->msg_fd[1] = -1;
     LIST_INIT(&w->clients);
     struct event_config *cfg = event_config_new();
@@ -341,7 +341,7 @@ static void *worker_main(void *arg)
         accesslog_batch_end();
         event_free(log_ev);
     }
-    server_worker_exited(w->server);
+    w->on_exit(w->exit_arg);
     return NULL;
 }
 

@@ -38,12 +38,12 @@ struct gen {
     unsigned refs;          /* the worker's current pointer + each request */
 };
 
-struct server;
 struct client;
 
 struct worker {
     unsigned id;
-    struct server *server;
+    void (*on_exit)(void *arg);  /* called on the worker's thread when its loop ends */
+    void *exit_arg;
     struct event_base *base;
     pthread_t thread;
     struct gen *gen;
@@ -77,9 +77,10 @@ void worker_client_closed(struct worker *w);
 /* How long accepting stays paused after accept(2) failed (out of descriptors). */
 #define WORKER_ACCEPT_RETRY_MS 100
 
-/* Set up a worker on its own event base for CREF (listeners bound). 0 or -1 + err. */
-int worker_init(struct worker *w, unsigned id, struct server *s, struct confref *cref,
-                char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Set up a worker on its own event base for CREF (listeners bound); ON_EXIT(EXIT_ARG)
+ * runs on its thread when its loop ends. 0 or -1 + err. */
+int worker_init(struct worker *w, unsigned id, void (*on_exit)(void *), void *exit_arg,
+                struct confref *cref, char *err, size_t errlen) __attribute__((warn_unused_result));
 int worker_start(struct worker *w) __attribute__((warn_unused_result));
 /* Cross-thread requests, queued onto the worker's loop. */
 int worker_post_conf(struct worker *w, struct confref *cref);

@@ -324,6 +324,87 @@ static void test_unseen_shapes(void)
     CU_ASSERT_EQUAL(passed, total);
 }
 
+/* ---- key spellings --------------------------------------------------------------- */
+
+/*
+ * The recognizer's key tables hold each name once, folded (lower case, no
+ * '_', '-' or ' '); every spelling of it must still count. One row per
+ * spelling: status, JSON body, then the code, message and first field error
+ * ("field | message | type", "-" for no type) expected; NULL: none.
+ */
+static const struct spelling_case {
+    int status;
+    const char *body, *code, *message, *field;
+} spelling_cases[] = {
+    /* skipped subtrees: their message is never read */
+    {404, "{\"request_id\":{\"message\":\"Hidden text\"}}", NULL, NULL, NULL},
+    {404, "{\"requestId\":{\"message\":\"Hidden text\"}}", NULL, NULL, NULL},
+    {404, "{\"Request-ID\":{\"message\":\"Hidden text\"}}", NULL, NULL, NULL},
+    {404, "{\"trace_id\":{\"message\":\"Hidden text\"}}", NULL, NULL, NULL},
+    {404, "{\"traceId\":{\"message\":\"Hidden text\"}}", NULL, NULL, NULL},
+    {404, "{\"correlation_id\":{\"message\":\"Hidden text\"}}", NULL, NULL, NULL},
+    {404, "{\"correlationId\":{\"message\":\"Hidden text\"}}", NULL, NULL, NULL},
+    {404, "{\"inner_error\":{\"message\":\"Hidden text\"}}", NULL, NULL, NULL},
+    {404, "{\"innerError\":{\"message\":\"Hidden text\"}}", NULL, NULL, NULL},
+    {404, "{\"other\":{\"message\":\"Shown text\"}}", NULL, "Shown text", NULL},  /* control */
+    /* field maps */
+    {422, "{\"error\":1,\"field_errors\":{\"t\":[\"needed\"]}}", NULL, NULL, "t | needed | -"},
+    {422, "{\"error\":1,\"fieldErrors\":{\"t\":[\"needed\"]}}", NULL, NULL, "t | needed | -"},
+    {422, "{\"error\":1,\"validation_errors\":{\"t\":[\"needed\"]}}", NULL, NULL, "t | needed | -"},
+    {422, "{\"error\":1,\"validationErrors\":{\"t\":[\"needed\"]}}", NULL, NULL, "t | needed | -"},
+    {422, "{\"error\":1,\"invalid_params\":{\"t\":[\"needed\"]}}", NULL, NULL, "t | needed | -"},
+    {422, "{\"error\":1,\"invalidParams\":{\"t\":[\"needed\"]}}", NULL, NULL, "t | needed | -"},
+    {422, "{\"error\":1,\"other\":{\"t\":[\"needed\"]}}", NULL, NULL, NULL},  /* control */
+    /* field lists (an item's "name" names its field only in a list) */
+    {400, "{\"invalid_params\":[{\"name\":\"a\",\"reason\":\"low\"}]}", NULL, NULL, "a | low | -"},
+    {400, "{\"invalidParams\":[{\"name\":\"a\",\"reason\":\"low\"}]}", NULL, NULL, "a | low | -"},
+    {400, "{\"invalid-params\":[{\"name\":\"a\",\"reason\":\"low\"}]}", NULL, NULL, "a | low | -"},
+    {400, "{\"field_errors\":[{\"name\":\"a\",\"reason\":\"low\"}]}", NULL, NULL, "a | low | -"},
+    {400, "{\"fieldErrors\":[{\"name\":\"a\",\"reason\":\"low\"}]}", NULL, NULL, "a | low | -"},
+    {400, "{\"validation_errors\":[{\"name\":\"a\",\"reason\":\"low\"}]}", NULL, NULL, "a | low | -"},
+    {400, "{\"validationErrors\":[{\"name\":\"a\",\"reason\":\"low\"}]}", NULL, NULL, "a | low | -"},
+    {400, "{\"other\":[{\"name\":\"a\",\"reason\":\"low\"}]}", NULL, NULL, NULL},  /* control */
+    /* a field map's own errors */
+    {400, "{\"non_field_errors\":[\"Passwords differ\"]}", NULL, "Passwords differ", NULL},
+    {400, "{\"nonFieldErrors\":[\"Passwords differ\"]}", NULL, "Passwords differ", NULL},
+    /* message keys */
+    {404, "{\"error_message\":\"Task was not found\"}", NULL, "Task was not found", NULL},
+    {404, "{\"errorMessage\":\"Task was not found\"}", NULL, "Task was not found", NULL},
+    /* a field error's message and type */
+    {422, "{\"errors\":[{\"field\":\"t\",\"error_message\":\"needed\"}]}", NULL, NULL, "t | needed | -"},
+    {422, "{\"errors\":[{\"field\":\"t\",\"errorMessage\":\"needed\"}]}", NULL, NULL, "t | needed | -"},
+    {422, "{\"errors\":[{\"field\":\"t\",\"error_code\":\"missing\"}]}", NULL, NULL, "t | Missing | missing"},
+    {422, "{\"errors\":[{\"field\":\"t\",\"errorCode\":\"missing\"}]}", NULL, NULL, "t | Missing | missing"},
+    /* machine codes */
+    {404, "{\"error_code\":\"task_not_found\"}", "TASK_NOT_FOUND", NULL, NULL},
+    {404, "{\"errorCode\":\"task_not_found\"}", "TASK_NOT_FOUND", NULL, NULL},
+    {404, "{\"ErrorCode\":\"TaskNotFound\"}", "TASK_NOT_FOUND", NULL, NULL},
+};
+
+static void test_key_spellings(void)
+{
+    for (size_t i = 0; i < sizeof spelling_cases / sizeof spelling_cases[0]; i++) {
+        const struct spelling_case *k = &spelling_cases[i];
+        struct recognized r;
+        CU_ASSERT_EQUAL_FATAL(recognize_error(k->status, "application/json", k->body,
+                                              strlen(k->body), &r), 0);
+        char got[3 * RECOGNIZE_MAX_MESSAGE];
+        got[0] = '\0';
+        if (r.n_fields > 0)
+            snprintf(got, sizeof got, "%s | %s | %s", r.fields[0].field, r.fields[0].message,
+                     r.fields[0].type ? r.fields[0].type : "-");
+        bool ok = r.kind == RECOGNIZE_JSON && str_eq(k->code, r.code) &&
+                  str_eq(k->message, r.message) &&
+                  (k->field ? r.n_fields == 1 && strcmp(k->field, got) == 0 : r.n_fields == 0);
+        if (!ok)
+            fprintf(stderr, "\n  row %zu %s: code %s, message %s, %zu fields (%s)", i, k->body,
+                    r.code ? r.code : "(none)", r.message ? r.message : "(none)", r.n_fields,
+                    got);
+        CU_ASSERT_TRUE(ok);
+        recognized_free(&r);
+    }
+}
+
 /* ---- code normalization -------------------------------------------------------- */
 
 static void test_code_normalize(void)
@@ -538,20 +619,32 @@ static void test_invalid_inputs(void)
     recognized_free(&r);
 }
 
+/* One row per test: its suite (0: recognize, 1: recognize unseen shapes). */
+static const struct {
+    int suite;
+    const char *name;
+    CU_TestFunc fn;
+} recognize_tests[] = {
+    {0, "known shapes", test_known_shapes},
+    {0, "key spellings", test_key_spellings},
+    {0, "code normalize", test_code_normalize},
+    {0, "truncated bodies", test_truncated_bodies},
+    {0, "deep nesting", test_deep_nesting},
+    {0, "node cap", test_node_cap},
+    {0, "huge strings", test_huge_strings},
+    {0, "many fields", test_many_fields},
+    {0, "invalid inputs", test_invalid_inputs},
+    {1, "unseen shapes", test_unseen_shapes},
+};
+
 void test_register(void)
 {
-    CU_pSuite s = CU_add_suite("recognize", NULL, NULL);
-    if (s) {
-        CU_add_test(s, "known shapes", test_known_shapes);
-        CU_add_test(s, "code normalize", test_code_normalize);
-        CU_add_test(s, "truncated bodies", test_truncated_bodies);
-        CU_add_test(s, "deep nesting", test_deep_nesting);
-        CU_add_test(s, "node cap", test_node_cap);
-        CU_add_test(s, "huge strings", test_huge_strings);
-        CU_add_test(s, "many fields", test_many_fields);
-        CU_add_test(s, "invalid inputs", test_invalid_inputs);
-    }
-    CU_pSuite u = CU_add_suite("recognize unseen shapes", NULL, NULL);
-    if (u)
-        CU_add_test(u, "unseen shapes", test_unseen_shapes);
+    CU_pSuite suites[2] = {
+        CU_add_suite("recognize", NULL, NULL),
+        CU_add_suite("recognize unseen shapes", NULL, NULL),
+    };
+    for (size_t i = 0; i < sizeof recognize_tests / sizeof recognize_tests[0]; i++)
+        if (suites[recognize_tests[i].suite])
+            CU_add_test(suites[recognize_tests[i].suite], recognize_tests[i].name,
+                        recognize_tests[i].fn);
 }

@@ -1,6 +1,9 @@
 /*
- * accesslog: the per-request line. The target fd is process-wide and
- * swapped atomically on reopen, so workers never block each other.
+ * accesslog: the per-request line, its target and its batching. The line is
+ * written with jsonw into a per-thread buffer (no allocation per request)
+ * and escaped as every JSON line of the gateway is; the timestamp and the
+ * write come from log.c. The target fd is process-wide and swapped
+ * atomically on reopen, so workers never block each other.
  */
 #include "accesslog.h"
 
@@ -15,9 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "headbuf.h"
-#include "logjson.h"
-#include "utf8.h"
+#include "jsonw.h"
+#include "log.h"
 
 /*
  * Where lines go now, and whether it is a regular file, in one word so a
@@ -107,10 +109,11 @@ void accesslog_close(void)
 }
 
 /*
- * The line is built by hand into a per-thread buffer: with yajl and printf
- * it was a fifth of a proxied request's instructions. Every input is
- * bounded (path 1 KiB, strings from the conf 256 bytes), so a line never
- * exceeds the buffer; the guard below is belt and braces.
+ * The line is built into a per-thread buffer with jsonw's appends, its keys
+ * and punctuation as literals: with yajl and printf it was a fifth of a
+ * proxied request's instructions. Every input is bounded (path 1 KiB,
+ * strings from the conf 256 bytes), so a line never exceeds the buffer; a
+ * line that would (jsonw fails on a fixed buffer) is dropped, belt and braces.
  */
 #define LINE_CAP 16384
 
@@ -131,100 +134,27 @@ static _Thread_local struct {
     void *arm_arg;
 } batch;
 
-struct line {
-    char *p;
-    size_t n;
-    bool full;
-};
-
-static void put(struct line *l, const char *s, size_t n)
-{
-    if (l->full || l->n + n > LINE_CAP) {
-        l->full = true;
-        return;
-    }
-    memcpy(l->p + l->n, s, n);
-    l->n += n;
-}
-
-#define PUTLIT(l, s) put(l, s, sizeof(s) - 1)
-
-/* A JSON string: quoted, escaped, invalid UTF-8 replaced by U+FFFD. */
-static void put_str(struct line *l, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *u = (const unsigned char *)s;
-    PUTLIT(l, "\"");
-    size_t run = 0;  /* start of the pending run of bytes copied as is */
-    for (size_t i = 0; i < n;) {
-        unsigned char c = u[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t seq = c >= 0x80 ? utf8_seq(u + i, n - i) : 0;
-        if (seq) {
-            i += seq;
-            continue;
-        }
-        put(l, s + run, i - run);
-        if (c == '"') {
-            PUTLIT(l, "\\\"");
-        } else if (c == '\\') {
-            PUTLIT(l, "\\\\");
-        } else if (c < 0x20) {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            put(l, esc, sizeof esc);
-        } else {
-            PUTLIT(l, "\xef\xbf\xbd");
-        }
-        i++;
-        run = i;
-    }
-    put(l, s + run, n - run);
-    PUTLIT(l, "\"");
-}
-
-static void put_uint(struct line *l, unsigned long long v)
-{
-    char b[HB_U64_DIGITS];
-    char *s = hb_u64_digits(b + sizeof b, v);
-    put(l, s, (size_t)(b + sizeof b - s));
-}
-
-static void put_int(struct line *l, long long v)
-{
-    if (v < 0) {
-        PUTLIT(l, "-");
-        put_uint(l, (unsigned long long)(-(v + 1)) + 1);
-    } else {
-        put_uint(l, (unsigned long long)v);
-    }
-}
+#define PUTLIT(w, s) jsonw_put_raw(w, s, sizeof(s) - 1)
 
 /* Milliseconds with microsecond precision ("1.104"), from integer microseconds. */
-static void put_ms(struct line *l, double ms)
+static void put_ms(struct jsonw *w, double ms)
 {
     unsigned long long us = ms > 0 ? (unsigned long long)(ms * 1000.0 + 0.5) : 0;
-    put_uint(l, us / 1000);
+    jsonw_put_uint(w, us / 1000);
     char frac[4] = {'.', (char)('0' + us % 1000 / 100), (char)('0' + us % 100 / 10),
                     (char)('0' + us % 10)};
-    put(l, frac, sizeof frac);
+    jsonw_put_raw(w, frac, sizeof frac);
 }
 
-static void put_key(struct line *l, const char *key_with_punct, size_t n)
-{
-    put(l, key_with_punct, n);
-}
+/* A key with its punctuation, one literal: ,"KEY": */
+#define KEY(w, k) PUTLIT(w, ",\"" k "\":")
 
-#define KEY(l, k) put_key(l, ",\"" k "\":", sizeof(",\"" k "\":") - 1)
-
-static void put_opt_str(struct line *l, const char *s, size_t max)
+static void put_opt_str(struct jsonw *w, const char *s, size_t max)
 {
     if (s)
-        put_str(l, s, strnlen(s, max));
+        jsonw_put_string(w, s, strnlen(s, max));
     else
-        PUTLIT(l, "null");
+        PUTLIT(w, "null");
 }
 
 void accesslog_write(const struct access_entry *e)
@@ -233,11 +163,12 @@ void accesslog_write(const struct access_entry *e)
     int fd = target_fd(atomic_load_explicit(&al_target, memory_order_relaxed));
     if (fd < 0)
         return;
-    struct line l = {buf, 0, false};
+    struct jsonw l;
+    jsonw_init_fixed(&l, buf, sizeof buf);
     char ts[40];
-    logjson_timestamp(ts, sizeof ts);
+    log_timestamp(ts, sizeof ts);
     PUTLIT(&l, "{\"ts\":");
-    put_str(&l, ts, strlen(ts));
+    jsonw_put_string(&l, ts, strlen(ts));
     KEY(&l, "request_id");
     put_opt_str(&l, e->request_id, 256);
     KEY(&l, "client");
@@ -245,14 +176,14 @@ void accesslog_write(const struct access_entry *e)
     KEY(&l, "method");
     put_opt_str(&l, e->method, 64);
     KEY(&l, "path");
-    put_str(&l, e->path, e->path_len > 1024 ? 1024 : e->path_len);
+    jsonw_put_string(&l, e->path, e->path_len > 1024 ? 1024 : e->path_len);
     KEY(&l, "route");
     put_opt_str(&l, e->route, 256);
     KEY(&l, "status");
-    put_int(&l, e->status);
+    jsonw_put_int(&l, e->status);
     KEY(&l, "upstream_status");
     if (e->upstream_status)
-        put_int(&l, e->upstream_status);
+        jsonw_put_int(&l, e->upstream_status);
     else
         PUTLIT(&l, "null");
     KEY(&l, "upstream");
@@ -265,28 +196,28 @@ void accesslog_write(const struct access_entry *e)
     else
         PUTLIT(&l, "null");
     KEY(&l, "bytes_in");
-    put_uint(&l, e->bytes_in);
+    jsonw_put_uint(&l, e->bytes_in);
     KEY(&l, "bytes_out");
-    put_uint(&l, e->bytes_out);
+    jsonw_put_uint(&l, e->bytes_out);
     KEY(&l, "ratelimit_remaining");
     if (e->ratelimit_remaining >= 0)
-        put_int(&l, e->ratelimit_remaining);
+        jsonw_put_int(&l, e->ratelimit_remaining);
     else
         PUTLIT(&l, "null");
     KEY(&l, "error_code");
     put_opt_str(&l, e->error_code, 256);
     PUTLIT(&l, "}\n");
-    if (l.full)
+    if (l.failed)
         return;
     if (!batch.buf) {
-        logjson_write(fd, buf, l.n);
+        log_write_all(fd, buf, l.len);
         return;
     }
-    if (batch.n + l.n > BATCH_CAP)
+    if (batch.n + l.len > BATCH_CAP)
         accesslog_batch_flush();
     bool was_empty = batch.n == 0;
-    memcpy(batch.buf + batch.n, buf, l.n);
-    batch.n += l.n;
+    memcpy(batch.buf + batch.n, buf, l.len);
+    batch.n += l.len;
     if (was_empty)
         batch.arm(batch.arm_arg);
 }
@@ -313,7 +244,7 @@ void accesslog_batch_flush(void)
     int t = atomic_load_explicit(&al_target, memory_order_relaxed);
     int fd = target_fd(t);
     if (fd >= 0 && (t & 1)) {
-        logjson_write(fd, batch.buf, batch.n);
+        log_write_all(fd, batch.buf, batch.n);
     } else if (fd >= 0) {
         /* Pieces of at most PIPE_BUF bytes, cut after a newline, so no
          * other writer's line lands inside one of ours. */
@@ -328,7 +259,7 @@ void accesslog_batch_flush(void)
                 if (cut)
                     n = (size_t)(cut - p) + 1;
             }
-            logjson_write(fd, p, n);
+            log_write_all(fd, p, n);
             p += n;
         }
     }

@@ -1,7 +1,7 @@
 /*
  * envelope: renders the client-facing JSON error body in one of the six
  * profiles (nested, flat, simple, status, i18n, problem) with jsonw (the
- * text yajl_gen would write, see jsonw.h), and owns the status tables
+ * gateway's one JSON writer, see jsonw.h), and owns the status tables
  * (reason phrase, default machine code). Pure: no I/O, no global state.
  * Every string written is valid UTF-8 (invalid sequences become U+FFFD).
  */
@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
 
 #include "envelope.h"
 #include "jsonw.h"
@@ -149,56 +148,24 @@ const char *envelope_content_type(enum envelope_profile profile)
     return "application/json; charset=utf-8";
 }
 
-/* ---- string hygiene ---------------------------------------------------- */
+/* ---- members ------------------------------------------------------------ */
 
-
-/* The envelope's JSON goes through jsonw (see jsonw.h: yajl_gen's output,
- * byte for byte, at a fraction of its cost per string). */
+/* A string value; NULL is "". */
 static int gen_str(struct jsonw *g, const char *s)
 {
     return jsonw_string(g, s, s ? strlen(s) : 0);
 }
 
-static int gen_key(struct jsonw *g, const char *k)
-{
-    return jsonw_key(g, k);
-}
-
-static int gen_int(struct jsonw *g, long v)
-{
-    return jsonw_integer(g, v);
-}
-
-static int gen_map_open(struct jsonw *g)
-{
-    return jsonw_map_open(g);
-}
-
-static int gen_map_close(struct jsonw *g)
-{
-    return jsonw_map_close(g);
-}
-
-static int gen_array_open(struct jsonw *g)
-{
-    return jsonw_array_open(g);
-}
-
-static int gen_array_close(struct jsonw *g)
-{
-    return jsonw_array_close(g);
-}
-
 static int gen_kv_str(struct jsonw *g, const char *k, const char *v)
 {
-    if (gen_key(g, k) < 0 || gen_str(g, v) < 0)
+    if (jsonw_key(g, k) < 0 || gen_str(g, v) < 0)
         return -1;
     return 0;
 }
 
 static int gen_kv_int(struct jsonw *g, const char *k, long v)
 {
-    if (gen_key(g, k) < 0 || gen_int(g, v) < 0)
+    if (jsonw_key(g, k) < 0 || jsonw_integer(g, v) < 0)
         return -1;
     return 0;
 }
@@ -272,19 +239,19 @@ static const char *field_type(const struct envelope_field *f)
 /* [{"field","message","type"}...] (TYPE false: without "type"). */
 static int gen_field_array(struct jsonw *g, const struct envelope *e, bool with_type)
 {
-    if (gen_array_open(g) < 0)
+    if (jsonw_array_open(g) < 0)
         return -1;
     for (size_t i = 0; i < e->n_fields; i++) {
         const struct envelope_field *f = &e->fields[i];
-        if (gen_map_open(g) < 0 || gen_kv_str(g, "field", field_name(f)) < 0 ||
+        if (jsonw_map_open(g) < 0 || gen_kv_str(g, "field", field_name(f)) < 0 ||
             gen_kv_str(g, "message", field_message(f)) < 0)
             return -1;
         if (with_type && gen_kv_str(g, "type", field_type(f)) < 0)
             return -1;
-        if (gen_map_close(g) < 0)
+        if (jsonw_map_close(g) < 0)
             return -1;
     }
-    return gen_array_close(g);
+    return jsonw_array_close(g);
 }
 
 static bool field_seen_before(const struct envelope *e, size_t i)
@@ -308,17 +275,17 @@ static int gen_request_id(struct jsonw *g, const struct envelope *e)
 static int render_nested(struct jsonw *g, const struct envelope *e, const char *code,
                          const char *msg)
 {
-    if (gen_map_open(g) < 0 || gen_key(g, "error") < 0 || gen_map_open(g) < 0 ||
+    if (jsonw_map_open(g) < 0 || jsonw_key(g, "error") < 0 || jsonw_map_open(g) < 0 ||
         gen_kv_str(g, "code", code) < 0 || gen_kv_str(g, "message", msg) < 0 ||
-        gen_key(g, "details") < 0 || gen_map_open(g) < 0)
+        jsonw_key(g, "details") < 0 || jsonw_map_open(g) < 0)
         return -1;
     if (e->n_fields > 0) {
-        if (gen_key(g, "errors") < 0 || gen_field_array(g, e, true) < 0)
+        if (jsonw_key(g, "errors") < 0 || gen_field_array(g, e, true) < 0)
             return -1;
     }
     if (gen_limit_members(g, e) < 0 || gen_request_id(g, e) < 0)
         return -1;
-    if (gen_map_close(g) < 0 || gen_map_close(g) < 0 || gen_map_close(g) < 0)
+    if (jsonw_map_close(g) < 0 || jsonw_map_close(g) < 0 || jsonw_map_close(g) < 0)
         return -1;
     return 0;
 }
@@ -330,8 +297,8 @@ static int render_nested(struct jsonw *g, const struct envelope *e, const char *
  */
 static int render_flat(struct jsonw *g, const struct envelope *e, const char *code, const char *msg)
 {
-    if (gen_map_open(g) < 0 || gen_kv_str(g, "error", msg) < 0 ||
-        gen_kv_str(g, "code", code) < 0 || gen_key(g, "details") < 0 || gen_map_open(g) < 0)
+    if (jsonw_map_open(g) < 0 || gen_kv_str(g, "error", msg) < 0 ||
+        gen_kv_str(g, "code", code) < 0 || jsonw_key(g, "details") < 0 || jsonw_map_open(g) < 0)
         return -1;
     for (size_t i = 0; i < e->n_fields; i++) {
         const char *name = field_name(&e->fields[i]);
@@ -379,7 +346,7 @@ static int render_flat(struct jsonw *g, const struct envelope *e, const char *co
     }
     if (gen_limit_members(g, e) < 0 || gen_request_id(g, e) < 0)
         return -1;
-    if (gen_map_close(g) < 0 || gen_map_close(g) < 0)
+    if (jsonw_map_close(g) < 0 || jsonw_map_close(g) < 0)
         return -1;
     return 0;
 }
@@ -391,28 +358,28 @@ static int render_flat(struct jsonw *g, const struct envelope *e, const char *co
  */
 static int render_simple(struct jsonw *g, const struct envelope *e, const char *msg)
 {
-    if (gen_map_open(g) < 0 || gen_kv_str(g, "error", msg) < 0)
+    if (jsonw_map_open(g) < 0 || gen_kv_str(g, "error", msg) < 0)
         return -1;
     if (e->n_fields > 0) {
-        if (gen_key(g, "errors") < 0 || gen_map_open(g) < 0)
+        if (jsonw_key(g, "errors") < 0 || jsonw_map_open(g) < 0)
             return -1;
         for (size_t i = 0; i < e->n_fields; i++) {
             const char *name = field_name(&e->fields[i]);
             if (field_seen_before(e, i))
                 continue;
-            if (gen_key(g, name) < 0 || gen_array_open(g) < 0)
+            if (jsonw_key(g, name) < 0 || jsonw_array_open(g) < 0)
                 return -1;
             for (size_t j = i; j < e->n_fields; j++)
                 if (strcmp(field_name(&e->fields[j]), name) == 0 &&
                     gen_str(g, field_message(&e->fields[j])) < 0)
                     return -1;
-            if (gen_array_close(g) < 0)
+            if (jsonw_array_close(g) < 0)
                 return -1;
         }
-        if (gen_map_close(g) < 0)
+        if (jsonw_map_close(g) < 0)
             return -1;
     }
-    return gen_map_close(g);
+    return jsonw_map_close(g);
 }
 
 /*
@@ -422,26 +389,26 @@ static int render_simple(struct jsonw *g, const struct envelope *e, const char *
  */
 static int render_status(struct jsonw *g, const struct envelope *e, const char *msg)
 {
-    if (gen_map_open(g) < 0 || gen_kv_int(g, "code", e->status) < 0)
+    if (jsonw_map_open(g) < 0 || gen_kv_int(g, "code", e->status) < 0)
         return -1;
     if (e->n_fields == 0)
-        return gen_kv_str(g, "message", msg) < 0 ? -1 : gen_map_close(g);
+        return gen_kv_str(g, "message", msg) < 0 ? -1 : jsonw_map_close(g);
 
     if (gen_kv_str(g, "message", envelope_reason(e->status)) < 0 ||
         gen_kv_str(g, "cause", e->message ? msg : "Validation failed") < 0 ||
-        gen_key(g, "errors") < 0 || gen_array_open(g) < 0)
+        jsonw_key(g, "errors") < 0 || jsonw_array_open(g) < 0)
         return -1;
     for (size_t i = 0; i < e->n_fields; i++) {
         const struct envelope_field *f = &e->fields[i];
         const char *type = f->type && f->type[0] ? f->type : "invalid";
-        if (gen_map_open(g) < 0 || gen_kv_str(g, "resource", "Request") < 0 ||
+        if (jsonw_map_open(g) < 0 || gen_kv_str(g, "resource", "Request") < 0 ||
             gen_kv_str(g, "field", field_name(f)) < 0 || gen_kv_str(g, "code", type) < 0 ||
-            gen_kv_str(g, "message", field_message(f)) < 0 || gen_map_close(g) < 0)
+            gen_kv_str(g, "message", field_message(f)) < 0 || jsonw_map_close(g) < 0)
             return -1;
     }
-    if (gen_array_close(g) < 0)
+    if (jsonw_array_close(g) < 0)
         return -1;
-    return gen_map_close(g);
+    return jsonw_map_close(g);
 }
 
 /* "api-errors." + lowerCamelCase of CODE ("TICKET_NOT_FOUND" -> "ticketNotFound"). */
@@ -487,19 +454,19 @@ static int render_i18n(struct jsonw *g, const struct envelope *e, const char *co
     char *key = i18n_key(code);
     if (!key)
         return -1;
-    int rc = gen_map_open(g) < 0 || gen_kv_str(g, "key", key) < 0 ? -1 : 0;
+    int rc = jsonw_map_open(g) < 0 || gen_kv_str(g, "key", key) < 0 ? -1 : 0;
     free(key);
     if (rc < 0)
         return -1;
-    if (gen_key(g, "params") < 0 || gen_map_open(g) < 0)
+    if (jsonw_key(g, "params") < 0 || jsonw_map_open(g) < 0)
         return -1;
-    if (e->n_fields > 0 && (gen_key(g, "errors") < 0 || gen_field_array(g, e, true) < 0))
+    if (e->n_fields > 0 && (jsonw_key(g, "errors") < 0 || gen_field_array(g, e, true) < 0))
         return -1;
-    if (gen_limit_members(g, e) < 0 || gen_request_id(g, e) < 0 || gen_map_close(g) < 0)
+    if (gen_limit_members(g, e) < 0 || gen_request_id(g, e) < 0 || jsonw_map_close(g) < 0)
         return -1;
     if (gen_kv_str(g, "fallbackMessage", msg) < 0)
         return -1;
-    return gen_map_close(g);
+    return jsonw_map_close(g);
 }
 
 /*
@@ -510,16 +477,16 @@ static int render_i18n(struct jsonw *g, const struct envelope *e, const char *co
 static int render_problem(struct jsonw *g, const struct envelope *e, const char *code,
                           const char *msg)
 {
-    if (gen_map_open(g) < 0 || gen_kv_str(g, "type", "about:blank") < 0 ||
+    if (jsonw_map_open(g) < 0 || gen_kv_str(g, "type", "about:blank") < 0 ||
         gen_kv_str(g, "title", envelope_reason(e->status)) < 0 ||
         gen_kv_int(g, "status", e->status) < 0 || gen_kv_str(g, "detail", msg) < 0 ||
         gen_kv_str(g, "code", code) < 0 || gen_request_id(g, e) < 0)
         return -1;
-    if (e->n_fields > 0 && (gen_key(g, "errors") < 0 || gen_field_array(g, e, false) < 0))
+    if (e->n_fields > 0 && (jsonw_key(g, "errors") < 0 || gen_field_array(g, e, false) < 0))
         return -1;
     if (gen_limit_members(g, e) < 0)
         return -1;
-    return gen_map_close(g);
+    return jsonw_map_close(g);
 }
 
 int envelope_render(const struct envelope *e, enum envelope_profile profile, char **body,

@@ -1,6 +1,7 @@
 /*
- * jsonw: JSON text the way yajl_gen writes it, without its per-string cost;
- * see jsonw.h for why it exists.
+ * jsonw: writes JSON text into a growing heap buffer or a fixed caller's
+ * buffer, and owns the gateway's one string escaper (put_string); see
+ * jsonw.h for the escaping convention and why it exists.
  */
 #include "jsonw.h"
 
@@ -25,21 +26,31 @@ void jsonw_init(struct jsonw *w)
     w->level[0] = JW_TOP;
 }
 
+void jsonw_init_fixed(struct jsonw *w, char *buf, size_t cap)
+{
+    jsonw_init(w);
+    w->buf = buf;
+    w->cap = cap;
+    w->fixed = true;
+}
+
 void jsonw_free(struct jsonw *w)
 {
-    free(w->buf);
+    if (!w->fixed)
+        free(w->buf);
     w->buf = NULL;
     w->len = w->cap = 0;
 }
 
-/* Room for N more bytes; false (and failed) past JSONW_MAX_SIZE or OOM. */
+/* Room for N more bytes; false (and failed) past a fixed buffer, past
+ * JSONW_MAX_SIZE, or out of memory. */
 static bool room(struct jsonw *w, size_t n)
 {
     if (w->failed)
         return false;
     if (n <= w->cap - w->len)
         return true;
-    if (n > JSONW_MAX_SIZE - w->len) {
+    if (w->fixed || n > JSONW_MAX_SIZE - w->len) {
         w->failed = true;
         return false;
     }
@@ -72,6 +83,12 @@ static void put_c(struct jsonw *w, char c)
         w->buf[w->len++] = c;
 }
 
+void jsonw_put_raw_slow(struct jsonw *w, const char *s, size_t n)
+{
+    if (n > 0)   /* a heap text may have no buffer yet: no memcpy to NULL */
+        put(w, s, n);
+}
+
 /* Before a value (not a key): the separator its place needs. */
 static int before_value(struct jsonw *w)
 {
@@ -94,10 +111,10 @@ static int before_value(struct jsonw *w)
     return w->failed ? -1 : 0;
 }
 
-/* S as a JSON string: yajl's escapes, invalid UTF-8 as U+FFFD. */
+/* S as a JSON string: the escapes of jsonw.h, invalid UTF-8 as U+FFFD. */
 static void put_string(struct jsonw *w, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789ABCDEF";
+    static const char hex[] = "0123456789abcdef";
     /* Bytes copied as they are: printable ASCII but the quote and backslash. */
     static const bool plain[256] = {
         [0x20 ... 0x21] = true, [0x23 ... 0x5b] = true, [0x5d ... 0x7f] = true,
@@ -138,6 +155,34 @@ static void put_string(struct jsonw *w, const char *s, size_t n)
     }
     put(w, s + run, n - run);
     put_c(w, '"');
+}
+
+void jsonw_put_string(struct jsonw *w, const char *s, size_t n)
+{
+    put_string(w, s ? s : "", s ? n : 0);
+}
+
+void jsonw_put_uint(struct jsonw *w, unsigned long long v)
+{
+    char d[HB_U64_DIGITS];
+    char *e = d + sizeof d;
+    char *p = hb_u64_digits(e, v);
+    put(w, p, (size_t)(e - p));
+}
+
+static void put_int(struct jsonw *w, long long v)
+{
+    char d[HB_U64_DIGITS + 1];
+    char *e = d + sizeof d;
+    char *p = hb_u64_digits(e, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v);
+    if (v < 0)
+        *--p = '-';
+    put(w, p, (size_t)(e - p));
+}
+
+void jsonw_put_int(struct jsonw *w, long long v)
+{
+    put_int(w, v);
 }
 
 static int open_level(struct jsonw *w, char c, uint8_t st)
@@ -214,18 +259,13 @@ int jsonw_integer(struct jsonw *w, long long v)
 {
     if (before_value(w) < 0)
         return -1;
-    char d[HB_U64_DIGITS + 1];
-    char *e = d + sizeof d;
-    char *p = hb_u64_digits(e, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v);
-    if (v < 0)
-        *--p = '-';
-    put(w, p, (size_t)(e - p));
+    put_int(w, v);
     return w->failed ? -1 : 0;
 }
 
 int jsonw_take(struct jsonw *w, char **buf, size_t *len)
 {
-    if (w->failed || w->depth != 0 || !w->buf) {
+    if (w->failed || w->depth != 0 || !w->buf || w->fixed) {
         jsonw_free(w);
         return -1;
     }

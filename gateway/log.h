@@ -1,14 +1,17 @@
 /*
  * log: event lines, one JSON object per line on stdout
- * ({"ts","level","event","message", extra fields...}). The level check is a
- * macro so that arguments of a disabled line are never evaluated. Lines are
- * written with one write(2) each so threads never interleave within a line.
- * Never pass a token or a request body here.
+ * ({"ts","level","event","message", extra fields...}), and the two pieces
+ * every JSON line of the gateway shares (the access line too): the RFC 3339
+ * timestamp and the whole-buffer write. The level check is a macro so that
+ * arguments of a disabled line are never evaluated. Lines are written with
+ * one write(2) each so threads never interleave within a line. Never pass a
+ * token or a request body here.
  */
 #ifndef ENVELOPD_LOG_H
 #define ENVELOPD_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "conf.h"
 
@@ -41,5 +44,12 @@ void log_emit(enum conf_log_level level, const char *event, const char *request_
 
 /* Write LEN bytes (a complete line, newline included) to the log fd, retrying on EINTR. */
 void log_write_line(const char *line, size_t len);
+
+/* write(2) all of BUF to FD, retrying on EINTR and short writes; a failure
+ * is dropped (there is nowhere left to report it). */
+void log_write_all(int fd, const char *buf, size_t len);
+
+/* Now, UTC, as "2026-11-21T23:23:41.123Z" into BUF (CAP >= 25, else ""). */
+void log_timestamp(char *buf, size_t cap);
 
 #endif

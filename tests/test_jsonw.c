@@ -1,13 +1,17 @@
 /*
- * test_jsonw: the envelope's JSON writer must write what yajl_gen writes,
- * byte for byte: the same calls go to both and the texts are compared
- * (every byte value in a string, escapes, nesting, separators, integers to
- * the extremes), with one difference by design: invalid UTF-8 becomes
- * U+FFFD instead of passing through. Misuse and limits fail and stay
- * failed: a value where a key belongs, unbalanced closes, nesting past
- * JSONW_MAX_DEPTH, an unfinished text.
+ * test_jsonw: the gateway's one JSON writer. yajl_gen is the oracle: the
+ * same calls go to both and the texts are compared byte for byte (every
+ * byte value in a string, escapes, nesting, separators, integers to the
+ * extremes), with two differences by design: invalid UTF-8 becomes U+FFFD
+ * instead of passing through, and a \u00XX escape has lower-case hex
+ * (yajl_gen writes upper case). The escaper's table pins every escape, one
+ * row per case. Misuse and limits fail and stay failed: a value where a
+ * key belongs, unbalanced closes, nesting past JSONW_MAX_DEPTH, an
+ * unfinished text, a fixed buffer too small.
  */
+#include <ctype.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +77,25 @@ static void p_int(struct pair *p, long long v)
     CU_ASSERT_EQUAL(yajl_gen_integer(p->g, v), yajl_gen_status_ok);
 }
 
+/* yajl_gen's text with the hex digits of its \u00XX escapes in lower case:
+ * what jsonw writes for the same calls (caller frees). */
+static char *yajl_lower_hex(const unsigned char *yb, size_t yl)
+{
+    char *t = malloc(yl + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    memcpy(t, yb, yl);
+    t[yl] = '\0';
+    for (size_t i = 0; i + 1 < yl; i++) {
+        if (t[i] != '\\')
+            continue;
+        if (t[i + 1] == 'u' && i + 5 < yl)
+            for (size_t k = i + 2; k < i + 6; k++)
+                t[k] = (char)tolower((unsigned char)t[k]);
+        i++;  /* past the escaped character: "\\u" is not an escape */
+    }
+    return t;
+}
+
 /* Both texts equal; frees both. */
 static void pair_check(struct pair *p)
 {
@@ -82,8 +105,10 @@ static void pair_check(struct pair *p)
     char *b = NULL;
     size_t l = 0;
     CU_ASSERT_EQUAL_FATAL(jsonw_take(&p->w, &b, &l), 0);
+    char *want = yajl_lower_hex(yb, yl);
     CU_ASSERT_EQUAL(l, yl);
-    CU_ASSERT(l == yl && memcmp(b, yb, l) == 0);
+    CU_ASSERT(l == yl && memcmp(b, want, l) == 0);
+    free(want);
     free(b);
     jsonw_free(&p->w);
     yajl_gen_free(p->g);
@@ -272,15 +297,136 @@ static void test_size_bound(void)
     free(s);
 }
 
+/* ---- the escaper, one row per case --------------------------------------- */
+
+/* IN with its length (NUL bytes count), and the JSON string it becomes. */
+#define IN(s) s, sizeof(s) - 1
+
+static const struct escape_case {
+    const char *in;
+    size_t len;
+    const char *want;
+} escape_cases[] = {
+    {IN(""), "\"\""},
+    {IN("plain text"), "\"plain text\""},
+    {IN("\""), "\"\\\"\""},                              /* short escapes */
+    {IN("\\"), "\"\\\\\""},
+    {IN("\b"), "\"\\b\""},
+    {IN("\f"), "\"\\f\""},
+    {IN("\n"), "\"\\n\""},
+    {IN("\r"), "\"\\r\""},
+    {IN("\t"), "\"\\t\""},
+    {IN("\0"), "\"\\u0000\""},                           /* other controls: lower-case hex */
+    {IN("\x01"), "\"\\u0001\""},
+    {IN("\x0b"), "\"\\u000b\""},
+    {IN("\x0e"), "\"\\u000e\""},
+    {IN("\x1b"), "\"\\u001b\""},
+    {IN("\x1f"), "\"\\u001f\""},
+    {IN(" "), "\" \""},                                  /* as they are */
+    {IN("/"), "\"/\""},
+    {IN("'<>&"), "\"'<>&\""},
+    {IN("\x7f"), "\"\x7f\""},
+    {IN("caf\xc3\xa9"), "\"caf\xc3\xa9\""},              /* valid UTF-8 as it is */
+    {IN("\xe2\x82\xac"), "\"\xe2\x82\xac\""},
+    {IN("\xef\xbf\xbd"), "\"\xef\xbf\xbd\""},
+    {IN("\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\""},
+    {IN("\xf4\x8f\xbf\xbf"), "\"\xf4\x8f\xbf\xbf\""},
+    {IN("\x80"), "\"\xef\xbf\xbd\""},                    /* U+FFFD per invalid byte */
+    {IN("\xc3"), "\"\xef\xbf\xbd\""},
+    {IN("\xc3(x"), "\"\xef\xbf\xbd(x\""},
+    {IN("\xc0\xaf"), "\"\xef\xbf\xbd\xef\xbf\xbd\""},
+    {IN("\xff\xfe"), "\"\xef\xbf\xbd\xef\xbf\xbd\""},
+    {IN("\xed\xa0\x80"), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
+    {IN("\xf4\x90\x80\x80"), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
+    {IN("\xe2\x82"), "\"\xef\xbf\xbd\xef\xbf\xbd\""},
+    {IN("a\"b\\c\nd\x01" "e\xff/f"), "\"a\\\"b\\\\c\\nd\\u0001e\xef\xbf\xbd/f\""},
+};
+
+static void test_escape_table(void)
+{
+    for (size_t i = 0; i < sizeof escape_cases / sizeof escape_cases[0]; i++) {
+        const struct escape_case *c = &escape_cases[i];
+        char buf[64];
+        struct jsonw w;
+        jsonw_init_fixed(&w, buf, sizeof buf);
+        jsonw_put_string(&w, c->in, c->len);
+        bool ok = !w.failed && w.len == strlen(c->want) && memcmp(buf, c->want, w.len) == 0;
+        if (!ok)
+            fprintf(stderr, "\n  row %zu: got %.*s, want %s", i, (int)w.len, buf, c->want);
+        CU_ASSERT_TRUE(ok);
+        /* the structured call writes the same bytes, on the heap */
+        jsonw_init(&w);
+        CU_ASSERT_EQUAL(jsonw_string(&w, c->in, c->len), 0);
+        char *b = NULL;
+        size_t l = 0;
+        CU_ASSERT_EQUAL_FATAL(jsonw_take(&w, &b, &l), 0);
+        CU_ASSERT(l == strlen(c->want) && memcmp(b, c->want, l) == 0);
+        free(b);
+    }
+}
+
+/* A fixed buffer: no allocation, exactly full is fine, one byte more fails
+ * and stays failed; appends without structure. */
+static void test_fixed_and_appends(void)
+{
+    char buf[16];
+    struct jsonw w;
+    jsonw_init_fixed(&w, buf, sizeof buf);
+    jsonw_put_raw(&w, "{\"n\":", 5);
+    jsonw_put_int(&w, -42);
+    jsonw_put_raw(&w, ",\"u\":", 5);
+    jsonw_put_uint(&w, 7);
+    jsonw_put_raw(&w, "}", 1);
+    CU_ASSERT_FALSE(w.failed);
+    CU_ASSERT_EQUAL(w.len, 15);
+    CU_ASSERT(memcmp(buf, "{\"n\":-42,\"u\":7}", 15) == 0);
+    jsonw_put_raw(&w, "\n", 1);   /* exactly full */
+    CU_ASSERT_FALSE(w.failed);
+    CU_ASSERT_EQUAL(w.len, 16);
+    jsonw_put_raw(&w, "x", 1);    /* one past */
+    CU_ASSERT_TRUE(w.failed);
+    jsonw_put_raw(&w, "", 0);
+    jsonw_put_string(&w, "s", 1);
+    CU_ASSERT_EQUAL(w.len, 16);   /* nothing more once failed */
+    CU_ASSERT_EQUAL(jsonw_map_open(&w), -1);
+    char *b = NULL;
+    size_t l = 0;
+    CU_ASSERT_EQUAL(jsonw_take(&w, &b, &l), -1);   /* a fixed text is never handed out */
+
+    /* a string that does not fit fails the whole text */
+    jsonw_init_fixed(&w, buf, sizeof buf);
+    jsonw_put_string(&w, "\x01\x02\x03", 3);      /* 20 bytes escaped */
+    CU_ASSERT_TRUE(w.failed);
+
+    /* integers to the extremes, appended */
+    static const struct { long long v; const char *want; } ints[] = {
+        {0, "0"}, {-1, "-1"}, {LLONG_MAX, "9223372036854775807"},
+        {LLONG_MIN, "-9223372036854775808"},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        char d[32];
+        jsonw_init_fixed(&w, d, sizeof d);
+        jsonw_put_int(&w, ints[i].v);
+        CU_ASSERT(!w.failed && w.len == strlen(ints[i].want) &&
+                  memcmp(d, ints[i].want, w.len) == 0);
+    }
+    char d[32];
+    jsonw_init_fixed(&w, d, sizeof d);
+    jsonw_put_uint(&w, ULLONG_MAX);
+    CU_ASSERT(!w.failed && w.len == 20 && memcmp(d, "18446744073709551615", 20) == 0);
+}
+
 void test_register(void)
 {
     CU_pSuite s = CU_add_suite("jsonw", NULL, NULL);
     if (!s)
         return;
-    CU_add_test(s, "every byte as yajl_gen writes it", test_every_byte);
+    CU_add_test(s, "every byte as yajl_gen writes it (hex in lower case)", test_every_byte);
     CU_add_test(s, "structure, separators, integers as yajl_gen", test_structure);
     CU_add_test(s, "invalid UTF-8 repaired, NULL as empty", test_repair);
     CU_add_test(s, "misuse fails and stays failed", test_misuse);
     CU_add_test(s, "nesting bound", test_depth);
     CU_add_test(s, "size bound", test_size_bound);
+    CU_add_test(s, "escaper table", test_escape_table);
+    CU_add_test(s, "fixed buffer and appends", test_fixed_and_appends);
 }

@@ -4,7 +4,8 @@
  * with yajl_tree and checked key by key: valid JSON even for hostile paths
  * (invalid UTF-8 becomes U+FFFD, quotes and controls escaped), bounded for
  * huge ones, one line per write even from several threads, and the level
- * macros never evaluate arguments of a disabled line.
+ * macros never evaluate arguments of a disabled line. Both kinds of line
+ * escape a string byte for byte as jsonw (the envelope's writer) does.
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -20,6 +21,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "accesslog.h"
+#include "jsonw.h"
 #include "log.h"
 
 void test_register(void);
@@ -207,6 +209,22 @@ static void test_event_escaping(void)
     v = one_line();
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
     CU_ASSERT_TRUE(strlen(str_at(v, "message")) < sizeof big - 1);
+    yajl_tree_free(v);
+}
+
+/* A field longer than the line buffer on the stack (never one of ours):
+ * still one whole line, in one write, nothing cut. */
+static void test_event_long_field(void)
+{
+    static char big[20001];
+    memset(big, 'f', sizeof big - 1);
+    big[sizeof big / 2] = '\n';   /* escaped: two bytes in the line */
+    const char *fields[] = {"big", big, NULL};
+    log_emit(CONF_LOG_INFO, "t", NULL, fields, "long");
+    yajl_val v = one_line();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    const char *got = str_at(v, "big");
+    CU_ASSERT_TRUE(got && strcmp(got, big) == 0);
     yajl_tree_free(v);
 }
 
@@ -706,24 +724,113 @@ static void test_access_batch_pipe_pieces(void)
     CU_ASSERT_EQUAL(accesslog_open(al_path), 0);
 }
 
+/* ---- one escaper for every line ------------------------------------------- */
+
+/* Values as an event field and as an access line's path, one row per case:
+ * both lines must hold exactly the bytes jsonw writes for the string (the
+ * envelope's writer), so the three outputs cannot escape differently. */
+static const char *const same_escape_cases[] = {
+    "plain",
+    "tab\there",
+    "nl\ncr\rff\fbs\b",
+    "ctl\x01\x0b\x1b\x1f",
+    "quote\"back\\slash/",
+    "bad\xff\xc3(",
+    "caf\xc3\xa9 \xf0\x9f\x98\x80",
+    "del\x7f",
+    "surrogate\xed\xa0\x80",
+};
+
+/* The JSON string jsonw writes for S, NUL-terminated, into BUF. */
+static void jsonw_text(const char *s, char *buf, size_t size)
+{
+    struct jsonw w;
+    jsonw_init_fixed(&w, buf, size - 1);
+    jsonw_put_string(&w, s, strlen(s));
+    CU_ASSERT_FATAL(!w.failed);
+    buf[w.len] = '\0';
+}
+
+/* Does LINE hold "KEY": followed by exactly WANT? */
+static bool member_is(const char *line, const char *key, const char *want)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = line ? strstr(line, k) : NULL;
+    return p && strncmp(p + strlen(k), want, strlen(want)) == 0;
+}
+
+static void test_event_same_escaper(void)
+{
+    for (size_t i = 0; i < sizeof same_escape_cases / sizeof same_escape_cases[0]; i++) {
+        char want[256];
+        jsonw_text(same_escape_cases[i], want, sizeof want);
+        const char *fields[] = {"v", same_escape_cases[i], NULL};
+        log_emit(CONF_LOG_INFO, "t", NULL, fields, "x");
+        size_t len;
+        char *s = drain(&len);
+        bool ok = member_is(s, "v", want);
+        if (!ok)
+            fprintf(stderr, "\n  row %zu: %s, want %s", i, s ? s : "(nothing)", want);
+        CU_ASSERT_TRUE(ok);
+        free(s);
+    }
+}
+
+static void test_access_same_escaper(void)
+{
+    for (size_t i = 0; i < sizeof same_escape_cases / sizeof same_escape_cases[0]; i++) {
+        char want[256];
+        jsonw_text(same_escape_cases[i], want, sizeof want);
+        struct access_entry e = {
+            .request_id = "r5", .client = "c", .method = "GET", .path = same_escape_cases[i],
+            .path_len = strlen(same_escape_cases[i]), .status = 400, .upstream_ms = -1,
+            .ratelimit_remaining = -1,
+        };
+        accesslog_write(&e);
+        FILE *f = fopen(al_path, "r");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        char line[1024] = "";
+        bool got = fgets(line, sizeof line, f) != NULL;
+        fclose(f);
+        CU_ASSERT_EQUAL(truncate(al_path, 0), 0);
+        bool ok = got && member_is(line, "path", want);
+        if (!ok)
+            fprintf(stderr, "\n  row %zu: %s, want %s", i, line, want);
+        CU_ASSERT_TRUE(ok);
+    }
+}
+
+/* One row per test: its suite (0: log, 1: accesslog), name and function. */
+static const struct {
+    int suite;
+    const char *name;
+    CU_TestFunc fn;
+} log_tests[] = {
+    {0, "event line keys", test_event_line},
+    {0, "escaping and UTF-8 repair", test_event_escaping},
+    {0, "escaped as jsonw escapes", test_event_same_escaper},
+    {0, "a line longer than the stack buffer", test_event_long_field},
+    {0, "levels", test_levels},
+    {0, "threads: whole lines", test_threads},
+    {1, "all fields", test_access_full},
+    {1, "nulls", test_access_nulls},
+    {1, "hostile path", test_access_hostile_path},
+    {1, "escaped as jsonw escapes", test_access_same_escaper},
+    {1, "long path bounded", test_access_long_path},
+    {1, "off and reopen", test_access_off_and_reopen},
+    {1, "batch: one write per flush", test_access_batch},
+    {1, "batch: bounded, lines whole", test_access_batch_bounded},
+    {1, "batch: PIPE_BUF pieces to a pipe", test_access_batch_pipe_pieces},
+};
+
 void test_register(void)
 {
-    CU_pSuite s = CU_add_suite("log", log_suite_init, log_suite_clean);
-    if (!s)
-        return;
-    CU_add_test(s, "event line keys", test_event_line);
-    CU_add_test(s, "escaping and UTF-8 repair", test_event_escaping);
-    CU_add_test(s, "levels", test_levels);
-    CU_add_test(s, "threads: whole lines", test_threads);
-    CU_pSuite a = CU_add_suite("accesslog", access_suite_init, access_suite_clean);
-    if (!a)
-        return;
-    CU_add_test(a, "all fields", test_access_full);
-    CU_add_test(a, "nulls", test_access_nulls);
-    CU_add_test(a, "hostile path", test_access_hostile_path);
-    CU_add_test(a, "long path bounded", test_access_long_path);
-    CU_add_test(a, "off and reopen", test_access_off_and_reopen);
-    CU_add_test(a, "batch: one write per flush", test_access_batch);
-    CU_add_test(a, "batch: bounded, lines whole", test_access_batch_bounded);
-    CU_add_test(a, "batch: PIPE_BUF pieces to a pipe", test_access_batch_pipe_pieces);
+    CU_pSuite suites[2] = {
+        CU_add_suite("log", log_suite_init, log_suite_clean),
+        CU_add_suite("accesslog", access_suite_init, access_suite_clean),
+    };
+    for (size_t i = 0; i < sizeof log_tests / sizeof log_tests[0]; i++)
+        if (suites[log_tests[i].suite])
+            CU_add_test(suites[log_tests[i].suite], log_tests[i].name, log_tests[i].fn);
 }

@@ -121,9 +121,9 @@ LEAK_RE = re.compile(r"^(Direct|Indirect) leak of .*?(?=^\s*$|^SUMMARY)", re.M |
 
 def known_exit_leak(stderr, cut=False):
     """True when STDERR holds a LeakSanitizer report and nothing else from a
-    sanitizer, and every leak in it is the per-thread yajl generator of
-    gateway/logjson.c (a worker thread's _Thread_local yajl_gen is never
-    freed when the thread ends). That known gateway bug turns exit 0 into
+    sanitizer, and every leak in it is the per-thread yajl generator the
+    event-line writer once kept (gone since event lines are written with
+    jsonw; kept here so an old binary still reads right). That bug turned exit 0 into
     LeakSanitizer's failure status in the sanitizer build; any other leak or
     sanitizer error still fails the test. CUT: the exit followed a
     shutdown_timeout cut, after which the gateway leaves the cut connections

@@ -25,30 +25,11 @@
 
 #include <http_parser.h>
 
+#include "fuzzsplit.h"
 #include "httphead.h"
 #include "httpreq.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static uint32_t rng_next(uint32_t *s)
-{
-    /* xorshift32: deterministic per input, so crashes reproduce */
-    uint32_t x = *s ? *s : 0x9e3779b9u;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return x;
-}
-
-static size_t piece(uint32_t *s, size_t left)
-{
-    if (left == 0)
-        return 0;
-    uint32_t r = rng_next(s);
-    size_t n = (r & 3) == 0 ? 1 : (size_t)(r >> 8) % 64 + 1;
-    return n < left ? n : left;
-}
 
 static void inside(const char *base, size_t len, const char *p, size_t n)
 {
@@ -148,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned state = 0;
     long end = 0;
     while (avail < len) {
-        avail += piece(&seed, len - avail);
+        avail += fuzz_piece(&seed, len - avail);
         end = httpreq_head_end(buf, avail, max_header, &pos, &state);
         if (end != 0)
             break;
@@ -232,7 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                       max_body, on_data, &sum);
         size_t off = hlen;
         while (!b.done) {
-            size_t n = piece(&seed, len - off);
+            size_t n = fuzz_piece(&seed, len - off);
             size_t used = httpbody_feed(&b, n ? buf + off : NULL, n);
             if (used == (size_t)-1)
                 break;

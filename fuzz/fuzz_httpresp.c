@@ -9,29 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzzsplit.h"
 #include "httphead.h"
 #include "httpresp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static uint32_t rng_next(uint32_t *s)
-{
-    uint32_t x = *s ? *s : 0x9e3779b9u;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return x;
-}
-
-static size_t piece(uint32_t *s, size_t left)
-{
-    if (left == 0)
-        return 0;
-    uint32_t r = rng_next(s);
-    size_t n = (r & 3) == 0 ? 1 : (size_t)(r >> 8) % 64 + 1;
-    return n < left ? n : left;
-}
 
 static int on_data(void *arg, const char *at, size_t len)
 {
@@ -64,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t pos = 0, avail = 0, end = 0;
     unsigned state = 0;
     while (avail < limit && end == 0) {
-        avail += piece(&seed, limit - avail);
+        avail += fuzz_piece(&seed, limit - avail);
         end = httphead_scan(buf, avail, &pos, &state);
     }
     if (end != once || end > limit)
@@ -110,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                       r.content_length, max_body, on_data, &sum);
         size_t off = end;
         while (!b.done) {
-            size_t n = piece(&seed, len - off);
+            size_t n = fuzz_piece(&seed, len - off);
             size_t used = httpbody_feed(&b, n ? buf + off : NULL, n);
             if (used == (size_t)-1)
                 break;

@@ -855,11 +855,18 @@ class HeadFraming(AttackCase):
         self.assertClosedAfter(res, 400, "BAD_REQUEST")
         self.assertNothingForwarded(up, settle=0.3, since=n0)
 
+    def reject_each(self, heads):
+        """Each of HEADS on its own connection: a 400, and nothing forwarded."""
+        gw, up = self.start()
+        for data in heads:
+            with self.subTest(data=data):
+                self.reject(gw, up, data)
+        self.assertServing(gw)
+
     def test_bare_cr_in_head_400(self):
         """Attack 6: a bare CR splits the head into two requests for http_parser."""
-        gw, up = self.start()
         smuggled = b"GET /all/smuggled HTTP/1.1\r\nHost: h\r\n\r\n"
-        for data in (
+        self.reject_each((
                 b"GET /all/a HTTP/1.1\r\nHost: h\r\nX: y\n\rZ: w\r\n\r\n",
                 b"GET /all/a HTTP/1.1\r\nHost: h\r\nX: y\n\r" + smuggled,
                 b"GET /all/a HTTP/1.1\r\nHost: h\r\nName:\r<x>\r\n\r\n",
@@ -870,26 +877,19 @@ class HeadFraming(AttackCase):
                 b"GET /all/a HTTP/1.1\r\nHost: h\r\n\r" + smuggled,
                 b"GET /all/a HTTP/1.1\r\nX\r: 1\r\nHost: h\r\n\r\n",
                 b"GET /all/a HTTP/1.1\rHost: h\r\n\r\n",
-                b"GET /all/a\r HTTP/1.1\r\nHost: h\r\n\r\n"):
-            with self.subTest(data=data):
-                self.reject(gw, up, data)
-        self.assertServing(gw)
+                b"GET /all/a\r HTTP/1.1\r\nHost: h\r\n\r\n"))
 
     def test_obs_fold_400(self):
         """Attack 6: obs-fold (a line starting with SP or HTAB) joins lines for one
         parser only."""
-        gw, up = self.start()
-        for data in (
+        self.reject_each((
                 b"GET /all/a HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n",
                 b"GET /all/a HTTP/1.1\r\nHost: h\r\nX: a\r\n\tb\r\n\r\n",
                 b"GET /all/a HTTP/1.1\r\n Host: h\r\n\r\n",
                 b"GET /all/a HTTP/1.1\r\n\tX: a\r\nHost: h\r\n\r\n",
                 b"GET /all/a HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\n Bearer b\r\n\r\n",
                 b"POST /all/a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n 0\r\n\r\nabc",
-                b"GET /all/a HTTP/1.1\r\nHost: h\r\nX: a\r\n \r\n\r\n"):
-            with self.subTest(data=data):
-                self.reject(gw, up, data)
-        self.assertServing(gw)
+                b"GET /all/a HTTP/1.1\r\nHost: h\r\nX: a\r\n \r\n\r\n"))
 
 
 # ====================================================================== 7

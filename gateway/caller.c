@@ -141,30 +141,58 @@ static bool fold(int *method, int m)
     return true;
 }
 
-/* "_method=VALUE" in the query, percent-decoded; -1 none, -2 refused. */
+/*
+ * Decode a form-encoded query part S[0..n) ('+' is a space, %XX a byte)
+ * into OUT (CAP bytes). KEY: also as PHP names variables, the spelling
+ * Symfony and Laravel read _method in: ' ', '.' and '[' read as '_', a
+ * NUL ends the name. (PHP drops leading spaces; counting them as '_' too
+ * errs toward checking.) False when it does not fit.
+ */
+static bool form_decode(const char *s, size_t n, bool key, char *out, size_t cap, size_t *len)
+{
+    size_t o = 0;
+    for (size_t k = 0; k < n; k++) {
+        int c = (unsigned char)s[k];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%' && n - k > 2 && httphead_hexval((unsigned char)s[k + 1]) >= 0 &&
+                   httphead_hexval((unsigned char)s[k + 2]) >= 0) {
+            c = httphead_hexval((unsigned char)s[k + 1]) * 16 +
+                httphead_hexval((unsigned char)s[k + 2]);
+            k += 2;
+        }
+        if (key) {
+            if (c == '\0')
+                break;
+            if (c == ' ' || c == '.' || c == '[')
+                c = '_';
+        }
+        if (o == cap)
+            return false;
+        out[o++] = (char)c;
+    }
+    *len = o;
+    return true;
+}
+
+/*
+ * "_method=VALUE" in the query, as frameworks read it (the key and value
+ * decoded, ';' a separator as well as '&'): -1 none, -2 refused.
+ */
 static int query_override(const char *q, size_t n, int method)
 {
     size_t i = 0;
     while (i < n) {
         size_t end = i;
-        while (end < n && q[end] != '&')
+        while (end < n && q[end] != '&' && q[end] != ';')
             end++;
-        if (end - i > 8 && memcmp(q + i, "_method=", 8) == 0) {
-            char v[24];
-            size_t vl = 0;
-            for (size_t k = i + 8; k < end; k++) {
-                int c = (unsigned char)q[k];
-                if (c == '%' && k + 2 < end && httphead_hexval((unsigned char)q[k + 1]) >= 0 &&
-                    httphead_hexval((unsigned char)q[k + 2]) >= 0) {
-                    c = httphead_hexval((unsigned char)q[k + 1]) * 16 +
-                        httphead_hexval((unsigned char)q[k + 2]);
-                    k += 2;
-                }
-                if (vl == sizeof v)
-                    return -2;
-                v[vl++] = (char)c;
-            }
-            if (!fold(&method, method_named(v, vl)))
+        const char *eq = memchr(q + i, '=', end - i);
+        char key[16], v[24];
+        size_t kl = 0, vl = 0;
+        if (eq && form_decode(q + i, (size_t)(eq - q) - i, true, key, sizeof key, &kl) &&
+            kl == 7 && memcmp(key, "_method", 7) == 0) {
+            if (!form_decode(eq + 1, (size_t)(q + end - eq) - 1, false, v, sizeof v, &vl) ||
+                !fold(&method, method_named(v, vl)))
                 return -2;
         }
         i = end + 1;

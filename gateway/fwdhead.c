@@ -10,6 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
 #include "caller.h"
 #include "router.h"
 #include "urlpath.h"
@@ -178,4 +181,29 @@ bool fwdhead_skip_response(const struct conf *conf, const struct httphead_field 
         return true;
     return httphead_name_is(f, "ETag") || httphead_name_is(f, "Last-Modified") ||
            httphead_name_is(f, "Accept-Ranges") || httphead_name_is(f, "Date");
+}
+
+bool fwdhead_switch_ok(const char *key, size_t keylen, const struct httphead *resp)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    size_t n = 0;
+    const struct httphead_field *up = httphead_get(resp, "Upgrade", &n);
+    if (!up || n != 1 || up->value_len != 9 || strncasecmp(up->value, "websocket", 9) != 0)
+        return false;
+    if (keylen == 0)
+        return true;  /* nothing to check it against; the client will */
+    unsigned char md[SHA_DIGEST_LENGTH];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+              EVP_DigestUpdate(ctx, key, keylen) == 1 &&
+              EVP_DigestUpdate(ctx, guid, sizeof guid - 1) == 1 &&
+              EVP_DigestFinal_ex(ctx, md, NULL) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return false;
+    char want[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+    int wl = EVP_EncodeBlock((unsigned char *)want, md, SHA_DIGEST_LENGTH);
+    const struct httphead_field *acc = httphead_get(resp, "Sec-WebSocket-Accept", &n);
+    return acc && n == 1 && wl > 0 && acc->value_len == (uint32_t)wl &&
+           memcmp(acc->value, want, (size_t)wl) == 0;
 }

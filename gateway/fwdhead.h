@@ -47,4 +47,12 @@ bool fwdhead_skip_request(const struct conf *conf, const struct httphead_field *
 bool fwdhead_skip_response(const struct conf *conf, const struct httphead_field *f, int status,
                            bool enveloped, bool own_limit);
 
+/*
+ * May a 101 answering a WebSocket upgrade become a tunnel? Only if it
+ * switches to WebSocket, and, when the request carried Sec-WebSocket-Key
+ * KEY[0..keylen), with the Sec-WebSocket-Accept RFC 6455 derives from it:
+ * a 101 to another protocol (h2c) would carry requests past the route.
+ */
+bool fwdhead_switch_ok(const char *key, size_t keylen, const struct httphead *resp);
+
 #endif

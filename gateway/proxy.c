@@ -76,6 +76,8 @@ struct proxy {
     bool continue_sent;
     bool client_paused;
     bool upgrade;               /* the client asked to switch protocols (Upgrade) */
+    uint8_t ws_key_len;         /* its Sec-WebSocket-Key, to check the 101's Accept */
+    char ws_key[64];
     bool client_eof;            /* tunnel: the client closed its side */
     bool upstream_shut;         /* tunnel: so the upstream's side was shut too */
 
@@ -362,6 +364,13 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
     px->head_method = req->method == HTTP_HEAD;
     px->expect_continue = req->expect_continue && req->has_body && req->minor == 1;
     px->upgrade = wants_upgrade(req);
+    if (px->upgrade) {
+        const struct httphead_field *k = httphead_get(&req->head, "Sec-WebSocket-Key", NULL);
+        if (k && k->value_len < sizeof px->ws_key) {
+            memcpy(px->ws_key, k->value, k->value_len);
+            px->ws_key_len = (uint8_t)k->value_len;
+        }
+    }
     if (build_request(px, req) != 0)
         goto oom;
 
@@ -803,11 +812,12 @@ static bool px_on_head(struct proxy *px, struct evbuffer *in, const char *data, 
     if (r.status < 200) {
         if (r.status == 101) {
             /* Switching is only for a request that asked, to a protocol named. */
-            if (px->upgrade && httphead_get(&r.head, "Upgrade", NULL))
+            if (px->upgrade && fwdhead_switch_ok(px->ws_key, px->ws_key_len, &r.head))
                 return px_tunnel_start(px, &r);
             LOG_AT(CONF_LOG_WARN, "upstream_invalid", client_id(c), NULL,
                    "101 from %s %s", px->srv->addr->text,
-                   px->upgrade ? "without an Upgrade header" : "to a request with no upgrade");
+                   px->upgrade ? "not switching to WebSocket with the right Sec-WebSocket-Accept"
+                               : "to a request with no upgrade");
             metrics_upstream_error(&px->w->metrics, METRICS_UP_INVALID);
             px_fail_answer(px, 502, "The upstream server sent an invalid response");
             return false;

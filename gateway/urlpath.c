@@ -116,6 +116,30 @@ static int dot_segment(const char *s, size_t n)
     return s[dots] == ';' ? -1 : 0;
 }
 
+/*
+ * A segment of dots and spaces only ("..%20", ".%20", "%20.."), other than
+ * "." and "..": an upstream that trims a segment's trailing dots and spaces
+ * (IIS, Spring's trimTokens) before resolving dot segments reads it as "."
+ * or "..", and routing would not. Plain dots ("...") have no space to trim
+ * into a dot segment and pass.
+ */
+static bool spaced_dots(const char *s, size_t n)
+{
+    bool dot = false, space = false;
+    for (size_t i = 0; i < n;) {
+        if (s[i] == '.') {
+            dot = true;
+            i++;
+        } else if (n - i >= 3 && memcmp(s + i, "%20", 3) == 0) {
+            space = true;
+            i += 3;
+        } else {
+            return false;
+        }
+    }
+    return dot && space;
+}
+
 size_t urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsigned flags,
                          const char **why)
 {
@@ -143,6 +167,10 @@ size_t urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsi
         int dots = dot_segment(out + start, end - start);
         if (dots < 0) {
             *why = "dot segment with parameters in the path";
+            return 0;
+        }
+        if (dots == 0 && spaced_dots(out + start, end - start)) {
+            *why = "dot segment with spaces in the path";
             return 0;
         }
         if (dots == 2 && after_empty) {

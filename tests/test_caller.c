@@ -126,6 +126,17 @@ static const struct {
     {"", -2, "_method=FROB"},
     {"X-HTTP-Method: PUT\r\n", -2, "_method=DELETE"},
     {"X-HTTP-Method: PUT\r\n", HTTP_PUT, "_method=put"},
+    /* the key as frameworks decode it: %-escapes, '+', and PHP's name rules */
+    {"", HTTP_DELETE, "%5Fmethod=DELETE"},
+    {"", HTTP_DELETE, "_me%74hod=DELETE"},
+    {"", HTTP_DELETE, ".method=DELETE"},
+    {"", HTTP_DELETE, "+method=DELETE"},
+    {"", HTTP_DELETE, "%20method=DELETE"},
+    {"", HTTP_DELETE, "[method=DELETE"},
+    {"", HTTP_DELETE, "_method%00x=DELETE"},
+    {"", HTTP_DELETE, "a=1;_method=DELETE"},
+    {"", HTTP_DELETE, "_method=%44ELETE"},
+    {"", -1, "_methods=DELETE&x_method=PUT&_method"},
 };
 
 static void test_method_override(void)

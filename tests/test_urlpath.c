@@ -62,6 +62,14 @@ static const struct {
     {"/api./login;a", URLPATH_MERGE_SLASHES, "/api./login;a", "/api/login"},
     {"/api/.../x", URLPATH_MERGE_SLASHES, "/api/.../x", "/api/.../x"},
     {"/a.b/c", URLPATH_MERGE_SLASHES, "/a.b/c", "/a.b/c"},
+    /* dots and spaces only: ".." or "." to an upstream that trims first */
+    {"/x/..%20/admin", URLPATH_MERGE_SLASHES, REFUSED, NULL},
+    {"/x/..%20%20/admin", URLPATH_MERGE_SLASHES, REFUSED, NULL},
+    {"/x/.%2e%20/admin", URLPATH_MERGE_SLASHES, REFUSED, NULL},
+    {"/.%20/admin", URLPATH_MERGE_SLASHES, REFUSED, NULL},
+    {"/x/%20../admin", URLPATH_MERGE_SLASHES, REFUSED, NULL},
+    {"/x/..../admin", URLPATH_MERGE_SLASHES, "/x/..../admin", "/x/..../admin"},
+    {"/x/%20/admin", URLPATH_MERGE_SLASHES, "/x/%20/admin", "/x/%20/admin"},
     /* ".." after "//": one reading for upstreams that merge, another for the rest */
     {"/api//../login", URLPATH_MERGE_SLASHES, REFUSED, NULL},
     {"/api//../login", 0, REFUSED, NULL},

@@ -64,6 +64,10 @@ BAD_PATHS = [
 # Raw bytes in the path that are never valid there: 400 too.
 BAD_RAW_PATHS = ["/api/lo\x01gin", "/api/lo\x7fgin", "/api/login\x1b"]
 
+# Dots and spaces only: ".." or "." to an upstream that trims a segment first.
+BAD_PATHS += ["/x/..%20/api/login", "/x/..%20%20/api/login", "/x/.%2e%20/api/login",
+              "/.%20/api/login", "/x/%20../api/login"]
+
 # Bytes no UTF-8 has: old decoders read %c0%af as '/' and %c0%ae as '.'.
 BAD_UTF8_PATHS = ["/api%c0%aflogin", "/api%C0%AFlogin", "/x/%c0%ae%c0%ae/api/login",
                   "/api/%c1%9clogin", "/api/login%f8%80%80%80%af", "/api/login%ff"]
@@ -468,6 +472,23 @@ class ConnectionHeader(AttackCase):
                 seen = [k.lower() for k, _ in up.stats()["last"]["headers"]]
                 self.assertNotIn("upgrade", seen)
                 self.assertNotIn("http2-settings", seen)
+        # a WebSocket upgrade answered with a switch to another protocol, or with
+        # the wrong Sec-WebSocket-Accept, is not believed either
+        key = "dGhlIHNhbXBsZSBub25jZQ=="
+        ws = [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Key", key),
+              ("Sec-WebSocket-Version", "13")]
+        r = self.one(gw, "GET", "/all/x", ws + [("X-Test-Script", script_header(
+            action="upgrade", tunnel="ws", upgrade_header="h2c"))])
+        self.assertEqual(r.status, 502, r)
+        s2 = gw.sock(timeout=scaled(5))
+        self.addCleanup(s2.close)
+        s2.sendall(request_bytes("GET", "/all/x", [
+            ("Connection", "Upgrade"), ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAAAA=="), ("Sec-WebSocket-Version", "13"),
+            ("X-Test-Script", script_header(action="upgrade", tunnel="ws",
+                                            headers=[["Sec-WebSocket-Accept", "bogus"]]))]))
+        r2, data, _ = read_one_response(s2, scaled(5))  # a second, wrong Accept
+        self.assertTrue(r2 is not None and r2.status == 502, data[:200])
         # an upstream that switches anyway is not believed
         r = self.one(gw, "GET", "/all/x", [
             ("Connection", "Upgrade"), ("Upgrade", "h2c"),
@@ -542,7 +563,9 @@ class ConnectionHeader(AttackCase):
     def test_query_method_override_obeys_route_methods(self):
         """Review F7: POST /api/login?_method=DELETE (Symfony, Laravel)."""
         gw, up = self.start()
-        for q in ("_method=DELETE", "a=1&_method=delete", "_method=D%45LETE", "_method=FROB"):
+        for q in ("_method=DELETE", "a=1&_method=delete", "_method=D%45LETE", "_method=FROB",
+                  "%5Fmethod=DELETE", "_me%74hod=DELETE", ".method=DELETE", "[method=DELETE",
+                  "+method=DELETE", "a=1;_method=DELETE"):
             with self.subTest(query=q):
                 r = self.one(gw, "POST", LOGIN + "?" + q, [("Authorization", BEARER)])
                 self.assert405Login(r, q)

@@ -1,7 +1,10 @@
 /*
  * admin: a deliberately small HTTP/1.x server for two GET endpoints. It
  * reuses the gateway's head parser, so the same strict rules apply, and
- * answers everything else with 404/405 as plain text.
+ * answers everything else with 404/405 as plain text. It stays on plain
+ * libevent bufferevents on the main thread's loop rather than conns: a few
+ * requests a minute need no write-first flush, and a bufferevent's read
+ * and write timeouts are what bound a stalled admin client here.
  */
 #include "admin.h"
 
@@ -31,7 +34,7 @@ struct admin_conn {
     bool answered;
 };
 
-static void conn_close(struct bufferevent *bev, struct admin_conn *ac)
+static void admin_conn_close(struct bufferevent *bev, struct admin_conn *ac)
 {
     bufferevent_free(bev);
     free(ac);
@@ -41,13 +44,13 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct admin_conn *ac = arg;
     if (ac->answered && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        conn_close(bev, ac);
+        admin_conn_close(bev, ac);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)what;
-    conn_close(bev, arg);
+    admin_conn_close(bev, arg);
 }
 
 static void answer(struct bufferevent *bev, struct admin_conn *ac, int status,
@@ -83,7 +86,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         return;
     struct evbuffer *body = evbuffer_new();
     if (!body) {
-        conn_close(bev, ac);
+        admin_conn_close(bev, ac);
         return;
     }
     struct httpreq req;

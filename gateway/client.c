@@ -21,18 +21,15 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include <event2/bufferevent.h>
-
 #include "accesslog.h"
 #include "clock.h"
+#include "conn.h"
 #include "headbuf.h"
 #include "httphead.h"
 #include "httpreq.h"
 #include "log.h"
 #include "proxy.h"
 #include "reqid.h"
-#include "sendq.h"
-#include "sockread.h"
 #include "worker.h"
 
 enum client_state {
@@ -76,9 +73,7 @@ struct client {
     LIST_ENTRY(client) link;    /* in the worker's list of connections */
     struct worker *w;
     struct gen *gen;            /* held from head to the end of the response */
-    struct bufferevent *bev;
-    struct sendq_item sq;       /* its output is written first, EPOLLOUT only on EAGAIN */
-    struct sockread sr;         /* its input, one recv per read */
+    struct conn conn;           /* the socket, its buffers and events; closed in client_free */
     char ip[64];
     struct sockaddr_storage peer;
     enum client_state st;
@@ -210,10 +205,7 @@ static void client_free(struct client *c)
     }
     if (c->timer)
         event_free(c->timer);
-    sockread_detach(&c->sr);
-    sendq_detach(&c->sq);
-    if (c->bev)
-        bufferevent_free(c->bev);
+    conn_close(&c->conn);
     LIST_REMOVE(c, link);
     free(c->ri.path_heap);
     free(c);
@@ -222,7 +214,17 @@ static void client_free(struct client *c)
 
 struct evbuffer *client_output(struct client *c)
 {
-    return bufferevent_get_output(c->bev);
+    return conn_output(&c->conn);
+}
+
+/* Reading on. A connection whose read event cannot be armed (out of
+ * memory) is closed: false then, and C may be gone. */
+static bool read_on(struct client *c)
+{
+    if (conn_read_enable(&c->conn) == 0)
+        return true;
+    client_close(c);
+    return false;
 }
 
 void client_count_out(struct client *c, size_t n)
@@ -242,14 +244,15 @@ void client_send_deadline(struct client *c, bool on)
 
 void client_pause_read(struct client *c)
 {
-    sockread_disable(&c->sr);
+    conn_read_disable(&c->conn);
 }
 
 void client_resume_read(struct client *c)
 {
-    if (c->st == CS_BODY || c->st == CS_HEAD || c->st == CS_IDLE || c->st == CS_LINGER ||
-        (c->st == CS_TUNNEL && !c->eof))
-        sockread_enable(&c->sr);
+    if ((c->st == CS_BODY || c->st == CS_HEAD || c->st == CS_IDLE || c->st == CS_LINGER ||
+         (c->st == CS_TUNNEL && !c->eof)) &&
+        !read_on(c))
+        return;
     if (c->st == CS_BODY && !c->in_read) {
         client_process(c);
         if (c->freed_pending)
@@ -286,30 +289,31 @@ static void start_linger(struct client *c)
     /* Half-close so the client sees our answer, then swallow what it still
      * sends for a moment: closing with unread input would reset the
      * connection and could destroy the answer in flight. */
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    if (fd >= 0)
-        shutdown(fd, SHUT_WR);
+    if (conn_shutdown(&c->conn) != 0) {
+        client_close(c);  /* the peer is gone already: nothing to linger for */
+        return;
+    }
     client_set_state(c, CS_LINGER);
-    sockread_enable(&c->sr);
-    evbuffer_drain(bufferevent_get_input(c->bev),
-                   evbuffer_get_length(bufferevent_get_input(c->bev)));
+    if (!read_on(c))
+        return;
+    struct evbuffer *in = conn_input(&c->conn);
+    evbuffer_drain(in, evbuffer_get_length(in));
 }
 
-static void closing_write_cb(struct bufferevent *bev, void *arg)
+static void closing_write_cb(struct conn *cn, void *arg)
 {
     struct client *c = arg;
-    (void)bev;
-    if (evbuffer_get_length(client_output(c)) != 0)
+    if (evbuffer_get_length(conn_output(cn)) != 0)
         return;
-    if (c->req_done && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+    if (c->req_done && evbuffer_get_length(conn_input(cn)) == 0)
         client_close(c);
     else
         start_linger(c);
 }
 
-static void client_read_cb(struct bufferevent *bev, void *arg);
-static void client_write_cb(struct bufferevent *bev, void *arg);
-static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void client_read_cb(struct conn *cn, void *arg);
+static void client_write_cb(struct conn *cn, void *arg);
+static void client_event_cb(struct conn *cn, short what, void *arg);
 
 /* Send what is queued, then close (or linger if input is still arriving). */
 static void flush_and_close(struct client *c)
@@ -319,12 +323,12 @@ static void flush_and_close(struct client *c)
     evtimer_del(c->timer);
     /* A stalled client must not keep the connection forever. */
     arm_timer(c, c->w->gen->conf->client_timeout_ms);
-    sockread_disable(&c->sr);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_setcb(c->bev, client_read_cb, closing_write_cb, client_event_cb, c);
+    conn_read_disable(&c->conn);
+    conn_set_write_low(&c->conn, 0);
+    conn_setcb(&c->conn, client_read_cb, closing_write_cb, client_event_cb, c);
     c->close_after = true;
     if (evbuffer_get_length(client_output(c)) == 0)
-        closing_write_cb(c->bev, c);
+        closing_write_cb(&c->conn, c);
 }
 
 /* Half-closed and nothing complete left to answer: flush and close. While
@@ -332,8 +336,8 @@ static void flush_and_close(struct client *c)
 static void close_if_eof(struct client *c)
 {
     if (c->eof && !c->in_read && !c->out_held && (c->st == CS_IDLE || c->st == CS_HEAD)) {
-        evbuffer_drain(bufferevent_get_input(c->bev),
-                       evbuffer_get_length(bufferevent_get_input(c->bev)));
+        struct evbuffer *in = conn_input(&c->conn);
+        evbuffer_drain(in, evbuffer_get_length(in));
         c->req_done = true;
         flush_and_close(c);
     }
@@ -358,8 +362,9 @@ void client_response_done(struct client *c)
         c->discarding = true;
         if (c->st != CS_BODY)
             client_set_state(c, CS_BODY);
-        sockread_enable(&c->sr);
-        if (!c->in_read && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        if (!read_on(c))
+            return;
+        if (!c->in_read && evbuffer_get_length(conn_input(&c->conn)) > 0) {
             client_process(c);
             if (c->freed_pending)
                 client_free(c);
@@ -373,9 +378,10 @@ void client_response_done(struct client *c)
     }
     reqinfo_reset(&c->ri);
     client_set_state(c, CS_IDLE);
-    sockread_enable(&c->sr);
+    if (!read_on(c))
+        return;
     /* A pipelined request may already be waiting in the input buffer. */
-    if (!c->in_read && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+    if (!c->in_read && evbuffer_get_length(conn_input(&c->conn)) > 0) {
         client_process(c);
         if (c->freed_pending) {
             client_free(c);
@@ -392,10 +398,14 @@ void client_tunnel_start(struct client *c)
      * hours would otherwise swamp the latency histogram. */
     metrics_request(&c->w->metrics, c->ri.route, 101,
                     (double)(clock_us() - c->ri.start_us) / 1000.0);
-    /* Reading on first: moving the input below may pause it again. */
-    if (!c->eof)
-        sockread_enable(&c->sr);
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    /* Reading on first: moving the input below may pause it again. Closing
+     * here would free the exchange under the proxy's feet: a client whose
+     * reading cannot be armed (out of memory) is taken as half-closed. */
+    if (!c->eof && conn_read_enable(&c->conn) != 0) {
+        log_error("gateway_error", "client %s: cannot read from it; tunnel half-closed", c->ip);
+        c->eof = true;
+    }
+    struct evbuffer *in = conn_input(&c->conn);
     size_t n = evbuffer_get_length(in);
     if (n > 0) {
         /* Sent after the request head, before the 101: the new protocol's. */
@@ -419,11 +429,7 @@ void client_abort(struct client *c)
 {
     end_cut_response(c);
     /* A reset, not a clean end: the client must not take a cut body as whole. */
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    if (fd >= 0) {
-        struct linger lg = { 1, 0 };
-        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
+    conn_reset_on_close(&c->conn);
     client_close(c);
 }
 
@@ -720,7 +726,7 @@ static void body_failed(struct client *c)
 static void hold_output(struct client *c)
 {
     c->out_held = true;
-    sockread_disable(&c->sr);
+    conn_read_disable(&c->conn);
     arm_timer(c, c->w->gen->conf->client_timeout_ms);
 }
 
@@ -731,10 +737,8 @@ static void release_output(struct client *c)
         return;
     c->out_held = false;
     client_set_state(c, CS_IDLE);  /* back to the keep-alive deadline */
-    if (sockread_enable(&c->sr) != 0) {
-        client_close(c);
+    if (!read_on(c))
         return;
-    }
     client_process(c);
     if (c->freed_pending) {
         client_free(c);
@@ -746,7 +750,7 @@ static void release_output(struct client *c)
 static void client_process(struct client *c)
 {
     c->in_read = true;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = conn_input(&c->conn);
     while (!c->freed_pending) {
         size_t avail = evbuffer_get_length(in);
         if (c->st == CS_LINGER) {
@@ -802,7 +806,7 @@ static void client_process(struct client *c)
             continue;
         }
         if (c->st == CS_BODY) {
-            if (!sockread_enabled(&c->sr))
+            if (!conn_reading(&c->conn))
                 break;  /* paused: the upstream is not taking more yet */
             struct evbuffer_iovec v;
             if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -839,19 +843,19 @@ static void client_process(struct client *c)
     c->in_read = false;
 }
 
-static void client_read_cb(struct bufferevent *bev, void *arg)
+static void client_read_cb(struct conn *cn, void *arg)
 {
     struct client *c = arg;
-    (void)bev;
+    (void)cn;
     client_process(c);
     if (c->freed_pending)
         client_free(c);
 }
 
-static void client_write_cb(struct bufferevent *bev, void *arg)
+static void client_write_cb(struct conn *cn, void *arg)
 {
     struct client *c = arg;
-    (void)bev;
+    (void)cn;
     /* Never both: the output holds requests back only between responses. */
     if (c->px)
         proxy_client_drained(c->px);  /* may end the response, and free C */
@@ -859,25 +863,24 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
         release_output(c);
 }
 
-static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+static void client_event_cb(struct conn *cn, short what, void *arg)
 {
     struct client *c = arg;
-    (void)bev;
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->st == CS_TUNNEL && c->px) {
+    (void)cn;
+    if ((what & CONN_EV_EOF) && !(what & CONN_EV_ERROR) && c->st == CS_TUNNEL && c->px) {
         /* Half-closed: the upstream's side is shut in turn, and the tunnel
          * ends when the upstream closes (or goes idle). */
         c->eof = true;
         proxy_tunnel_client_eof(c->px);
         return;
     }
-    if ((what & BEV_EVENT_EOF) && c->st == CS_WAIT && c->px) {
+    if ((what & CONN_EV_EOF) && c->st == CS_WAIT && c->px) {
         /* A half-closed client still waits for its answers: this one and any
          * complete request it pipelined before closing; then close. */
         c->eof = true;
         return;
     }
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-        (c->st == CS_IDLE || c->st == CS_HEAD) &&
+    if ((what & CONN_EV_EOF) && !(what & CONN_EV_ERROR) && (c->st == CS_IDLE || c->st == CS_HEAD) &&
         evbuffer_get_length(client_output(c)) > 0) {
         /* Answers to its earlier requests are still queued: they go first. */
         c->eof = true;
@@ -967,8 +970,8 @@ static void client_drain(struct client *c)
         return;
     }
     /* Answers still queued go out first; requests held behind them do not. */
-    evbuffer_drain(bufferevent_get_input(c->bev),
-                   evbuffer_get_length(bufferevent_get_input(c->bev)));
+    struct evbuffer *in = conn_input(&c->conn);
+    evbuffer_drain(in, evbuffer_get_length(in));
     c->req_done = true;
     flush_and_close(c);
 }
@@ -1002,31 +1005,26 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    /* From here the conn owns FD, closing it itself if it cannot start. */
+    if (conn_init(&c->conn, &w->flushq, fd, &conn_plain) != 0) {
+        free(c);
+        return;
+    }
     c->timer = evtimer_new(w->base, client_timer_cb, c);
-    if (!c->bev || !c->timer || sendq_attach(&w->sendq, &c->sq, c->bev) != 0 ||
-        sockread_attach(&c->sr, w->base, c->bev) != 0) {
-        sockread_detach(&c->sr);
-        sendq_detach(&c->sq);
-        if (!c->bev)
-            evutil_closesocket(fd);
-        if (c->bev)
-            bufferevent_free(c->bev);
-        if (c->timer)
-            event_free(c->timer);
+    if (!c->timer) {
+        conn_close(&c->conn);
         free(c);
         return;
     }
     w->nclients++;
     LIST_INSERT_HEAD(&w->clients, c, link);
     reqinfo_reset(&c->ri);
-    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    conn_setcb(&c->conn, client_read_cb, client_write_cb, client_event_cb, c);
     size_t high = w->gen->conf->max_header_size + 4096;
-    sockread_set_limit(&c->sr, high > READ_HIGH_WATER ? high : READ_HIGH_WATER);
-    bufferevent_setwatermark(c->bev, EV_WRITE, WRITE_LOW_WATER, 0);
+    conn_set_read_limit(&c->conn, high > READ_HIGH_WATER ? high : READ_HIGH_WATER);
+    conn_set_write_low(&c->conn, WRITE_LOW_WATER);
     client_set_state(c, CS_IDLE);
     /* The first request's head deadline starts at accept, not at its first byte. */
     arm_timer(c, w->gen->conf->client_timeout_ms);
-    if (sockread_enable(&c->sr) != 0)  /* EV_WRITE is the sendq's */
-        client_close(c);
+    (void)read_on(c);  /* closed if it fails: nothing else to do here */
 }

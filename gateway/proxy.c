@@ -21,7 +21,6 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "caller.h"
@@ -120,9 +119,9 @@ static void px_connect(struct proxy *px);
 static void px_free(struct proxy *px);
 static bool px_tunnel_start(struct proxy *px, const struct httpresp *r);
 static void px_timer_cb(evutil_socket_t fd, short what, void *arg);
-static void up_read_cb(struct bufferevent *bev, void *arg);
-static void up_write_cb(struct bufferevent *bev, void *arg);
-static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+static void up_read_cb(struct conn *cn, void *arg);
+static void up_write_cb(struct conn *cn, void *arg);
+static void up_event_cb(struct conn *cn, short what, void *arg);
 
 static void arm(struct proxy *px, uint64_t ms)
 {
@@ -154,8 +153,7 @@ static void px_set_state(struct proxy *px, enum px_state st)
         /* While the client is still uploading and the upstream has read all it
          * was given, the wait is the client's (its body deadline covers it):
          * no response deadline, and no blame on the upstream. */
-        if (!px->body_done && px->uc &&
-            evbuffer_get_length(bufferevent_get_output(px->uc->bev)) == 0)
+        if (!px->body_done && px->uc && evbuffer_get_length(conn_output(&px->uc->conn)) == 0)
             evtimer_del(px->timer);
         else
             arm(px, cu->timeout_ms);
@@ -411,9 +409,8 @@ oom:
 
 static void maybe_pause_client(struct proxy *px)
 {
-    size_t pending = px->uc && px->connected
-                         ? evbuffer_get_length(bufferevent_get_output(px->uc->bev))
-                         : evbuffer_get_length(px->req);
+    size_t pending = px->uc && px->connected ? evbuffer_get_length(conn_output(&px->uc->conn))
+                                             : evbuffer_get_length(px->req);
     if (!px->client_paused && pending > PENDING_HIGH) {
         px->client_paused = true;
         client_pause_read(px->c);
@@ -424,9 +421,8 @@ static void maybe_resume_client(struct proxy *px)
 {
     if (!px->client_paused)
         return;
-    size_t pending = px->uc && px->connected
-                         ? evbuffer_get_length(bufferevent_get_output(px->uc->bev))
-                         : evbuffer_get_length(px->req);
+    size_t pending = px->uc && px->connected ? evbuffer_get_length(conn_output(&px->uc->conn))
+                                             : evbuffer_get_length(px->req);
     if (pending <= PENDING_HIGH / 2) {
         px->client_paused = false;
         client_resume_read(px->c);
@@ -436,7 +432,7 @@ static void maybe_resume_client(struct proxy *px)
 /* Hand the buffered request to the connected upstream. */
 static int px_send_pending(struct proxy *px)
 {
-    struct evbuffer *out = bufferevent_get_output(px->uc->bev);
+    struct evbuffer *out = conn_output(&px->uc->conn);
     px->sent_any = true;
     if (!px->copy_mode)
         return evbuffer_add_buffer(out, px->req);
@@ -461,7 +457,7 @@ static int px_up_write(struct proxy *px, const void *data, size_t len)
 {
     int rc = 0;
     if (px->uc && px->connected) {
-        rc = evbuffer_add(bufferevent_get_output(px->uc->bev), data, len);
+        rc = evbuffer_add(conn_output(&px->uc->conn), data, len);
         if (px->st == PX_WAITING && !evtimer_pending(px->timer, NULL))
             px_set_state(px, PX_WAITING);  /* bytes owed to the upstream: its clock runs */
         if (px->copy_mode) {
@@ -481,11 +477,15 @@ static int px_up_write(struct proxy *px, const void *data, size_t len)
     return rc;
 }
 
-static void px_attach(struct proxy *px)
+/* The upstream connection is the exchange's now. 0, or -1 (its reading
+ * could not be switched on: out of memory). */
+static int px_attach(struct proxy *px)
 {
-    bufferevent_setcb(px->uc->bev, up_read_cb, up_write_cb, up_event_cb, px);
-    bufferevent_setwatermark(px->uc->bev, EV_WRITE, PENDING_HIGH / 2, 0);
-    sockread_enable(&px->uc->sr);  /* EV_WRITE is the sendq's */
+    struct conn *cn = &px->uc->conn;
+    conn_setcb(cn, up_read_cb, up_write_cb, up_event_cb, px);
+    /* Upload progress is reported at half the pause mark: the client resumes there. */
+    conn_set_write_low(cn, PENDING_HIGH / 2);
+    return conn_read_enable(cn);
 }
 
 static void px_connected(struct proxy *px)
@@ -532,12 +532,15 @@ static void px_connect(struct proxy *px)
     px->uc = upstream_take_idle(s);
     if (px->uc) {
         metrics_upstream_conn(&px->w->metrics, METRICS_CONN_REUSED);
-        px_attach(px);
+        if (px_attach(px) != 0) {
+            px_fail_answer(px, 503, "The gateway is out of memory");
+            return;
+        }
         px_connected(px);
         return;
     }
     px->connected = false;
-    px->uc = upstream_connect(s, px->w->base, &px->w->sendq);
+    px->uc = upstream_connect(s, &px->w->flushq);
     if (!px->uc) {
         upstream_server_failed(s, now, "connect failed");
         px->last_fail_status = 502;
@@ -551,7 +554,10 @@ static void px_connect(struct proxy *px)
         return;
     }
     metrics_upstream_conn(&px->w->metrics, METRICS_CONN_NEW);
-    px_attach(px);
+    if (px_attach(px) != 0) {
+        px_fail_answer(px, 503, "The gateway is out of memory");
+        return;
+    }
     px_set_state(px, PX_CONNECTING);
 }
 
@@ -605,7 +611,7 @@ static void px_finish(struct proxy *px)
         client_count_out(c, 5);
     }
     bool reusable = px->resp_keepalive && !px->resp_until_eof && px->body_done &&
-                    evbuffer_get_length(bufferevent_get_output(px->uc->bev)) == 0;
+                    evbuffer_get_length(conn_output(&px->uc->conn)) == 0;
     upstream_release(px->uc, reusable);
     px->uc = NULL;
     client_note_upstream(c, -1, (double)(clock_us() - px->up_start_us) / 1000.0);
@@ -773,17 +779,17 @@ static void px_tunnel_end(struct proxy *px, bool broken)
 static void px_tunnel_shut(struct proxy *px)
 {
     if (!px->client_eof || px->upstream_shut || !px->uc ||
-        evbuffer_get_length(bufferevent_get_output(px->uc->bev)) != 0)
+        evbuffer_get_length(conn_output(&px->uc->conn)) != 0)
         return;
     px->upstream_shut = true;
-    evutil_socket_t fd = bufferevent_getfd(px->uc->bev);
-    if (fd >= 0)
-        shutdown(fd, SHUT_WR);
+    /* A socket that cannot be shut is already broken: its read side
+     * reports that, and ends the tunnel. */
+    (void)conn_shutdown(&px->uc->conn);
 }
 
 int proxy_tunnel_input(struct proxy *px, struct evbuffer *in)
 {
-    if (evbuffer_add_buffer(bufferevent_get_output(px->uc->bev), in) != 0)
+    if (evbuffer_add_buffer(conn_output(&px->uc->conn), in) != 0)
         return -1;
     px_set_state(px, PX_TUNNEL);  /* the idle clock restarts with any byte */
     maybe_pause_client(px);
@@ -918,10 +924,10 @@ static void px_cut(struct proxy *px)
         client_abort(c);
 }
 
-static void up_read_cb(struct bufferevent *bev, void *arg)
+static void up_read_cb(struct conn *cn, void *arg)
 {
     struct proxy *px = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = conn_input(cn);
     for (;;) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
@@ -941,7 +947,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
             }
             bool alive = px_on_head(px, in, data, end);
             if (!alive)
-                return;  /* px is gone, and so may be bev */
+                return;  /* px is gone, and so may be its conn */
             evbuffer_drain(in, end);
             px->scan_pos = 0;
             px->scan_state = 0;
@@ -957,7 +963,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
             px_set_state(px, PX_TUNNEL);
             if (evbuffer_get_length(out) > CLIENT_OUT_HIGH) {
                 px->upstream_paused = true;  /* until the client drains it */
-                sockread_disable(&px->uc->sr);
+                conn_read_disable(&px->uc->conn);
             }
             return;
         }
@@ -985,7 +991,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
             /* The client is the slow one now: stop the upstream's clock and
              * start the client's send deadline instead. */
             px->upstream_paused = true;
-            sockread_disable(&px->uc->sr);
+            conn_read_disable(&px->uc->conn);
             evtimer_del(px->timer);
             client_send_deadline(px->c, true);
             return;
@@ -993,10 +999,10 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
     }
 }
 
-static void up_write_cb(struct bufferevent *bev, void *arg)
+static void up_write_cb(struct conn *cn, void *arg)
 {
     struct proxy *px = arg;
-    (void)bev;
+    (void)cn;
     /* Upload progress re-arms the response deadline, or drops it when the
      * upstream has taken everything it was given so far. */
     if (px->st == PX_WAITING && !px->body_done)
@@ -1006,11 +1012,10 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
     maybe_resume_client(px);  /* last: resuming may end the exchange and free px */
 }
 
-static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+static void up_event_cb(struct conn *cn, short what, void *arg)
 {
     struct proxy *px = arg;
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & CONN_EV_CONNECTED) {
         px_connected(px);
         return;
     }
@@ -1020,7 +1025,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (px->st == PX_WAITING) {
-        size_t got = evbuffer_get_length(bufferevent_get_input(px->uc->bev));
+        size_t got = evbuffer_get_length(conn_input(cn));
         if (got == 0) {
             px_attempt_failed(px, FAIL_RESET, 502,
                               "The upstream server closed the connection without answering");
@@ -1032,11 +1037,11 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (px->st == PX_TUNNEL) {
         /* The upstream closed its side, or broke: so ends the tunnel. */
-        px_tunnel_end(px, (what & BEV_EVENT_ERROR) != 0);
+        px_tunnel_end(px, (what & CONN_EV_ERROR) != 0);
         return;
     }
     if (px->st == PX_BODY) {
-        if ((what & BEV_EVENT_EOF) && px->resp_until_eof) {
+        if ((what & CONN_EV_EOF) && px->resp_until_eof) {
             /* Let the parser see EOF: it ends a read-until-close body. */
             httpbody_feed(&px->rbody, NULL, 0);
             px->resp_keepalive = false;
@@ -1130,9 +1135,16 @@ void proxy_client_drained(struct proxy *px)
     if (px->upstream_paused && px->uc) {
         px->upstream_paused = false;
         client_send_deadline(px->c, false);
-        sockread_enable(&px->uc->sr);
+        if (conn_read_enable(&px->uc->conn) != 0) {
+            /* Out of memory: the rest of the response cannot be read. */
+            if (px->st == PX_TUNNEL)
+                px_tunnel_end(px, true);
+            else
+                px_cut(px);
+            return;
+        }
         px_set_state(px, px->st == PX_TUNNEL ? PX_TUNNEL : PX_BODY);  /* its idle clock restarts */
-        up_read_cb(px->uc->bev, px);
+        up_read_cb(&px->uc->conn, px);
     }
 }
 

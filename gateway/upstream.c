@@ -5,8 +5,6 @@
 #include "upstream.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,12 +50,9 @@ fail:
     return NULL;
 }
 
-static void conn_free(struct upconn *c)
+static void upconn_free(struct upconn *c)
 {
-    sockread_detach(&c->sr);
-    sendq_detach(&c->sq);
-    if (c->bev)
-        bufferevent_free(c->bev);
+    conn_close(&c->conn);
     free(c);
 }
 
@@ -66,7 +61,7 @@ static void idle_close(struct upconn *c)
 {
     TAILQ_REMOVE(&c->srv->idle, c, link);
     c->srv->n_idle--;
-    conn_free(c);
+    upconn_free(c);
 }
 
 void upstream_set_free(struct upstream_set *set)
@@ -108,18 +103,18 @@ struct up_server *upstream_pick(struct up_group *g, uint64_t now_ms, uint64_t tr
     return NULL;
 }
 
-static void idle_event(struct bufferevent *bev, short what, void *arg)
+static void idle_event(struct conn *cn, short what, void *arg)
 {
     struct upconn *c = arg;
-    (void)bev;
+    (void)cn;
     (void)what;
     /* EOF, error, or bytes nobody asked for: this connection is done. */
     idle_close(c);
 }
 
-static void idle_read(struct bufferevent *bev, void *arg)
+static void idle_read(struct conn *cn, void *arg)
 {
-    idle_event(bev, BEV_EVENT_EOF, arg);
+    idle_event(cn, CONN_EV_READING | CONN_EV_EOF, arg);
 }
 
 /*
@@ -191,33 +186,25 @@ struct upconn *upstream_take_idle(struct up_server *s)
     TAILQ_REMOVE(&s->idle, c, link);
     s->n_idle--;
     c->idle = false;
-    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    conn_setcb(&c->conn, NULL, NULL, NULL, NULL);
     return c;
 }
 
-struct upconn *upstream_connect(struct up_server *s, struct event_base *base, struct sendq *sq)
+struct upconn *upstream_connect(struct up_server *s, struct conn_flushq *q)
 {
     struct upconn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->srv = s;
-    c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev || sendq_attach(sq, &c->sq, c->bev) != 0)
-        goto fail;
-    if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&s->addr->sa,
-                                   (int)s->addr->salen) != 0)
-        goto fail;
-    if (sockread_attach(&c->sr, base, c->bev) != 0)
-        goto fail;
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    if (fd >= 0 && s->addr->sa.ss_family != AF_UNIX) {
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* TCP_NODELAY is conn's: a request head and its body must not wait for an ACK. */
+    if (conn_connect(&c->conn, q, (const struct sockaddr *)&s->addr->sa, (socklen_t)s->addr->salen,
+                     &conn_plain) != 0) {
+        int err = errno;
+        free(c);
+        errno = err;
+        return NULL;
     }
     return c;
-fail:
-    conn_free(c);
-    return NULL;
 }
 
 void upstream_release(struct upconn *c, bool reusable)
@@ -227,15 +214,14 @@ void upstream_release(struct upconn *c, bool reusable)
     c->uses++;
     if (!reusable || cu->keepalive == 0 ||
         (cu->keepalive_requests > 0 && c->uses >= cu->keepalive_requests) ||
-        evbuffer_get_length(bufferevent_get_input(c->bev)) != 0) {
-        conn_free(c);
+        evbuffer_get_length(conn_input(&c->conn)) != 0) {
+        upconn_free(c);
         return;
     }
     c->idle = true;
-    bufferevent_setcb(c->bev, idle_read, NULL, idle_event, c);
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
-    if (sockread_enable(&c->sr) != 0) {
-        conn_free(c);
+    conn_setcb(&c->conn, idle_read, NULL, idle_event, c);
+    if (conn_read_enable(&c->conn) != 0) {
+        upconn_free(c);
         return;
     }
     uint64_t now = clock_ms();

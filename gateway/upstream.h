@@ -22,12 +22,10 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "conf.h"
-#include "sendq.h"
-#include "sockread.h"
+#include "conn.h"
 
 struct up_server;
 
@@ -35,9 +33,7 @@ struct up_server;
 #define UPSTREAM_SURPLUS_IDLE_MS 1000
 
 struct upconn {
-    struct bufferevent *bev;
-    struct sendq_item sq;        /* written first, EPOLLOUT only on EAGAIN */
-    struct sockread sr;          /* its input, one recv per read */
+    struct conn conn;            /* its socket, buffers and events; closed with it */
     struct up_server *srv;
     TAILQ_ENTRY(upconn) link;    /* in the server's idle list while idle */
     uint64_t idle_since_ms;      /* when it last went idle (monotonic) */
@@ -84,11 +80,15 @@ void upstream_set_free(struct upstream_set *set);
 struct up_server *upstream_pick(struct up_group *g, uint64_t now_ms, uint64_t tried);
 size_t upstream_server_index(const struct up_server *s);
 
-/* An idle connection to S, or NULL. The caller sets the callbacks. */
+/* An idle connection to S, or NULL. The caller sets the callbacks (reading
+ * is still on: an idle connection watches for its server's close). */
 struct upconn *upstream_take_idle(struct up_server *s);
-/* Start a non-blocking connect to S. NULL on immediate failure (errno set). */
-struct upconn *upstream_connect(struct up_server *s, struct event_base *base, struct sendq *sq);
-/* Done with C: back to the idle pool if REUSABLE and keepalive > 0, else closed. */
+/* Start a non-blocking connect to S, its output written by Q. NULL on
+ * immediate failure (errno set); else the conn's event callback gets
+ * CONN_EV_CONNECTED or CONN_EV_ERROR from the loop. */
+struct upconn *upstream_connect(struct up_server *s, struct conn_flushq *q);
+/* Done with C (the caller's pointer is dead after): back to the idle pool
+ * if REUSABLE and keepalive > 0, else closed and freed. */
 void upstream_release(struct upconn *c, bool reusable);
 
 /* A connect refused, reset or timed out: skip S for a while (logs the transition). */

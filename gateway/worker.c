@@ -267,7 +267,7 @@ int worker_init(struct worker *w, unsigned id, void (*on_exit)(void *), void *ex
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
     w->base = event_base_new_with_config(cfg);
     event_config_free(cfg);
-    if (!w->base || sendq_init(&w->sendq, w->base) != 0)
+    if (!w->base || conn_flushq_init(&w->flushq, w->base) != 0)
         goto oom;
     if (pipe2(w->msg_fd, O_NONBLOCK | O_CLOEXEC) != 0) {
         snprintf(err, errlen, "worker %u: pipe: %s", id, strerror(errno));
@@ -315,7 +315,7 @@ static void log_flush_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The first access line of a loop turn: write the turn's lines once its
- * callbacks are done, as sendq does for connection output. */
+ * callbacks are done, as the conn flush queue does for connection output. */
 static void log_arm(void *arg)
 {
     event_active(arg, EV_WRITE, 0);
@@ -335,7 +335,7 @@ static void *worker_main(void *arg)
      * as when lines were written one by one: whoever has the answer can
      * find its line. */
     if (log_ev)
-        w->sendq.prelude = accesslog_batch_flush;
+        w->flushq.prelude = accesslog_batch_flush;
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     if (log_ev) {
         accesslog_batch_end();
@@ -443,7 +443,7 @@ void worker_cleanup(struct worker *w)
             limiter_free(w->limiter);
         if (w->gen)
             worker_gen_put(w->gen);
-        sendq_cleanup(&w->sendq);  /* after the pools, whose connections detach */
+        conn_flushq_cleanup(&w->flushq);  /* after the pools: closes their sockets */
         if (w->base)
             event_base_free(w->base);
     }

@@ -18,8 +18,8 @@
 #include <event2/listener.h>
 
 #include "conf.h"
+#include "conn.h"
 #include "metrics.h"
-#include "sendq.h"
 
 /* A conf shared by every worker; freed when the last generation lets go. */
 struct confref {
@@ -62,7 +62,7 @@ struct worker {
     bool draining;
     int msg_fd[2];           /* main thread -> worker: struct worker_msg over a pipe */
     struct event *msg_ev;
-    struct sendq sendq;      /* connection outputs to write before the loop waits */
+    struct conn_flushq flushq;  /* connection writes and closes at the end of each turn */
     struct metrics metrics;  /* written by this worker only; read by the admin listener */
 };
 

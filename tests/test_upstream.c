@@ -24,13 +24,11 @@
 #include <unistd.h>
 
 #include <CUnit/CUnit.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "clock.h"
 #include "conf.h"
 #include "log.h"
-#include "sendq.h"
 #include "testloop.h"
 #include "upstream.h"
 
@@ -42,7 +40,7 @@ void test_register(void);
 /* A listening socket per server; accepted peers kept to watch for closes. */
 struct fixture {
     struct event_base *base;
-    struct sendq sq;
+    struct conn_flushq q;
     struct conf *conf;
     struct upstream_set *set;
     int lfd[N_SERVERS];
@@ -76,7 +74,7 @@ static void setup(unsigned keepalive)
     memset(&fx, 0, sizeof fx);
     fx.base = event_base_new();
     CU_ASSERT_PTR_NOT_NULL_FATAL(fx.base);
-    CU_ASSERT_EQUAL_FATAL(sendq_init(&fx.sq, fx.base), 0);
+    CU_ASSERT_EQUAL_FATAL(conn_flushq_init(&fx.q, fx.base), 0);
     fx.conf = calloc(1, sizeof *fx.conf);
     CU_ASSERT_PTR_NOT_NULL_FATAL(fx.conf);
     struct conf_upstream *u = &fx.conf->upstreams[0];
@@ -102,7 +100,7 @@ static void setup(unsigned keepalive)
 static void teardown(void)
 {
     upstream_set_free(fx.set);
-    sendq_cleanup(&fx.sq);
+    conn_flushq_cleanup(&fx.q);
     event_base_free(fx.base);
     for (int i = 0; i < N_SERVERS; i++)
         close(fx.lfd[i]);
@@ -127,9 +125,9 @@ static int log_count(const char *ev)
     return count;
 }
 
-static void on_conn_event(struct bufferevent *bev, short what, void *arg)
+static void on_conn_event(struct conn *cn, short what, void *arg)
 {
-    (void)bev;
+    (void)cn;
     *(short *)arg |= what;
 }
 
@@ -137,13 +135,13 @@ static void on_conn_event(struct bufferevent *bev, short what, void *arg)
 static struct upconn *connect_to(struct up_server *s, int *peer)
 {
     short what = 0;
-    struct upconn *c = upstream_connect(s, fx.base, &fx.sq);
+    struct upconn *c = upstream_connect(s, &fx.q);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    bufferevent_setcb(c->bev, NULL, NULL, on_conn_event, &what);
-    for (int i = 0; i < 50 && !(what & (BEV_EVENT_CONNECTED | BEV_EVENT_ERROR)); i++)
+    conn_setcb(&c->conn, NULL, NULL, on_conn_event, &what);
+    for (int i = 0; i < 50 && !(what & (CONN_EV_CONNECTED | CONN_EV_ERROR)); i++)
         testloop_pump(fx.base, 100);
-    CU_ASSERT_FATAL(what == BEV_EVENT_CONNECTED);
-    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    CU_ASSERT_FATAL(what == CONN_EV_CONNECTED);
+    conn_setcb(&c->conn, NULL, NULL, NULL, NULL);
     *peer = accept4(fx.lfd[upstream_server_index(s)], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     CU_ASSERT_FATAL(*peer >= 0);
     return c;
@@ -282,7 +280,7 @@ static void test_pool_lifo(void)
     /* Unreusable: closed, not pooled. */
     upstream_release(t, false);
     CU_ASSERT_EQUAL(server(0)->n_idle, 1);
-    testloop_pump(fx.base, 50);  /* libevent closes a freed bufferevent's socket from the loop */
+    testloop_pump(fx.base, 50);  /* a closed conn's socket is closed at the end of the turn */
     CU_ASSERT_EQUAL(peer_closed(pb), 1);
     CU_ASSERT_EQUAL(peer_closed(pa), 0);
     close(pa);
@@ -298,7 +296,7 @@ static void test_keepalive_zero(void)
     upstream_release(c, true);
     CU_ASSERT_EQUAL(server(0)->n_idle, 0);
     CU_ASSERT_PTR_NULL(upstream_take_idle(server(0)));
-    testloop_pump(fx.base, 50);  /* libevent closes a freed bufferevent's socket from the loop */
+    testloop_pump(fx.base, 50);  /* a closed conn's socket is closed at the end of the turn */
     CU_ASSERT_EQUAL(peer_closed(p), 1);
     close(p);
     teardown();

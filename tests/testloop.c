@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "testloop.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
@@ -70,4 +71,47 @@ fail:
         close(p);
     close(l);
     return false;
+}
+
+bool testloop_unix_pair(int *ours, int *peer, int type, int sndbuf)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0)
+        return false;
+    int fl = fcntl(sv[0], F_GETFL);
+    if (fl < 0 || fcntl(sv[0], F_SETFL, fl | O_NONBLOCK) != 0 ||
+        (sndbuf > 0 && setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) != 0)) {
+        close(sv[0]);
+        close(sv[1]);
+        return false;
+    }
+    *ours = sv[0];
+    *peer = sv[1];
+    return true;
+}
+
+struct turn {
+    void (*fn)(void *);
+    void *arg;
+    int ran;
+};
+
+static void turn_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct turn *t = arg;
+    (void)fd;
+    (void)what;
+    t->ran++;
+    t->fn(t->arg);
+}
+
+void testloop_turn(struct event_base *base, void (*fn)(void *), void *arg)
+{
+    struct turn t = {fn, arg, 0};
+    struct event *ev = event_new(base, -1, 0, turn_cb, &t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    event_active(ev, EV_TIMEOUT, 0);
+    CU_ASSERT_NOT_EQUAL(event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), -1);
+    CU_ASSERT_EQUAL(t.ran, 1);
+    event_free(ev);
 }

@@ -37,6 +37,7 @@ enum client_state {
     CS_HEAD,     /* reading a head; the head deadline runs */
     CS_BODY,     /* reading a body; the body deadline runs */
     CS_WAIT,     /* request read; the response is being produced */
+    CS_CLOSING,  /* the last answer is flushing (send deadline); then close or linger */
     CS_LINGER,   /* answer sent, input discarded until EOF or a short timer */
     CS_TUNNEL,   /* after a 101: input goes to the proxy's tunnel as it comes */
 };
@@ -148,11 +149,15 @@ static void arm_timer(struct client *c, uint64_t ms)
     evtimer_add(c->timer, &tv);
 }
 
-static void client_set_state(struct client *c, enum client_state st)
+/*
+ * (Re)arm the deadline of the current state. A transition does it; so does
+ * a held connection whose output drained (back to the keep-alive clock).
+ * Kept apart from client_set_state so a re-arm never reads as a transition.
+ */
+static void client_arm(struct client *c)
 {
     const struct conf *conf = c->w->gen->conf;
-    c->st = st;
-    switch (st) {
+    switch (c->st) {
     case CS_IDLE:
         arm_timer(c, conf->keepalive_timeout_ms);
         break;
@@ -165,10 +170,20 @@ static void client_set_state(struct client *c, enum client_state st)
     case CS_TUNNEL:  /* the tunnel's idle deadline is the proxy's */
         evtimer_del(c->timer);
         break;
+    case CS_CLOSING:
+        /* A stalled client must not keep the connection forever. */
+        arm_timer(c, conf->client_timeout_ms);
+        break;
     case CS_LINGER:
         arm_timer(c, LINGER_MS);
         break;
     }
+}
+
+static void client_set_state(struct client *c, enum client_state st)
+{
+    c->st = st;
+    client_arm(c);
 }
 
 /* Close now, or as soon as the current processing unwinds. */
@@ -318,11 +333,8 @@ static void client_event_cb(struct conn *cn, short what, void *arg);
 /* Send what is queued, then close (or linger if input is still arriving). */
 static void flush_and_close(struct client *c)
 {
-    c->st = CS_WAIT;
+    client_set_state(c, CS_CLOSING);
     c->out_held = false;
-    evtimer_del(c->timer);
-    /* A stalled client must not keep the connection forever. */
-    arm_timer(c, c->w->gen->conf->client_timeout_ms);
     conn_read_disable(&c->conn);
     conn_set_write_low(&c->conn, 0);
     conn_setcb(&c->conn, client_read_cb, closing_write_cb, client_event_cb, c);
@@ -736,7 +748,7 @@ static void release_output(struct client *c)
     if (evbuffer_get_length(client_output(c)) > WRITE_LOW_WATER)
         return;
     c->out_held = false;
-    client_set_state(c, CS_IDLE);  /* back to the keep-alive deadline */
+    client_arm(c);  /* still CS_IDLE: back to the keep-alive deadline */
     if (!read_on(c))
         return;
     client_process(c);
@@ -765,7 +777,7 @@ static void client_process(struct client *c)
             }
             break;
         }
-        if (c->st == CS_WAIT || avail == 0)
+        if (c->st == CS_WAIT || c->st == CS_CLOSING || avail == 0)
             break;
         if (c->st == CS_IDLE) {
             if (evbuffer_get_length(client_output(c)) > OUTPUT_HIGH_WATER) {
@@ -940,9 +952,12 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
         client_send_error(c, 408, "The request body was not received in time", NULL, NULL,
                           true);
         return;
+    case CS_CLOSING:
+        client_close(c);  /* its last answer was not read in time */
+        return;
     case CS_WAIT:
         /* Armed while a client that stopped reading holds up a response
-         * (send deadline), or while flushing a final answer to it. */
+         * (send deadline). */
         if (c->px) {
             struct proxy *px = c->px;
             c->px = NULL;

@@ -129,11 +129,15 @@ static void arm(struct proxy *px, uint64_t ms)
     evtimer_add(px->timer, &tv);
 }
 
-static void px_set_state(struct proxy *px, enum px_state st)
+/*
+ * (Re)arm the deadline of the current state: a transition does it, and so
+ * does progress within a state (bytes moved restart an idle clock). Kept
+ * apart from px_set_state so that a re-arm never reads as a transition.
+ */
+static void px_arm(struct proxy *px)
 {
     const struct conf_upstream *cu = px->group ? px->group->cu : NULL;
-    px->st = st;
-    switch (st) {
+    switch (px->st) {
     case PX_LIMIT:
         evtimer_del(px->timer);
         break;
@@ -165,6 +169,12 @@ static void px_set_state(struct proxy *px, enum px_state st)
         arm(px, cu->tunnel_timeout_ms);
         break;
     }
+}
+
+static void px_set_state(struct proxy *px, enum px_state st)
+{
+    px->st = st;
+    px_arm(px);
 }
 
 static bool is_idempotent(enum http_method m)
@@ -459,7 +469,7 @@ static int px_up_write(struct proxy *px, const void *data, size_t len)
     if (px->uc && px->connected) {
         rc = evbuffer_add(conn_output(&px->uc->conn), data, len);
         if (px->st == PX_WAITING && !evtimer_pending(px->timer, NULL))
-            px_set_state(px, PX_WAITING);  /* bytes owed to the upstream: its clock runs */
+            px_arm(px);  /* bytes owed to the upstream: its clock runs */
         if (px->copy_mode) {
             rc |= evbuffer_add(px->req, data, len);
             if (evbuffer_get_length(px->req) > RETRY_MAX) {
@@ -791,7 +801,7 @@ int proxy_tunnel_input(struct proxy *px, struct evbuffer *in)
 {
     if (evbuffer_add_buffer(conn_output(&px->uc->conn), in) != 0)
         return -1;
-    px_set_state(px, PX_TUNNEL);  /* the idle clock restarts with any byte */
+    px_arm(px);  /* the idle clock restarts with any byte */
     maybe_pause_client(px);
     return 0;
 }
@@ -960,7 +970,7 @@ static void up_read_cb(struct conn *cn, void *arg)
                 return;
             }
             client_count_out(px->c, avail);
-            px_set_state(px, PX_TUNNEL);
+            px_arm(px);  /* the idle clock restarts with any byte */
             if (evbuffer_get_length(out) > CLIENT_OUT_HIGH) {
                 px->upstream_paused = true;  /* until the client drains it */
                 conn_read_disable(&px->uc->conn);
@@ -985,7 +995,7 @@ static void up_read_cb(struct conn *cn, void *arg)
             px_body_ended(px);
             return;
         }
-        px_set_state(px, PX_BODY);  /* idle timeout restarts with progress */
+        px_arm(px);  /* idle timeout restarts with progress */
         if (!px->error_mode &&
             evbuffer_get_length(client_output(px->c)) > CLIENT_OUT_HIGH) {
             /* The client is the slow one now: stop the upstream's clock and
@@ -1006,7 +1016,7 @@ static void up_write_cb(struct conn *cn, void *arg)
     /* Upload progress re-arms the response deadline, or drops it when the
      * upstream has taken everything it was given so far. */
     if (px->st == PX_WAITING && !px->body_done)
-        px_set_state(px, PX_WAITING);
+        px_arm(px);
     if (px->st == PX_TUNNEL)
         px_tunnel_shut(px);
     maybe_resume_client(px);  /* last: resuming may end the exchange and free px */
@@ -1116,7 +1126,7 @@ void proxy_body_done(struct proxy *px)
     if (px->body_chunked)
         (void)px_up_write(px, "0\r\n\r\n", 5);
     if (px->st == PX_WAITING)
-        px_set_state(px, PX_WAITING);  /* the response deadline starts now */
+        px_arm(px);  /* the response deadline starts now */
 }
 
 void proxy_client_gone(struct proxy *px)
@@ -1143,7 +1153,7 @@ void proxy_client_drained(struct proxy *px)
                 px_cut(px);
             return;
         }
-        px_set_state(px, px->st == PX_TUNNEL ? PX_TUNNEL : PX_BODY);  /* its idle clock restarts */
+        px_arm(px);  /* its idle clock restarts */
         up_read_cb(&px->uc->conn, px);
     }
 }

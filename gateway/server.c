@@ -18,6 +18,7 @@
 
 #include "accesslog.h"
 #include "admin.h"
+#include "client.h"
 #include "clock.h"
 #include "config.h"
 #include "log.h"
@@ -292,8 +293,9 @@ static int server_start(struct server *s, const char *conf_path, struct conf *co
     if (!s->workers)
         return -1;
     char err[1024];
+    const struct worker_hooks hooks = {client_accept, client_drain_all, worker_exited, s};
     for (unsigned i = 0; i < s->n_workers; i++) {
-        if (worker_init(&s->workers[i], i, worker_exited, s, s->cref, err, sizeof err) != 0) {
+        if (worker_init(&s->workers[i], i, &hooks, s->cref, err, sizeof err) != 0) {
             const char *fields[] = {"error", err, NULL};
             LOG_AT(CONF_LOG_ERROR, "start_failed", NULL, fields, "cannot start: %s", err);
             fprintf(stderr, "envelopd: %s\n", err);

@@ -27,7 +27,6 @@
 #include <event2/thread.h>
 
 #include "accesslog.h"
-#include "client.h"
 #include "limiter.h"
 #include "listener.h"
 #include "log.h"
@@ -229,7 +228,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     struct worker *w = arg;
     (void)l;
-    client_accept(w, fd, sa, salen);
+    w->hooks.accept(w, fd, sa, salen);
     if (w->nclients >= w->max_conns && !w->accept_paused)
         accept_at_cap(w);
 }
@@ -248,14 +247,13 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     accept_pause(w, true, CONF_LOG_ERROR, "accept_error", detail);
 }
 
-int worker_init(struct worker *w, unsigned id, void (*on_exit)(void *), void *exit_arg,
+int worker_init(struct worker *w, unsigned id, const struct worker_hooks *hooks,
                 struct confref *cref, char *err, size_t errlen)
 {
     const struct conf *conf = cref->conf;
     memset(w, 0, sizeof *w);
     w->id = id;
-    w->on_exit = on_exit;
-    w->exit_arg = exit_arg;
+    w->hooks = *hooks;
     w->msg_fd[0] = w->msg_fd[1] = -1;
     LIST_INIT(&w->clients);
     struct event_config *cfg = event_config_new();
@@ -341,7 +339,7 @@ static void *worker_main(void *arg)
         accesslog_batch_end();
         event_free(log_ev);
     }
-    w->on_exit(w->exit_arg);
+    w->hooks.on_exit(w->hooks.exit_arg);
     return NULL;
 }
 
@@ -401,7 +399,7 @@ static void drain_apply(struct worker *w)
     w->n_listeners = 0;
     w->accept_paused = false;
     evtimer_del(w->accept_retry);
-    client_drain_all(w);
+    w->hooks.drain(w);
     maybe_finished(w);
 }
 

@@ -39,11 +39,23 @@ struct gen {
 };
 
 struct client;
+struct worker;
+
+/*
+ * What the worker's owner plugs in: the connection module (accept and drain
+ * its connections) and the end of the loop. The worker calls these; it does
+ * not include client.h, so the only include cycle left is client <-> proxy.
+ */
+struct worker_hooks {
+    void (*accept)(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+    void (*drain)(struct worker *w);   /* close the connections between requests */
+    void (*on_exit)(void *arg);        /* on the worker's thread, when its loop ends */
+    void *exit_arg;
+};
 
 struct worker {
     unsigned id;
-    void (*on_exit)(void *arg);  /* called on the worker's thread when its loop ends */
-    void *exit_arg;
+    struct worker_hooks hooks;
     struct event_base *base;
     pthread_t thread;
     struct gen *gen;
@@ -77,9 +89,9 @@ void worker_client_closed(struct worker *w);
 /* How long accepting stays paused after accept(2) failed (out of descriptors). */
 #define WORKER_ACCEPT_RETRY_MS 100
 
-/* Set up a worker on its own event base for CREF (listeners bound); ON_EXIT(EXIT_ARG)
- * runs on its thread when its loop ends. 0 or -1 + err. */
-int worker_init(struct worker *w, unsigned id, void (*on_exit)(void *), void *exit_arg,
+/* Set up a worker on its own event base for CREF (listeners bound), with HOOKS
+ * (copied). 0 or -1 + err. */
+int worker_init(struct worker *w, unsigned id, const struct worker_hooks *hooks,
                 struct confref *cref, char *err, size_t errlen) __attribute__((warn_unused_result));
 int worker_start(struct worker *w) __attribute__((warn_unused_result));
 /* Cross-thread requests, queued onto the worker's loop. */

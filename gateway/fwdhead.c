@@ -61,8 +61,11 @@ static size_t upstream_target(const struct conf *conf, const struct httpreq *req
 
 size_t fwdhead_request_cap(const struct fwdhead_req *in)
 {
-    /* Everything is bounded by what the client sent plus fixed parts. */
-    size_t cap = HTTPREQ_MAX_LINE + 2 + strlen(in->default_host) +
+    /* Everything is bounded by what the client sent plus fixed parts. The
+     * target sent upstream is never longer than the one received plus two
+     * bytes (a "/" before an absolute-form query, a "/" after strip_prefix):
+     * normalizing and stripping only shorten it. */
+    size_t cap = in->req->url_len + 2 + strlen(in->default_host) +
                  strlen(in->conf->corr_header) + strlen(in->request_id) +
                  strlen(in->peer_ip) + 256;
     for (size_t i = 0; i < in->req->head.n; i++)

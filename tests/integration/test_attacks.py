@@ -727,6 +727,12 @@ class Backpressure(AttackCase):
         self.run_flood(gw, request_bytes("GET", "/all/x"), 404, 8, what="upstream 404 flood")
 
     @skip_if_slow("memory growth under valgrind says nothing about envelopd")
+    def test_pipelined_upstream_204_never_read(self):
+        """Attack 4: pipelined requests whose upstream answers 204 (no body), never read."""
+        gw, _ = self.start_bp(up_default={"status": 204})
+        self.run_flood(gw, request_bytes("GET", "/all/x"), 204, 8, what="upstream 204 flood")
+
+    @skip_if_slow("memory growth under valgrind says nothing about envelopd")
     def test_non_reader_closed_after_client_timeout(self):
         """Attack 4: a client that keeps pipelining and never reads holds the
         connection only for client_timeout."""

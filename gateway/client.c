@@ -74,7 +74,7 @@ struct client {
     LIST_ENTRY(client) link;    /* in the worker's list of connections */
     struct worker *w;
     struct gen *gen;            /* held from head to the end of the response */
-    struct conn conn;           /* the socket, its buffers and events; closed in client_free */
+    struct conn conn;           /* the socket, its buffers and events; closed in client_teardown */
     char ip[64];
     struct sockaddr_storage peer;
     enum client_state st;
@@ -92,7 +92,8 @@ struct client {
     bool eof;                   /* the client half-closed: serve what it sent, then close */
     bool out_held;              /* its answers wait unread: no next request until they drain */
     bool in_read;               /* re-entrancy guard for client_process */
-    bool freed_pending;
+    bool closed;                /* closed, or to be once client_process unwinds */
+    bool torn_down;             /* on the worker's free list: memory only, until the turn ends */
 };
 
 #define LINGER_MS 2000
@@ -111,7 +112,7 @@ struct client {
 #define READ_HIGH_WATER (64 * 1024)
 
 static void client_process(struct client *c);
-static void client_free(struct client *c);
+static void client_teardown(struct client *c);
 
 /* Ready for the next request: nothing of the last one kept. */
 static void reqinfo_reset(struct reqinfo *ri)
@@ -186,21 +187,29 @@ static void client_set_state(struct client *c, enum client_state st)
     client_arm(c);
 }
 
-/* Close now, or as soon as the current processing unwinds. */
+/*
+ * Close: at once, or when client_process unwinds if it is running (it holds
+ * pointers into the input). Either way the struct outlives the call: the
+ * teardown puts it on the worker's free list, freed at the end of the loop
+ * turn (client_reap), so whoever called into a path that closed C can still
+ * read C->closed and stop, and nobody has to finish a close for a callee.
+ */
 static void client_close(struct client *c)
 {
-    if (c->in_read) {
-        c->freed_pending = true;
+    if (c->closed)
         return;
-    }
-    client_free(c);
+    c->closed = true;
+    if (!c->in_read)
+        client_teardown(c);
 }
 
-static void client_free(struct client *c)
+static void client_teardown(struct client *c)
 {
     struct worker *w = c->w;
-    /* From here on nothing may schedule another close of this client. */
-    c->freed_pending = true;
+    if (c->torn_down)
+        return;
+    c->closed = true;
+    c->torn_down = true;
     if (c->px) {
         struct proxy *px = c->px;
         c->px = NULL;
@@ -223,8 +232,19 @@ static void client_free(struct client *c)
     conn_close(&c->conn);
     LIST_REMOVE(c, link);
     free(c->ri.path_heap);
-    free(c);
+    c->ri.path_heap = NULL;
+    LIST_INSERT_HEAD(&w->dead, c, link);
+    event_active(w->reap_ev, EV_TIMEOUT, 0);
     worker_client_closed(w);
+}
+
+void client_reap(struct worker *w)
+{
+    struct client *c;
+    while ((c = LIST_FIRST(&w->dead)) != NULL) {
+        LIST_REMOVE(c, link);
+        free(c);
+    }
 }
 
 struct evbuffer *client_output(struct client *c)
@@ -268,11 +288,8 @@ void client_resume_read(struct client *c)
          (c->st == CS_TUNNEL && !c->eof)) &&
         !read_on(c))
         return;
-    if (c->st == CS_BODY && !c->in_read) {
+    if (c->st == CS_BODY && !c->in_read)
         client_process(c);
-        if (c->freed_pending)
-            client_free(c);
-    }
 }
 
 static void write_access_line(struct client *c)
@@ -366,7 +383,7 @@ void client_response_done(struct client *c)
         inflight_add(c->w, -1);
     }
     c->resp_started = false;
-    if (c->freed_pending)
+    if (c->closed)
         return;
     if (!c->req_done && c->body_active && !c->close_after && !c->w->draining) {
         /* Answered before its body was read (404, 405, 429...): read the body
@@ -376,11 +393,8 @@ void client_response_done(struct client *c)
             client_set_state(c, CS_BODY);
         if (!read_on(c))
             return;
-        if (!c->in_read && evbuffer_get_length(conn_input(&c->conn)) > 0) {
+        if (!c->in_read && evbuffer_get_length(conn_input(&c->conn)) > 0)
             client_process(c);
-            if (c->freed_pending)
-                client_free(c);
-        }
         return;
     }
     c->body_active = false;
@@ -395,10 +409,8 @@ void client_response_done(struct client *c)
     /* A pipelined request may already be waiting in the input buffer. */
     if (!c->in_read && evbuffer_get_length(conn_input(&c->conn)) > 0) {
         client_process(c);
-        if (c->freed_pending) {
-            client_free(c);
+        if (c->closed)
             return;
-        }
     }
     close_if_eof(c);
 }
@@ -752,18 +764,18 @@ static void release_output(struct client *c)
     if (!read_on(c))
         return;
     client_process(c);
-    if (c->freed_pending) {
-        client_free(c);
+    if (c->closed)
         return;
-    }
     close_if_eof(c);
 }
 
 static void client_process(struct client *c)
 {
+    if (c->closed)
+        return;
     c->in_read = true;
     struct evbuffer *in = conn_input(&c->conn);
-    while (!c->freed_pending) {
+    while (!c->closed) {
         size_t avail = evbuffer_get_length(in);
         if (c->st == CS_LINGER) {
             evbuffer_drain(in, avail);
@@ -853,6 +865,8 @@ static void client_process(struct client *c)
         }
     }
     c->in_read = false;
+    if (c->closed)
+        client_teardown(c);  /* a close asked for while the input was in use */
 }
 
 static void client_read_cb(struct conn *cn, void *arg)
@@ -860,8 +874,6 @@ static void client_read_cb(struct conn *cn, void *arg)
     struct client *c = arg;
     (void)cn;
     client_process(c);
-    if (c->freed_pending)
-        client_free(c);
 }
 
 static void client_write_cb(struct conn *cn, void *arg)
@@ -981,7 +993,7 @@ static void client_drain(struct client *c)
     if (c->st != CS_IDLE || c->in_read)
         return;
     if (evbuffer_get_length(client_output(c)) == 0) {
-        client_free(c);
+        client_close(c);
         return;
     }
     /* Answers still queued go out first; requests held behind them do not. */

@@ -29,6 +29,9 @@ struct proxy;
 /* Draining: close every connection of W that is between requests (after
  * flushing answers still queued to it). */
 void client_drain_all(struct worker *w);
+/* Free the clients closed during this loop turn (W's free list): the
+ * worker's end-of-turn event calls it, and cleanup after the loop. */
+void client_reap(struct worker *w);
 
 /* Take ownership of an accepted socket. */
 void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen);

@@ -293,7 +293,8 @@ static int server_start(struct server *s, const char *conf_path, struct conf *co
     if (!s->workers)
         return -1;
     char err[1024];
-    const struct worker_hooks hooks = {client_accept, client_drain_all, worker_exited, s};
+    const struct worker_hooks hooks = {client_accept, client_drain_all, client_reap,
+                                         worker_exited, s};
     for (unsigned i = 0; i < s->n_workers; i++) {
         if (worker_init(&s->workers[i], i, &hooks, s->cref, err, sizeof err) != 0) {
             const char *fields[] = {"error", err, NULL};

@@ -247,6 +247,15 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     accept_pause(w, true, CONF_LOG_ERROR, "accept_error", detail);
 }
 
+/* The end of a turn in which clients closed: their memory goes now. */
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    w->hooks.reap(w);
+}
+
 int worker_init(struct worker *w, unsigned id, const struct worker_hooks *hooks,
                 struct confref *cref, char *err, size_t errlen)
 {
@@ -256,6 +265,7 @@ int worker_init(struct worker *w, unsigned id, const struct worker_hooks *hooks,
     w->hooks = *hooks;
     w->msg_fd[0] = w->msg_fd[1] = -1;
     LIST_INIT(&w->clients);
+    LIST_INIT(&w->dead);
     struct event_config *cfg = event_config_new();
     if (!cfg)
         goto oom;
@@ -282,6 +292,9 @@ int worker_init(struct worker *w, unsigned id, const struct worker_hooks *hooks,
         goto oom;
     w->accept_retry = evtimer_new(w->base, accept_retry_cb, w);
     if (!w->accept_retry)
+        goto oom;
+    w->reap_ev = event_new(w->base, -1, 0, reap_cb, w);
+    if (!w->reap_ev)
         goto oom;
     w->max_conns_auto = default_max_conns(conf);
     w->max_conns = conf->max_connections ? conf->max_connections : w->max_conns_auto;
@@ -435,7 +448,11 @@ void worker_cleanup(struct worker *w)
     for (size_t i = 0; i < w->n_listeners; i++)
         evconnlistener_free(w->listeners[i]);
     w->n_listeners = 0;
+    if (w->hooks.reap)
+        w->hooks.reap(w);
     if (w->nclients == 0) {
+        if (w->reap_ev)
+            event_free(w->reap_ev);
         if (w->msg_ev)
             event_free(w->msg_ev);
         if (w->accept_retry)

@@ -49,6 +49,7 @@ struct worker;
 struct worker_hooks {
     void (*accept)(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen);
     void (*drain)(struct worker *w);   /* close the connections between requests */
+    void (*reap)(struct worker *w);    /* free the clients closed this turn (W->dead) */
     void (*on_exit)(void *arg);        /* on the worker's thread, when its loop ends */
     void *exit_arg;
 };
@@ -63,6 +64,8 @@ struct worker {
     struct evconnlistener *listeners[CONF_MAX_LISTEN];
     size_t n_listeners;
     LIST_HEAD(, client) clients;
+    LIST_HEAD(, client) dead;    /* closed this turn; freed when it ends (client_reap) */
+    struct event *reap_ev;       /* activated by a close; runs client_reap */
     unsigned nclients;
     unsigned max_conns;      /* accepting pauses at this many clients (max_connections) */
     unsigned max_conns_auto; /* the default, sized from RLIMIT_NOFILE at start */

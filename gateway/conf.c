@@ -510,6 +510,7 @@ bool conf_is_trusted_proxy(const struct conf *conf, const struct sockaddr *sa)
 enum conf_sect {
     SECT_NONE,
     SECT_SERVER,
+    SECT_TLS,
     SECT_ENVELOPE,
     SECT_CORRELATION,
     SECT_REDIS,
@@ -521,7 +522,7 @@ enum conf_sect {
 };
 
 static const char *const conf_sect_names[SECT_COUNT] = {
-    [SECT_NONE] = "", [SECT_SERVER] = "server", [SECT_ENVELOPE] = "envelope",
+    [SECT_NONE] = "", [SECT_SERVER] = "server", [SECT_TLS] = "tls", [SECT_ENVELOPE] = "envelope",
     [SECT_CORRELATION] = "correlation", [SECT_REDIS] = "redis", [SECT_LIMITS] = "limits",
     [SECT_ADMIN] = "admin",
     [SECT_UPSTREAM] = "upstream", [SECT_ROUTE] = "route",
@@ -533,6 +534,12 @@ static const char *const conf_sect_names[SECT_COUNT] = {
 #define D_RESTART  0x08u /* a reload cannot apply it: kept until restart (singleton sections) */
 #define D_SECRET   0x10u /* dumped as <hidden> */
 #define D_UNIQUE   0x20u /* an address list whose entries must differ (they are bound) */
+/*
+ * One of a run of rows filled together, an entry per pair ([tls] certificate,
+ * then its key): each may repeat, none resets the list, and the dump writes
+ * the pairs as they were read rather than row by row.
+ */
+#define D_PAIR     0x40u
 
 /*
  * A value as text, for the dump and the reload diff. The longest is a full
@@ -581,8 +588,8 @@ struct conf_directive {
  * The parser state and messages.
  */
 
-/* The directives: at most 64, for the seen masks. */
-#define CONF_N_ROWS 64
+/* The most rows the table may have: the size of the parser's seen arrays. */
+#define CONF_N_ROWS 128
 
 struct conf_parser {
     struct conf *conf;
@@ -597,9 +604,10 @@ struct conf_parser {
     enum conf_sect sect;        /* the current section */
     char sect_label[CONF_NAME_MAX + 16];  /* "[route tasks]", for messages */
     int sect_line;
-    uint64_t seen;              /* directives seen in the current section */
-    uint64_t seen_all;          /* ... in any section */
+    bool seen[CONF_N_ROWS];     /* directives seen in the current section, by row */
+    bool seen_all[CONF_N_ROWS]; /* ... in any section */
     int seen_line[CONF_N_ROWS]; /* first line of each, in the current section */
+    int listen_line[CONF_MAX_LISTEN];   /* where each [server] listen address was read */
     int single_line[SECT_COUNT];        /* where each singleton section started */
     int route_upstream_line[CONF_MAX_ROUTES];
     const char *secret_by;      /* hash_secret or hash_secret_file, once one is set */
@@ -858,27 +866,95 @@ static bool conf_set_list(struct conf_parser *p, const struct conf_directive *d,
     return true;
 }
 
+/* The flags a [server] listen address may carry after it, in the order the dump writes them. */
+static const char *const conf_listen_flags = "tls, proxy_protocol";
+
+static bool *conf_listen_flag(struct conf_addr *ad, const char *word)
+{
+    if (strcmp(word, "tls") == 0)
+        return &ad->tls;
+    if (strcmp(word, "proxy_protocol") == 0)
+        return &ad->proxy_protocol;
+    return NULL;
+}
+
+/*
+ * Entry COUNT of an address list from ITEM: the address, then (on [server]
+ * listen only) flags separated by blanks ("0.0.0.0:443 tls proxy_protocol").
+ */
 static bool set_host_port_item(struct conf_parser *p, const struct conf_directive *d, char *list,
                                size_t count, const char *item, const char *qi)
 {
     struct conf_addr *all = (struct conf_addr *)list, *ad = &all[count];
-    char why[160];
+    char addr[CONF_ITEM_MAX], why[160], qa[96], qw[96];
+    bool listen = d->sect == SECT_SERVER;  /* [server] listen, the one list there */
+    size_t alen = strcspn(item, " \t");
+    const char *rest = item + alen;
 
-    if (!conf_addr_parse(item, ad, false, why, sizeof(why))) {
-        conf_fail(p, p->lineno, "%s: %s is not HOST:PORT: %s", d->name, qi, why);
+    (void)qi; /* the address alone is quoted back, without its flags */
+    memcpy(addr, item, alen);
+    addr[alen] = '\0';
+    conf_quote(addr, qa, sizeof(qa));
+    if (!conf_addr_parse(addr, ad, false, why, sizeof(why))) {
+        conf_fail(p, p->lineno, "%s: %s is not HOST:PORT: %s", d->name, qa, why);
         return false;
     }
-    /* A listen address twice would fail to bind; say so here. */
+    while (*rest) {
+        char word[32];
+        size_t n;
+        bool *flag;
+
+        while (c_isspace(*rest))
+            rest++;
+        n = strcspn(rest, " \t");
+        if (n == 0)
+            break;
+        if (n < sizeof(word)) {
+            memcpy(word, rest, n);
+            word[n] = '\0';
+        } else {
+            word[0] = '\0';
+        }
+        conf_quote(word[0] ? word : rest, qw, sizeof(qw));
+        flag = word[0] ? conf_listen_flag(ad, word) : NULL;
+        if (!listen) {
+            if (flag)
+                conf_fail(p, p->lineno, "%s: flag %s after %s: listen flags are allowed only on "
+                          "[server] listen%s", d->name, qw, qa,
+                          d->sect == SECT_UPSTREAM && flag == &ad->tls ?
+                          " (TLS to the servers of an upstream is its tls = yes)" : "");
+            else
+                conf_fail(p, p->lineno, "%s: unexpected %s after %s", d->name, qw, qa);
+            return false;
+        }
+        if (!flag) {
+            conf_fail(p, p->lineno, "%s: unknown flag %s after %s (known: %s)", d->name, qw, qa,
+                      conf_listen_flags);
+            return false;
+        }
+        if (*flag) {
+            conf_fail(p, p->lineno, "%s: flag %s is given twice after %s", d->name, word, qa);
+            return false;
+        }
+        *flag = true;
+        rest += n;
+    }
+    /* A listen address twice would fail to bind, whatever its flags; say so here. */
     for (size_t i = 0; (d->flags & D_UNIQUE) && i < count; i++) {
         if (all[i].salen == ad->salen && memcmp(&all[i].sa, &ad->sa, ad->salen) == 0) {
-            conf_fail(p, p->lineno, "%s: %s is listed twice", d->name, qi);
+            conf_fail(p, p->lineno, "%s: %s is listed twice", d->name, qa);
             return false;
         }
     }
+    if (listen && count < CONF_MAX_LISTEN)
+        p->listen_line[count] = p->lineno;
     return true;
 }
 
-/* HOST:PORT, [V6]:PORT, as a list: listen addresses and upstream servers. */
+/*
+ * HOST:PORT, [V6]:PORT, as a list: listen addresses and upstream servers;
+ * those of [server] listen may carry flags.
+ */
 static bool set_host_ports(struct conf_parser *p, const struct conf_directive *d, char *base,
                            const char *v, const char *q)
 {
@@ -1228,6 +1304,198 @@ static bool set_hash_secret_file(struct conf_parser *p, const struct conf_direct
     return true;
 }
 
+/*
+ * A file (certificate, key, CA bundle): printable text, blanks allowed, kept
+ * as written. A relative path is relative to the working directory, as
+ * hash_secret_file's is; the TLS module opens it.
+ */
+static bool conf_set_path(struct conf_parser *p, const struct conf_directive *d, char *dst,
+                          size_t dstlen, const char *v, const char *q)
+{
+    if (!conf_printable(v, true)) {
+        conf_fail(p, p->lineno, "%s: %s is not a usable path", d->name, q);
+        return false;
+    }
+    if (!conf_copy(dst, dstlen, v)) {
+        conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, dstlen - 1);
+        return false;
+    }
+    return true;
+}
+
+static bool set_file(struct conf_parser *p, const struct conf_directive *d, char *base,
+                     const char *v, const char *q)
+{
+    return conf_set_path(p, d, base + d->off, d->size, v, q);
+}
+
+/* The pair whose certificate still waits for its key, or NULL. */
+static struct conf_cert *conf_open_cert(struct conf *c)
+{
+    if (c->n_certs == 0 || c->certs[c->n_certs - 1].key[0])
+        return NULL;
+    return &c->certs[c->n_certs - 1];
+}
+
+/* [tls] certificate: begins a pair, which the next key completes. */
+static bool set_tls_certificate(struct conf_parser *p, const struct conf_directive *d, char *base,
+                                const char *v, const char *q)
+{
+    struct conf *c = (struct conf *)base;
+    struct conf_cert *open = conf_open_cert(c), *ct;
+
+    if (open) {
+        conf_fail(p, p->lineno, "%s: the certificate of line %d has no key yet (each "
+                  "certificate = is followed by its key =)", d->name, open->line);
+        return false;
+    }
+    if (c->n_certs >= d->max) {
+        conf_fail(p, p->lineno, "%s: too many (at most %llu)", d->name, (unsigned long long)d->max);
+        return false;
+    }
+    ct = &c->certs[c->n_certs];
+    memset(ct, 0, sizeof(*ct));
+    if (!conf_set_path(p, d, ct->certificate, sizeof(ct->certificate), v, q))
+        return false;
+    ct->line = p->lineno;
+    c->n_certs++;
+    return true;
+}
+
+/* [tls] key: completes the pair the certificate before it began. */
+static bool set_tls_key(struct conf_parser *p, const struct conf_directive *d, char *base,
+                        const char *v, const char *q)
+{
+    struct conf_cert *ct = conf_open_cert((struct conf *)base);
+
+    if (!ct) {
+        conf_fail(p, p->lineno, "%s: no certificate before it (each key = follows its "
+                  "certificate =)", d->name);
+        return false;
+    }
+    if (!conf_set_path(p, d, ct->key, sizeof(ct->key), v, q))
+        return false;
+    ct->key_line = p->lineno;
+    return true;
+}
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} conf_tls_versions[] = {
+    {"TLSv1", CONF_TLS_V1_0}, {"TLSv1.1", CONF_TLS_V1_1}, {"TLSv1.2", CONF_TLS_V1_2},
+    {"TLSv1.3", CONF_TLS_V1_3},
+};
+#define CONF_N_TLS_VERSIONS (sizeof(conf_tls_versions) / sizeof(conf_tls_versions[0]))
+
+/*
+ * [tls] protocols: versions separated by blanks or commas, any case. They
+ * must make a range without a gap: OpenSSL takes a lowest and a highest
+ * version, so a gap would enable a version nobody listed.
+ */
+static bool set_tls_protocols(struct conf_parser *p, const struct conf_directive *d, char *base,
+                              const char *v, const char *q)
+{
+    unsigned bits = 0;
+    const char *s = v;
+    size_t lo = CONF_N_TLS_VERSIONS, hi = 0;
+
+    for (;;) {
+        char word[16], qw[48];
+        size_t n, i;
+
+        s += strspn(s, ", \t");
+        if (!*s)
+            break;
+        n = strcspn(s, ", \t");
+        snprintf(word, sizeof(word), "%.*s", (int)n, s); /* a longer one matches nothing */
+        for (i = 0; i < CONF_N_TLS_VERSIONS; i++)
+            if (n < sizeof(word) && strcasecmp(word, conf_tls_versions[i].name) == 0)
+                break;
+        if (n < sizeof(word) && strcasecmp(word, "TLSv1.0") == 0) /* OpenSSL's TLSv1 */
+            i = 0;
+        if (i == CONF_N_TLS_VERSIONS) {
+            conf_fail(p, p->lineno, "%s: %s is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3",
+                      d->name, conf_quote(word, qw, sizeof(qw)));
+            return false;
+        }
+        bits |= conf_tls_versions[i].bit;
+        if (i < lo)
+            lo = i;
+        if (i > hi)
+            hi = i;
+        s += n;
+    }
+    if (!bits) {
+        conf_fail(p, p->lineno, "%s: %s names no version (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)",
+                  d->name, q);
+        return false;
+    }
+    for (size_t i = lo; i <= hi; i++) {
+        if (!(bits & conf_tls_versions[i].bit)) {
+            conf_fail(p, p->lineno, "%s: %s leaves out %s: list a range of versions without a "
+                      "gap", d->name, q, conf_tls_versions[i].name);
+            return false;
+        }
+    }
+    memcpy(base + d->off, &bits, sizeof(bits));
+    return true;
+}
+
+/* [tls] ciphers: kept as written, its line recorded; the TLS module checks the names. */
+static bool set_tls_ciphers(struct conf_parser *p, const struct conf_directive *d, char *base,
+                            const char *v, const char *q)
+{
+    if (!conf_printable(v, true)) {
+        conf_fail(p, p->lineno, "%s: %s may not contain control characters", d->name, q);
+        return false;
+    }
+    if (!conf_copy(base + d->off, d->size, v)) {
+        conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
+        return false;
+    }
+    ((struct conf *)base)->tls_ciphers_line = p->lineno;
+    return true;
+}
+
+/*
+ * [upstream] server_name: a DNS name (labels of A-Z a-z 0-9 - _, 1-63
+ * characters each) or an IP address without brackets.
+ */
+static bool set_server_name(struct conf_parser *p, const struct conf_directive *d, char *base,
+                            const char *v, const char *q)
+{
+    unsigned char ip[16];
+    size_t n = strlen(v), label = 0;
+    bool ok = true;
+
+    if (n >= d->size) {
+        conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
+        return false;
+    }
+    if (inet_pton(AF_INET, v, ip) != 1 && inet_pton(AF_INET6, v, ip) != 1) {
+        for (size_t i = 0; i <= n && ok; i++) {
+            if (v[i] == '.' || v[i] == '\0') {
+                ok = label >= 1 && label <= 63;
+                label = 0;
+            } else if (c_isalpha(v[i]) || c_isdigit(v[i]) || v[i] == '-' || v[i] == '_') {
+                label++;
+            } else {
+                ok = false;
+            }
+        }
+        /* All digits and dots is an IPv4 address gone wrong ("127.1"), not a name. */
+        if (ok && strspn(v, "0123456789.") == n)
+            ok = false;
+    }
+    if (!ok) {
+        conf_fail(p, p->lineno, "%s: %s is not a host name or an IP address", d->name, q);
+        return false;
+    }
+    memcpy(base + d->off, v, n + 1);
+    return true;
+}
+
 /* ---------------------------------------------------------------------------
  * Format functions: a value as the file would hold it, so that it parses
  * back to the same value.
@@ -1337,7 +1605,8 @@ static bool fmt_host_ports(const struct conf_directive *d, const char *base, str
         return false;
     }
     for (size_t i = 0; i < n; i++)
-        ct_add(t, "%s%s", i ? ", " : "", all[i].text);
+        ct_add(t, "%s%s%s%s", i ? ", " : "", all[i].text, all[i].tls ? " tls" : "",
+               all[i].proxy_protocol ? " proxy_protocol" : "");
     return true;
 }
 
@@ -1443,6 +1712,72 @@ static bool fmt_hash_secret_file(const struct conf_directive *d, const char *bas
     return true;
 }
 
+static bool fmt_tls_protocols(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    unsigned bits;
+    bool first = true;
+
+    memcpy(&bits, base + d->off, sizeof(bits));
+    for (size_t i = 0; i < CONF_N_TLS_VERSIONS; i++) {
+        if (bits & conf_tls_versions[i].bit) {
+            ct_add(t, "%s%s", first ? "" : " ", conf_tls_versions[i].name);
+            first = false;
+        }
+    }
+    return true;
+}
+
+/* A [tls] pair's field of the row: the certificate's path or the key's. */
+static const char *conf_cert_field(const struct conf_directive *d, const struct conf_cert *ct)
+{
+    return d->parse == set_tls_key ? ct->key : ct->certificate;
+}
+
+/* The row's field of every pair; the dump writes the pairs instead (conf_dump_pairs). */
+static bool fmt_tls_pair(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    const struct conf *c = (const struct conf *)base;
+
+    if (c->n_certs == 0) {
+        ct_add(t, "(none)");
+        return false;
+    }
+    for (size_t i = 0; i < c->n_certs; i++)
+        ct_add(t, "%s%s", i ? ", " : "", conf_cert_field(d, &c->certs[i]));
+    return true;
+}
+
+/* Optional text: unset when empty, with what applies then. */
+static bool fmt_ca_file(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    if (!base[d->off]) {
+        ct_add(t, "(none: the system's CA store)");
+        return false;
+    }
+    ct_add(t, "%s", base + d->off);
+    return true;
+}
+
+static bool fmt_server_name(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    if (!base[d->off]) {
+        ct_add(t, "(none: each server's host as written)");
+        return false;
+    }
+    ct_add(t, "%s", base + d->off);
+    return true;
+}
+
+static bool fmt_optional(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    if (!base[d->off]) {
+        ct_add(t, "(none)");
+        return false;
+    }
+    ct_add(t, "%s", base + d->off);
+    return true;
+}
+
 /* ---------------------------------------------------------------------------
  * The directive table.
  */
@@ -1456,6 +1791,7 @@ static bool fmt_hash_secret_file(const struct conf_directive *d, const char *bas
 
 static const struct conf_directive conf_directives[] = {
     /* section, name, parse, fmt, field, count field, size, min, max, default, flags */
+    /* "ADDRESS [tls] [proxy_protocol], ..." */
     {SECT_SERVER, "listen", set_host_ports, fmt_host_ports, C_(listen), C_(n_listen), ADDR,
      0, CONF_MAX_LISTEN, "0.0.0.0:8080", D_REPEAT | D_UNIQUE | D_RESTART},
     {SECT_SERVER, "workers", set_uint, fmt_uint, C_(workers), 0, 0, 0, 1024, "0", D_RESTART},
@@ -1479,6 +1815,23 @@ static const struct conf_directive conf_directives[] = {
     {SECT_SERVER, "merge_slashes", set_bool, fmt_bool, C_(merge_slashes), 0, 0, 0, 0, "yes", 0},
     {SECT_SERVER, "routes_ignore_case", set_bool, fmt_bool, C_(routes_ignore_case), 0, 0, 0, 0,
      "yes", 0},
+
+    /* certificate then key, pair after pair; the first pair is the default one */
+    {SECT_TLS, "certificate", set_tls_certificate, fmt_tls_pair, C_(certs), C_(n_certs),
+     sizeof(struct conf_cert), 0, CONF_MAX_CERTS, NULL, D_PAIR},
+    {SECT_TLS, "key", set_tls_key, fmt_tls_pair, C_(certs), C_(n_certs),
+     sizeof(struct conf_cert), 0, CONF_MAX_CERTS, NULL, D_PAIR},
+    {SECT_TLS, "protocols", set_tls_protocols, fmt_tls_protocols, C_(tls_protocols), 0, 0, 0,
+     0, "TLSv1.2 TLSv1.3", 0},
+    /* Mozilla's "intermediate" list; TLS 1.3 suites are OpenSSL's defaults */
+    {SECT_TLS, "ciphers", set_tls_ciphers, fmt_text, C_(tls_ciphers), 0,
+     SZ(struct conf, tls_ciphers), 0, 0,
+     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305", 0},
+    {SECT_TLS, "handshake_timeout", set_duration, fmt_duration, C_(tls_handshake_timeout_ms), 0,
+     0, 1, MS_H, "10s", 0},
 
     {SECT_ENVELOPE, "profile", set_profile, fmt_profile, C_(profile), 0, 0, 0, 0, "nested", 0},
     {SECT_ENVELOPE, "expose_upstream_5xx", set_bool, fmt_bool, C_(expose_upstream_5xx), 0, 0,
@@ -1543,6 +1896,17 @@ static const struct conf_directive conf_directives[] = {
      1, 24 * MS_H, "1s", 0},
     {SECT_UPSTREAM, "down_backoff_max", set_duration, fmt_duration, U_(down_backoff_max_ms), 0,
      0, 1, 24 * MS_H, "30s", 0},
+    {SECT_UPSTREAM, "tls", set_bool, fmt_bool, U_(tls), 0, 0, 0, 0, "no", 0},
+    {SECT_UPSTREAM, "verify", set_bool, fmt_bool, U_(verify), 0, 0, 0, 0, "yes", 0},
+    {SECT_UPSTREAM, "ca_file", set_file, fmt_ca_file, U_(ca_file), 0,
+     SZ(struct conf_upstream, ca_file), 0, 0, NULL, 0},
+    {SECT_UPSTREAM, "server_name", set_server_name, fmt_server_name, U_(server_name), 0,
+     SZ(struct conf_upstream, server_name), 0, 0, NULL, 0},
+    /* both or neither (conf_section_end) */
+    {SECT_UPSTREAM, "client_certificate", set_file, fmt_optional, U_(client_certificate), 0,
+     SZ(struct conf_upstream, client_certificate), 0, 0, NULL, 0},
+    {SECT_UPSTREAM, "client_key", set_file, fmt_optional, U_(client_key), 0,
+     SZ(struct conf_upstream, client_key), 0, 0, NULL, 0},
 
     {SECT_ROUTE, "prefix", set_route_prefix, fmt_text, R_(prefix), 0,
      SZ(struct conf_route, prefix), 0, 0, NULL, D_REQUIRED},
@@ -1558,7 +1922,7 @@ static const struct conf_directive conf_directives[] = {
 };
 
 #define CONF_N_DIRECTIVES (sizeof(conf_directives) / sizeof(conf_directives[0]))
-_Static_assert(CONF_N_DIRECTIVES <= CONF_N_ROWS, "the seen masks are 64-bit");
+_Static_assert(CONF_N_DIRECTIVES <= CONF_N_ROWS, "raise CONF_N_ROWS: the seen arrays");
 
 /* ---------------------------------------------------------------------------
  * Sections.
@@ -1605,14 +1969,25 @@ static void conf_section_end(struct conf_parser *p)
         return;
     for (size_t i = 0; i < CONF_N_DIRECTIVES; i++) {
         const struct conf_directive *d = &conf_directives[i];
-        if (d->sect == p->sect && (d->flags & D_REQUIRED) && !(p->seen & (1ULL << i))) {
+        if (d->sect == p->sect && (d->flags & D_REQUIRED) && !p->seen[i]) {
             conf_fail(p, p->sect_line, "%s: missing %s = ...", p->sect_label, d->name);
             return;
         }
     }
+    if (p->sect == SECT_TLS) {
+        const struct conf_cert *open = conf_open_cert(p->conf);
+        char q[96];
+        if (open)
+            conf_fail(p, open->line, "certificate: %s has no key (key = PATH follows its "
+                      "certificate)", conf_quote(open->certificate, q, sizeof(q)));
+    }
     if (p->sect == SECT_UPSTREAM) {
         const struct conf_upstream *u = &p->conf->upstreams[p->conf->n_upstreams - 1];
-        if (u->retry_backoff_ms > u->retry_backoff_max_ms) {
+        if (!u->client_certificate[0] != !u->client_key[0]) {
+            conf_fail(p, p->sect_line, "%s: %s without %s (give both or neither)",
+                      p->sect_label, u->client_key[0] ? "client_key" : "client_certificate",
+                      u->client_key[0] ? "client_certificate" : "client_key");
+        } else if (u->retry_backoff_ms > u->retry_backoff_max_ms) {
             conf_fmt_ms(u->retry_backoff_ms, a, sizeof(a));
             conf_fmt_ms(u->retry_backoff_max_ms, b, sizeof(b));
             conf_fail(p, p->sect_line, "%s: retry_backoff (%s) is larger than "
@@ -1648,14 +2023,15 @@ static void conf_section_begin(struct conf_parser *p, char *inner)
         if (strcmp(inner, conf_sect_names[i]) == 0)
             s = (enum conf_sect)i;
     if (s == SECT_NONE) {
-        conf_fail(p, p->lineno, "unknown section [%s] (known: server, envelope, correlation, "
-                  "redis, limits, upstream NAME, route NAME)", conf_clean(inner, q, sizeof(q)));
+        conf_fail(p, p->lineno, "unknown section [%s] (known: server, tls, envelope, "
+                  "correlation, redis, limits, admin, upstream NAME, route NAME)",
+                  conf_clean(inner, q, sizeof(q)));
         return;
     }
 
     p->sect = s;
     p->sect_line = p->lineno;
-    p->seen = 0;
+    memset(p->seen, 0, sizeof(p->seen));
     memset(p->seen_line, 0, sizeof(p->seen_line));
 
     if (s != SECT_UPSTREAM && s != SECT_ROUTE) {
@@ -1764,8 +2140,8 @@ static bool conf_handle(struct conf_parser *p, const char *name, const char *val
                   p->sect_label);
         return false;
     }
-    if (p->seen & (1ULL << idx)) {
-        if (!(d->flags & D_REPEAT)) {
+    if (p->seen[idx]) {
+        if (!(d->flags & (D_REPEAT | D_PAIR))) {
             conf_fail(p, p->lineno, "%s is set twice in %s (first at line %d)", name,
                       p->sect_label, p->seen_line[idx]);
             return false;
@@ -1777,10 +2153,10 @@ static bool conf_handle(struct conf_parser *p, const char *name, const char *val
     }
     if (!conf_apply(p, d, value))
         return false;
-    if (!(p->seen & (1ULL << idx)))
+    if (!p->seen[idx])
         p->seen_line[idx] = p->lineno;
-    p->seen |= 1ULL << idx;
-    p->seen_all |= 1ULL << idx;
+    p->seen[idx] = true;
+    p->seen_all[idx] = true;
     return true;
 }
 
@@ -1901,10 +2277,29 @@ static void conf_validate(struct conf_parser *p)
         }
     }
 
+    /* A TLS listener presents the [tls] certificates: it needs one. */
+    for (size_t i = 0; i < c->n_listen && c->n_certs == 0; i++) {
+        if (c->listen[i].tls) {
+            conf_fail(p, p->listen_line[i], "[server] listen %s tls needs a [tls] certificate "
+                      "and key", c->listen[i].text);
+            return;
+        }
+    }
+    /* Only trusted proxies may send a PROXY header: with none, every
+     * connection to the listener would be refused. */
+    for (size_t i = 0; i < c->n_listen && c->n_trusted_proxies == 0; i++) {
+        if (c->listen[i].proxy_protocol) {
+            conf_fail(p, p->listen_line[i], "[server] listen %s proxy_protocol needs [limits] "
+                      "trusted_proxies (the balancers allowed to send PROXY headers)",
+                      c->listen[i].text);
+            return;
+        }
+    }
+
     /* keepalive_timeout defaults to client_timeout. */
     for (size_t i = 0; i < CONF_N_DIRECTIVES; i++) {
         if (conf_directives[i].off == C_(keepalive_timeout_ms) &&
-            conf_directives[i].sect == SECT_SERVER && !(p->seen_all & (1ULL << i)))
+            conf_directives[i].sect == SECT_SERVER && !p->seen_all[i])
             c->keepalive_timeout_ms = c->client_timeout_ms;
     }
 
@@ -2000,6 +2395,28 @@ void conf_free(struct conf *conf)
  * The table read back: the dump, the directive list, the reload diff.
  */
 
+/*
+ * The D_PAIR rows from row FIRST on, as the pairs were read: a "name =" line
+ * of each row for the first pair, then for the next.
+ */
+static void conf_dump_pairs(FILE *out, size_t first, const char *base, const char *pre)
+{
+    const struct conf *c = (const struct conf *)base;
+    size_t end = first;
+
+    while (end < CONF_N_DIRECTIVES && (conf_directives[end].flags & D_PAIR))
+        end++;
+    if (c->n_certs == 0) {
+        for (size_t i = first; i < end; i++)
+            fprintf(out, "# %s =   (none)\n", conf_directives[i].name);
+        return;
+    }
+    for (size_t k = 0; k < c->n_certs; k++)
+        for (size_t i = first; i < end; i++)
+            fprintf(out, "%s%s = %s\n", pre, conf_directives[i].name,
+                    conf_cert_field(&conf_directives[i], &c->certs[k]));
+}
+
 /* The rows of section S, each as "name = value", into OUT; PRE before each. */
 static int conf_dump_rows(FILE *out, enum conf_sect s, const char *base, const char *pre)
 {
@@ -2011,6 +2428,11 @@ static int conf_dump_rows(FILE *out, enum conf_sect s, const char *base, const c
         const struct conf_directive *d = &conf_directives[i];
         if (d->sect != s)
             continue;
+        if (d->flags & D_PAIR) {
+            if (i == 0 || !(conf_directives[i - 1].flags & D_PAIR))
+                conf_dump_pairs(out, i, base, pre);
+            continue;
+        }
         t->len = 0;
         t->cut = false;
         t->s[0] = '\0';

@@ -28,6 +28,9 @@
 #define CONF_NAME_MAX 64        /* section suffixes, header names */
 #define CONF_PREFIX_MAX 512     /* route prefixes */
 #define CONF_PATH_MAX 4096
+#define CONF_MAX_CERTS 16        /* [tls] certificate/key pairs */
+#define CONF_FILE_MAX 512        /* certificate, key and CA file paths */
+#define CONF_CIPHERS_MAX 1024
 /*
  * The longest address text: a host name of up to 255 bytes, ':' and a port
  * (the brackets of "[v6]:port" hold a literal far shorter; "unix:" and a
@@ -37,10 +40,28 @@
 
 /* A socket address from "host:port", "[v6]:port" or "unix:/path". */
 struct conf_addr {
-    char text[CONF_ADDR_MAX + 1];  /* as written, for logs */
+    char text[CONF_ADDR_MAX + 1];  /* as written, for logs (without flags) */
     struct sockaddr_storage sa;
     socklen_t salen;
+    /* Flags written after a [server] listen address ("0.0.0.0:443 tls
+     * proxy_protocol"); always false elsewhere. */
+    bool tls;                      /* TLS is terminated on this listener */
+    bool proxy_protocol;           /* a PROXY v1/v2 header comes first, from a trusted proxy */
 };
+
+/* A [tls] certificate and the key that follows it; the first pair is the default. */
+struct conf_cert {
+    char certificate[CONF_FILE_MAX];
+    char key[CONF_FILE_MAX];
+    int line;                      /* of the certificate directive, for messages */
+    int key_line;
+};
+
+/* [tls] protocols: a bit per version, CONF_TLS_V1_2 | CONF_TLS_V1_3 by default. */
+#define CONF_TLS_V1_0 0x1u
+#define CONF_TLS_V1_1 0x2u
+#define CONF_TLS_V1_2 0x4u
+#define CONF_TLS_V1_3 0x8u
 
 /*
  * "N/DURATION": N requests per window. count == 0 && window_ms == 0: not set
@@ -76,6 +97,15 @@ struct conf_upstream {
     uint64_t retry_backoff_max_ms;
     uint64_t down_backoff_ms;      /* a failed server is skipped this long, doubling */
     uint64_t down_backoff_max_ms;
+    /* TLS to the servers: verified against ca_file (empty: the system store)
+     * unless verify is off; SNI and the checked name are server_name, or
+     * each server's host when empty. A client certificate is sent when set. */
+    bool tls;
+    bool verify;
+    char ca_file[CONF_FILE_MAX];
+    char server_name[256];
+    char client_certificate[CONF_FILE_MAX];
+    char client_key[CONF_FILE_MAX];
     int line;                      /* where the section starts, for messages */
 };
 
@@ -143,6 +173,14 @@ struct conf {
     bool hash_secret_set;
     char hash_secret_file[CONF_PATH_MAX]; /* where hash_secret was read from; "" inline */
     unsigned ipv6_prefix;          /* an IPv6 client is keyed by its /N network (1..128) */
+
+    /* [tls]: what TLS listeners present; re-read on reload */
+    struct conf_cert certs[CONF_MAX_CERTS];
+    size_t n_certs;
+    unsigned tls_protocols;        /* CONF_TLS_* bits */
+    char tls_ciphers[CONF_CIPHERS_MAX]; /* TLS 1.2 and below (OpenSSL list syntax) */
+    int tls_ciphers_line;          /* of [tls] ciphers, for the TLS module's messages; 0: default */
+    uint64_t tls_handshake_timeout_ms;
 
     /* [admin]: /healthz and /metrics; n_admin_listen 0 = off */
     struct conf_addr admin_listen[CONF_MAX_LISTEN];

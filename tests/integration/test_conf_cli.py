@@ -106,8 +106,8 @@ class ConfCheck(unittest.TestCase):
         self.assert_bad(self.write("[server]\n\nlisten_port = 80\n" + MINIMAL_TAIL),
                         "3: unknown key 'listen_port' in [server]")
         self.assert_bad(self.write(MINIMAL_TAIL + "[metrics]\n"),
-                        "6: unknown section [metrics] (known: server, envelope, correlation, "
-                        "redis, limits, upstream NAME, route NAME)")
+                        "6: unknown section [metrics] (known: server, tls, envelope, correlation, "
+                        "redis, limits, admin, upstream NAME, route NAME)")
 
     def test_value_errors_name_key_and_value(self):
         cases = [

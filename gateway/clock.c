@@ -51,6 +51,11 @@ uint64_t clock_ms(void)
     return clock_us() / 1000u;
 }
 
+uint64_t clock_ms_shared(void)
+{
+    return read_us() / 1000u;
+}
+
 int clock_turns_begin(struct event_base *base)
 {
     clock_turns_end();

@@ -23,9 +23,17 @@
 
 struct event_base;
 
-/* Microseconds and milliseconds of CLOCK_MONOTONIC; never decreasing. */
+/* Microseconds and milliseconds of CLOCK_MONOTONIC; never decreasing on
+ * one thread. */
 uint64_t clock_us(void);
 uint64_t clock_ms(void);
+/*
+ * A fresh reading, for state several threads update (the local rate-limit
+ * store, process-wide report throttles): another worker's cached "now" may
+ * be newer than this one's, and shared arithmetic must not see time run
+ * backwards between two threads' updates.
+ */
+uint64_t clock_ms_shared(void);
 
 /* Cache readings per turn of BASE's loop on the calling thread, from the
  * call until clock_turns_end. 0, or -1 when out of memory (then uncached). */

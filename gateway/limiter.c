@@ -176,7 +176,7 @@ static void note_undecided(const struct conf *conf, const char *why)
 {
     static const char *const modes[] = {"allow", "deny", "local"};
     atomic_fetch_add(&undecided_count, 1);
-    uint64_t now = clock_ms();
+    uint64_t now = clock_ms_shared();
     uint64_t last = atomic_load(&undecided_warned_ms);
     if (now - last < 1000 && last != 0)
         return;
@@ -200,7 +200,7 @@ static enum limiter_verdict decide_local(const struct limit_set *set, struct rl_
         lims[i].keylen = set->keylen[i];
         lims[i].rate = set->rate[i];
     }
-    (void)rl_local_check_all(shared.store, lims, set->n, clock_ms(), out);
+    (void)rl_local_check_all(shared.store, lims, set->n, clock_ms_shared(), out);
     *res = out[rl_tightest(out, set->n)];
     return res->allowed ? LIMITER_ALLOW : LIMITER_LIMITED;
 }

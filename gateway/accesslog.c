@@ -206,6 +206,14 @@ void accesslog_write(const struct access_entry *e)
         PUTLIT(&l, "null");
     KEY(&l, "error_code");
     put_opt_str(&l, e->error_code, 256);
+    if (e->tls) {
+        KEY(&l, "tls");
+        put_opt_str(&l, e->tls, 32);
+        if (e->tls_resumed)
+            PUTLIT(&l, ",\"tls_resumed\":true");
+        else
+            PUTLIT(&l, ",\"tls_resumed\":false");
+    }
     PUTLIT(&l, "}\n");
     if (l.failed)
         return;

@@ -26,6 +26,8 @@ struct access_entry {
     uint64_t bytes_out;
     long ratelimit_remaining;   /* < 0: no limit applied */
     const char *error_code;     /* NULL on success */
+    const char *tls;            /* "TLSv1.3"...: the line gains tls and tls_resumed; NULL: plain */
+    bool tls_resumed;
 };
 
 /* Open TARGET ("stdout", "off" or a path, appended). Returns 0 or -1 (errno). */

@@ -24,12 +24,15 @@
 #include "accesslog.h"
 #include "clock.h"
 #include "conn.h"
+#include "conn_tls.h"
 #include "headbuf.h"
 #include "httphead.h"
 #include "httpreq.h"
 #include "log.h"
+#include "proxyproto.h"
 #include "proxy.h"
 #include "reqid.h"
+#include "tls.h"
 #include "worker.h"
 
 enum client_state {
@@ -92,6 +95,10 @@ struct client {
     bool eof;                   /* the client half-closed: serve what it sent, then close */
     bool out_held;              /* its answers wait unread: no next request until they drain */
     bool in_read;               /* re-entrancy guard for client_process */
+    bool tls;                   /* came in on a TLS listener (and stayed TLS) */
+    bool front_tls;             /* a PROXY v2 header says the client used TLS with the proxy */
+    bool handshaking;           /* PROXY header and/or TLS handshake, under their deadline */
+    struct pp_info *pp;         /* the PROXY header being read; NULL once applied */
     bool closed;                /* closed, or to be once client_process unwinds */
     bool torn_down;             /* on the worker's free list: memory only, until the turn ends */
 };
@@ -229,6 +236,8 @@ static void client_teardown(struct client *c)
     }
     if (c->timer)
         event_free(c->timer);
+    free(c->pp);
+    c->pp = NULL;
     conn_close(&c->conn);
     LIST_REMOVE(c, link);
     free(c->ri.path_heap);
@@ -310,6 +319,8 @@ static void write_access_line(struct client *c)
         .bytes_out = c->ri.bytes_out,
         .ratelimit_remaining = c->ri.rl_remaining,
         .error_code = c->ri.error_code,
+        .tls = c->tls ? conn_tls_version(&c->conn) : NULL,
+        .tls_resumed = c->tls && conn_tls_resumed(&c->conn),
     };
     accesslog_write(&e);
     if (c->ri.status != 101)  /* a tunnel was counted when it switched */
@@ -489,6 +500,11 @@ const char *client_id(const struct client *c)
 const char *client_ip(const struct client *c)
 {
     return c->ip;
+}
+
+bool client_tls(const struct client *c)
+{
+    return c->tls || c->front_tls;
 }
 
 const struct sockaddr *client_peer(const struct client *c)
@@ -887,10 +903,109 @@ static void client_write_cb(struct conn *cn, void *arg)
         release_output(c);
 }
 
+/* What a failed handshake's reason (OpenSSL's text) counts as. */
+static enum metrics_tls_fail tls_failure_kind(const char *why)
+{
+    if (strstr(why, "application protocol"))
+        return METRICS_TLSF_ALPN;
+    if (strstr(why, "version") || strstr(why, "unsupported protocol"))
+        return METRICS_TLSF_VERSION;
+    if (strstr(why, "cipher"))
+        return METRICS_TLSF_CIPHER;
+    if (strstr(why, "closed") || strstr(why, "reset"))
+        return METRICS_TLSF_CLOSED;
+    return METRICS_TLSF_OTHER;
+}
+
+/*
+ * The PROXY header was read: the client it names is the caller from now on
+ * (per-IP limit, X-Forwarded-For, logs). LOCAL (a health check from the
+ * proxy itself) and UNKNOWN keep the real peer.
+ */
+static void apply_proxy_header(struct client *c)
+{
+    const struct pp_info *pp = c->pp;
+    if (pp->ssl)
+        c->front_tls = true;
+    if (pp->local || (pp->family != AF_INET && pp->family != AF_INET6))
+        return;
+    memcpy(&c->peer, &pp->src, sizeof c->peer);
+    if (pp->family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&pp->src)->sin_addr, c->ip, sizeof c->ip);
+    else
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&pp->src)->sin6_addr, c->ip,
+                  sizeof c->ip);
+}
+
+/* The PROXY header, the TLS handshake or both are over, one way or
+ * another (WHAT: CONN_EV_*). */
+static void handshake_ended(struct client *c, short what)
+{
+    struct worker *w = c->w;
+    c->handshaking = false;
+    if (c->pp) {
+        bool header_failed = conn_awaits_proxy_header(&c->conn);
+        if (!header_failed && (what & (CONN_EV_CONNECTED | CONN_EV_NOT_TLS)))
+            apply_proxy_header(c);
+        free(c->pp);
+        c->pp = NULL;
+        if (header_failed) {
+            const char *why = conn_tls_error(&c->conn);
+            const char *fields[] = {"reason", why, NULL};
+            LOG_AT(CONF_LOG_INFO, "proxy_protocol_invalid", NULL, fields,
+                   "client %s: bad PROXY header: %s; closed", c->ip, why);
+            client_close(c);
+            return;
+        }
+        if (!c->tls) {  /* a plain listener: the head deadline starts now */
+            if (c->st == CS_IDLE && !c->out_held)
+                arm_timer(c, w->gen->conf->client_timeout_ms);
+            return;
+        }
+    }
+    if (what & CONN_EV_CONNECTED) {
+        const char *v = conn_tls_version(&c->conn);
+        bool resumed = conn_tls_resumed(&c->conn);
+        bool v13 = v && strcmp(v, "TLSv1.3") == 0, v12 = v && strcmp(v, "TLSv1.2") == 0;
+        metrics_tls(&w->metrics, v13 ? (resumed ? METRICS_TLS_RESUMED_13 : METRICS_TLS_FULL_13)
+                                 : v12 ? (resumed ? METRICS_TLS_RESUMED_12 : METRICS_TLS_FULL_12)
+                                       : METRICS_TLS_OTHER);
+        if (c->st == CS_IDLE && !c->out_held)
+            arm_timer(c, w->gen->conf->client_timeout_ms);  /* now the head deadline */
+        return;
+    }
+    if (what & CONN_EV_NOT_TLS) {
+        /* As nginx's 497: say so in cleartext, which is all this client reads. */
+        c->tls = false;
+        metrics_tls_failure(&w->metrics, METRICS_TLSF_PLAIN_HTTP);
+        c->gen = worker_gen_get(w);
+        inflight_add(w, 1);
+        c->req_done = true;
+        c->ri.start_us = clock_us();
+        if (!reqid_generate(c->ri.id))
+            snprintf(c->ri.id, sizeof c->ri.id, "unavailable");
+        LOG_AT(CONF_LOG_INFO, "tls_handshake_failed", c->ri.id, NULL,
+               "client %s sent plain HTTP to a TLS listener; answered 400", c->ip);
+        client_send_error(c, 400, "The plain HTTP request was sent to an HTTPS port", NULL,
+                          NULL, true);
+        return;
+    }
+    const char *why = conn_tls_error(&c->conn);
+    metrics_tls_failure(&w->metrics, tls_failure_kind(why));
+    const char *fields[] = {"reason", why, NULL};
+    LOG_AT(CONF_LOG_INFO, "tls_handshake_failed", NULL, fields,
+           "client %s: TLS handshake failed: %s", c->ip, why);
+    client_close(c);
+}
+
 static void client_event_cb(struct conn *cn, short what, void *arg)
 {
     struct client *c = arg;
     (void)cn;
+    if (c->handshaking) {
+        handshake_ended(c, what);
+        return;
+    }
     if ((what & CONN_EV_EOF) && !(what & CONN_EV_ERROR) && c->st == CS_TUNNEL && c->px) {
         /* Half-closed: the upstream's side is shut in turn, and the tunnel
          * ends when the upstream closes (or goes idle). */
@@ -919,6 +1034,20 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct client *c = arg;
     (void)fd;
     (void)what;
+    if (c->handshaking) {
+        const struct conf *conf = c->w->gen->conf;
+        unsigned long long ms = c->tls ? conf->tls_handshake_timeout_ms : conf->client_timeout_ms;
+        if (c->pp) {
+            LOG_AT(CONF_LOG_INFO, "proxy_protocol_invalid", NULL, NULL,
+                   "client %s: no PROXY header within %llu ms; closed", c->ip, ms);
+        } else {
+            metrics_tls_failure(&c->w->metrics, METRICS_TLSF_TIMEOUT);
+            LOG_AT(CONF_LOG_INFO, "tls_handshake_failed", NULL, NULL,
+                   "client %s: TLS handshake not done within %llu ms; closed", c->ip, ms);
+        }
+        client_close(c);
+        return;
+    }
     if (c->out_held) {
         LOG_AT(CONF_LOG_INFO, "client_timeout", NULL, NULL,
                "client %s left %zu bytes of answers unread for %llu ms; closed", c->ip,
@@ -1012,7 +1141,8 @@ void client_drain_all(struct worker *w)
     }
 }
 
-void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+void client_accept(struct worker *w, const struct conf_addr *listen, evutil_socket_t fd,
+                   const struct sockaddr *sa, int salen)
 {
     struct client *c = calloc(1, sizeof *c);
     if (!c) {
@@ -1037,12 +1167,32 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
         free(c);
         return;
     }
-    c->timer = evtimer_new(w->base, client_timer_cb, c);
-    if (!c->timer) {
+    if (listen->proxy_protocol && sa->sa_family != AF_UNIX &&
+        !conf_is_trusted_proxy(w->gen->conf, sa)) {
+        /* Only a trusted proxy may say who the client is. */
+        LOG_AT(CONF_LOG_WARN, "proxy_protocol_refused", NULL, NULL,
+               "connection from %s to a proxy_protocol listener refused: not in "
+               "[limits] trusted_proxies", c->ip);
+        conn_reset_on_close(&c->conn);
         conn_close(&c->conn);
         free(c);
         return;
     }
+    c->timer = evtimer_new(w->base, client_timer_cb, c);
+    SSL_CTX *tls = listen->tls ? tls_server_ctx(w->gen->cref->tls) : NULL;
+    if (listen->proxy_protocol)
+        c->pp = calloc(1, sizeof *c->pp);
+    if (!c->timer || (listen->tls && (!tls || conn_tls_accept(&c->conn, tls) != 0)) ||
+        (listen->proxy_protocol && (!c->pp || conn_expect_proxy_header(&c->conn, c->pp) != 0))) {
+        if (c->timer)
+            event_free(c->timer);
+        free(c->pp);
+        conn_close(&c->conn);
+        free(c);
+        return;
+    }
+    c->tls = listen->tls;
+    c->handshaking = listen->tls || listen->proxy_protocol;
     w->nclients++;
     LIST_INSERT_HEAD(&w->clients, c, link);
     reqinfo_reset(&c->ri);
@@ -1051,7 +1201,9 @@ void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *
     conn_set_read_limit(&c->conn, high > READ_HIGH_WATER ? high : READ_HIGH_WATER);
     conn_set_write_low(&c->conn, WRITE_LOW_WATER);
     client_set_state(c, CS_IDLE);
-    /* The first request's head deadline starts at accept, not at its first byte. */
-    arm_timer(c, w->gen->conf->client_timeout_ms);
+    /* The first request's head deadline starts at accept (or once the TLS
+     * handshake is done), not at its first byte. */
+    arm_timer(c, c->tls ? w->gen->conf->tls_handshake_timeout_ms
+                        : w->gen->conf->client_timeout_ms);
     (void)read_on(c);  /* closed if it fails: nothing else to do here */
 }

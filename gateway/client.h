@@ -25,6 +25,7 @@ struct client;
 struct worker;
 struct gen;
 struct proxy;
+struct conf_addr;
 
 /* Draining: close every connection of W that is between requests (after
  * flushing answers still queued to it). */
@@ -34,7 +35,8 @@ void client_drain_all(struct worker *w);
 void client_reap(struct worker *w);
 
 /* Take ownership of an accepted socket. */
-void client_accept(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+void client_accept(struct worker *w, const struct conf_addr *listen, evutil_socket_t fd,
+                   const struct sockaddr *sa, int salen);
 
 /*
  * Answer the current request with a gateway-made envelope. EXTRA is NULL or
@@ -46,6 +48,7 @@ void client_send_error(struct client *c, int status, const char *message, const 
 /* ---- the proxy's view of the connection and its current request ---- */
 const char *client_id(const struct client *c);           /* the correlation ID */
 const char *client_ip(const struct client *c);           /* the peer, as text */
+bool client_tls(const struct client *c);                 /* it reached us over TLS */
 const struct sockaddr *client_peer(const struct client *c);
 struct worker *client_worker(const struct client *c);
 struct gen *client_gen(const struct client *c);          /* the request's conf generation */

@@ -7,6 +7,8 @@
  */
 #include "conn.h"
 
+#include "proxyproto.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -187,6 +189,132 @@ static void report(struct conn *c, short what, int err)
     }
 }
 
+/* ---- the handshake ------------------------------------------------------- */
+
+/*
+ * One step of the transport's handshake, from whichever event fired. The
+ * read event is the handshake's while it runs, whatever the owner asked;
+ * once it is done, reading is back to what the owner wants, output queued
+ * meanwhile leaves at the end of this turn, and the owner hears CONNECTED.
+ */
+static void pp_done(struct conn *c)
+{
+    free(c->pp_buf);
+    c->pp_buf = NULL;
+    c->pp_len = 0;
+}
+
+/*
+ * The PROXY header: what is waiting is looked at (MSG_PEEK) together with
+ * what was taken before, and then taken off the socket up to the header's
+ * end and no further, since bytes after it belong to the transport's
+ * handshake or the owner. A header still incomplete is all header (v1 has
+ * no CRLF yet, v2 not its declared length), so it is taken whole: left in
+ * the socket, it would keep the level-triggered read event firing (a
+ * worker spinning on a slow balancer) and hide the peer's close.
+ */
+static int proxy_header_step(struct conn *c)
+{
+    size_t room = PP_MAX_HEADER - c->pp_len;
+    ssize_t n = recv(c->fd, c->pp_buf + c->pp_len, room, MSG_PEEK);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return CONN_HS_WANT_READ;
+        c->tr_error = "connection reset before the PROXY header";
+        return CONN_HS_FAILED;
+    }
+    if (n == 0) {
+        c->tr_error = "connection closed before the PROXY header";
+        return CONN_HS_FAILED;
+    }
+    size_t have = c->pp_len + (size_t)n;
+    const char *why = NULL;
+    enum pp_result r = pp_parse(c->pp_buf, have, c->pp, &why);
+    if (r == PP_INVALID) {
+        c->tr_error = why ? why : "invalid PROXY header";
+        return CONN_HS_FAILED;
+    }
+    size_t take = r == PP_DONE ? c->pp->header_len - c->pp_len : (size_t)n;
+    /* The peek saw these bytes: taking them cannot come up short. */
+    if (recv(c->fd, chunk, take, 0) != (ssize_t)take) {
+        c->tr_error = "PROXY header could not be read";
+        return CONN_HS_FAILED;
+    }
+    c->pp_len += take;
+    if (r == PP_NEED_MORE)
+        return CONN_HS_WANT_READ;
+    c->pp = NULL;
+    pp_done(c);
+    return c->tr->handshake ? c->tr->handshake(c) : CONN_HS_DONE;
+}
+
+int conn_expect_proxy_header(struct conn *c, struct pp_info *out)
+{
+    c->pp_buf = malloc(PP_MAX_HEADER);
+    if (!c->pp_buf)
+        return -1;
+    c->pp_len = 0;
+    c->pp = out;
+    if (c->handshaking)
+        return 0;  /* the transport's handshake armed reading already */
+    c->handshaking = true;
+    return arm(&c->rev, &c->rd_armed);
+}
+
+static void handshake_step(struct conn *c)
+{
+    int r = c->pp ? proxy_header_step(c) : c->tr->handshake(c);
+    switch (r) {
+    case CONN_HS_WANT_READ:
+        disarm(&c->wev, &c->wr_armed);
+        if (arm(&c->rev, &c->rd_armed) != 0)
+            break;
+        return;
+    case CONN_HS_WANT_WRITE:
+        if (arm(&c->wev, &c->wr_armed) != 0)
+            break;
+        return;
+    case CONN_HS_DONE:
+    case CONN_HS_NOT_TLS:
+        c->handshaking = false;
+        disarm(&c->wev, &c->wr_armed);
+        if (!c->reading || c->held)
+            disarm(&c->rev, &c->rd_armed);
+        else if (arm(&c->rev, &c->rd_armed) != 0)
+            break;
+        if (c->tr->pending && c->tr->pending(c) && c->rd_armed)
+            event_active(&c->rev, EV_READ, 1);
+        if (evbuffer_get_length(c->out) > 0 && !c->queued)
+            queue(c);
+        report(c, r == CONN_HS_DONE ? CONN_EV_CONNECTED : CONN_EV_NOT_TLS, 0);
+        return;
+    default:
+        break;
+    }
+    /* Failed, or an event could not be armed (out of memory). */
+    int err = r == CONN_HS_FAILED ? EPROTO : errno;
+    c->handshaking = false;
+    c->reading = false;
+    disarm(&c->rev, &c->rd_armed);
+    disarm(&c->wev, &c->wr_armed);
+    report(c, CONN_EV_ERROR, err);
+}
+
+int conn_begin_handshake(struct conn *c, const struct conn_transport *tr, void *ctx)
+{
+    c->tr = tr;
+    c->tr_ctx = ctx;
+    c->handshaking = true;
+    if (c->connecting)
+        return 0;  /* connect_done starts it */
+    return arm(&c->rev, &c->rd_armed);
+}
+
+bool conn_handshaking(const struct conn *c)
+{
+    return c->handshaking;
+}
+
 /* ---- reading ------------------------------------------------------------- */
 
 /* The owner drained the input: below the limit again, reading resumes. */
@@ -229,6 +357,10 @@ static void read_ev_cb(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     (void)fd;
     (void)what;
+    if (c->handshaking) {
+        handshake_step(c);
+        return;
+    }
     size_t want = CONN_READ_CHUNK;
     if (c->in_limit) {
         size_t have = evbuffer_get_length(c->in);
@@ -259,6 +391,10 @@ static void read_ev_cb(evutil_socket_t fd, short what, void *arg)
         read_failed(c, CONN_EV_ERROR, ENOMEM);
         return;
     }
+    /* Decrypted bytes left over are not a readable socket: come back for
+     * them in this turn (a close in the callback cancels it). */
+    if (c->tr->pending && c->rd_armed && c->tr->pending(c))
+        event_active(&c->rev, EV_READ, 1);
     if (c->readcb)
         c->readcb(c, c->cbarg);  /* may close C */
 }
@@ -268,15 +404,16 @@ int conn_read_enable(struct conn *c)
     if (!c->q)
         return -1;
     c->reading = true;
-    if (c->held || c->connecting)
-        return 0;  /* resumed by the drain, or by the connect's completion */
+    if (c->held || c->connecting || c->handshaking)
+        return 0;  /* resumed by the drain, the connect's or the handshake's completion */
     return arm(&c->rev, &c->rd_armed);
 }
 
 void conn_read_disable(struct conn *c)
 {
     c->reading = false;
-    disarm(&c->rev, &c->rd_armed);
+    if (!c->handshaking)  /* the handshake reads for itself */
+        disarm(&c->rev, &c->rd_armed);
 }
 
 bool conn_reading(const struct conn *c)
@@ -291,7 +428,7 @@ void conn_set_read_limit(struct conn *c, size_t limit)
         return;
     c->held = false;
     evbuffer_cb_clear_flags(c->in, c->in_cbe, EVBUFFER_CB_ENABLED);
-    if (c->reading && !c->connecting)
+    if (c->reading && !c->connecting && !c->handshaking)
         (void)arm(&c->rev, &c->rd_armed);
 }
 
@@ -329,8 +466,8 @@ static void write_failed(struct conn *c, int err)
 /* The end-of-turn write: EPOLLOUT only for what the kernel did not take. */
 static void flush_one(struct conn *c)
 {
-    if (evbuffer_get_length(c->out) == 0)
-        return;
+    if (evbuffer_get_length(c->out) == 0 || c->handshaking)
+        return;  /* handshaking: queued again once it is done */
     if (write_out(c) < 0) {
         write_failed(c, errno);
         return;
@@ -352,7 +489,7 @@ static void output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     /* Armed (blocked): EPOLLOUT writes it, after what is already waiting;
      * queued, it would cost a write certain to fail. Connecting: queued by
      * the connect's completion. */
-    if (info->n_added == 0 || c->queued || c->wr_armed || c->connecting)
+    if (info->n_added == 0 || c->queued || c->wr_armed || c->connecting || c->handshaking)
         return;
     queue(c);
 }
@@ -372,8 +509,13 @@ static void connect_done(struct conn *c)
     c->refused = false;
     disarm(&c->wev, &c->wr_armed);
     if (err) {
+        c->handshaking = false;
         conn_read_disable(c);
         report(c, CONN_EV_ERROR, err);
+        return;
+    }
+    if (c->handshaking) {
+        handshake_step(c);  /* CONNECTED once it is done */
         return;
     }
     if (c->reading && !c->held && arm(&c->rev, &c->rd_armed) != 0) {
@@ -394,6 +536,10 @@ static void write_ev_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (c->connecting) {
         connect_done(c);
+        return;
+    }
+    if (c->handshaking) {
+        handshake_step(c);
         return;
     }
     ssize_t w = write_out(c);
@@ -502,6 +648,8 @@ void conn_close(struct conn *c)
         TAILQ_REMOVE(&q->conns, c, qlink);
     evbuffer_free(c->in);   /* with its callback entries */
     evbuffer_free(c->out);
+    pp_done(c);
+    c->pp = NULL;
     defer_close(q, c);
     c->q = NULL;
     c->queued = false;

@@ -90,8 +90,11 @@
 #define CONN_EV_EOF 0x10
 #define CONN_EV_ERROR 0x20
 #define CONN_EV_CONNECTED 0x80
+/* A TLS conn's peer sent what cannot start a handshake: the conn is plain now. */
+#define CONN_EV_NOT_TLS 0x100
 
 struct conn;
+struct pp_info;
 typedef void (*conn_data_cb)(struct conn *c, void *arg);
 typedef void (*conn_event_cb)(struct conn *c, short what, void *arg);
 
@@ -108,6 +111,19 @@ struct conn_transport {
     ssize_t (*writev)(struct conn *c, const struct iovec *iov, int n);
     int (*shutdown)(struct conn *c);
     void (*close)(evutil_socket_t fd, void *ctx, bool reset);
+    /* Optional (NULL for plain). One handshake step: CONN_HS_*. */
+    int (*handshake)(struct conn *c);
+    /* Optional: bytes already taken off the socket but not yet returned by
+     * recv (a decrypted record's rest), which epoll will not signal. */
+    bool (*pending)(const struct conn *c);
+};
+
+enum {
+    CONN_HS_FAILED = -1,      /* why: conn_tls_error */
+    CONN_HS_WANT_READ = 0,
+    CONN_HS_DONE = 1,
+    CONN_HS_WANT_WRITE = 2,
+    CONN_HS_NOT_TLS = 3,      /* the transport switched itself to conn_plain */
 };
 
 /* TCP or a unix socket, as the kernel gives them. */
@@ -156,6 +172,11 @@ struct conn {
     bool connecting;                     /* wev waits for the connect's outcome */
     bool refused;                        /* the connect failed at once: report it from the loop */
     bool reset;                          /* close with a reset */
+    bool handshaking;                    /* the transport's handshake is not done: no bytes move */
+    struct pp_info *pp;                  /* a PROXY header is expected first, parsed into *pp */
+    unsigned char *pp_buf;               /* its bytes so far (PP_MAX_HEADER), taken off the socket */
+    size_t pp_len;
+    const char *tr_error;                /* static text: why the transport last failed */
 };
 
 int conn_flushq_init(struct conn_flushq *q, struct event_base *base)
@@ -175,6 +196,33 @@ int conn_init(struct conn *c, struct conn_flushq *q, evutil_socket_t fd,
  */
 int conn_connect(struct conn *c, struct conn_flushq *q, const struct sockaddr *sa, socklen_t salen,
                  const struct conn_transport *tr) __attribute__((warn_unused_result));
+/*
+ * For transports (conn_tls): C speaks TR with per-connection state CTX from
+ * now on, after a handshake that conn drives from its events, starting at
+ * once on an accepted socket and when the connect completes on a connect.
+ * 0, or -1 (the read event could not be armed).
+ */
+int conn_begin_handshake(struct conn *c, const struct conn_transport *tr, void *ctx)
+    __attribute__((warn_unused_result));
+bool conn_handshaking(const struct conn *c);
+
+/*
+ * Expect a PROXY protocol header (v1 or v2) before anything else on C, an
+ * accepted socket: it is read (never past its end, so the stream after it
+ * stays in the socket for a TLS handshake) into *OUT,
+ * which must outlive the handshake. Then the transport's handshake, if
+ * any, runs; CONN_EV_CONNECTED follows both. A malformed header fails the
+ * handshake (CONN_EV_ERROR, EPROTO; conn_tls_error says why). Call after
+ * conn_tls_accept when both apply. 0, or -1.
+ */
+int conn_expect_proxy_header(struct conn *c, struct pp_info *out)
+    __attribute__((warn_unused_result));
+/* Still waiting for (or failed on) the PROXY header. */
+static inline bool conn_awaits_proxy_header(const struct conn *c)
+{
+    return c->pp != NULL;
+}
+
 /* Done with C: see Ownership above. A no-op for a conn not open. */
 void conn_close(struct conn *c);
 

@@ -21,7 +21,8 @@ bool fwdhead_skip_request(const struct conf *conf, const struct httphead_field *
                           bool trusted_peer)
 {
     static const char *const own[] = {
-        "Host", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "Via",
+        "Host", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto",
+        "X-Forwarded-Host", "Via",
     };
     if (f->hop)
         return true;
@@ -73,6 +74,52 @@ size_t fwdhead_request_cap(const struct fwdhead_req *in)
     return cap;
 }
 
+/* The last NAME field with a value, or NULL. */
+static const struct httphead_field *last_field(const struct httphead *head, const char *name)
+{
+    const struct httphead_field *last = NULL;
+    for (size_t i = 0; i < head->n; i++)
+        if (head->f[i].value_len && httphead_name_is(&head->f[i], name))
+            last = &head->f[i];
+    return last;
+}
+
+/*
+ * X-Forwarded-Proto: what a trusted proxy says the client used, when it is
+ * one of the two schemes; else what the client used with us. An untrusted
+ * client's claim is never taken: an application would build https links
+ * (or trust a "secure" cookie) on its word.
+ */
+static void forwarded_proto(struct headbuf *h, const struct fwdhead_req *in)
+{
+    const struct httphead_field *f =
+        in->trusted_peer ? last_field(&in->req->head, "X-Forwarded-Proto") : NULL;
+    HB_LIT(h, "X-Forwarded-Proto: ");
+    if (f && f->value_len == 5 && strncasecmp(f->value, "https", 5) == 0)
+        HB_LIT(h, "https");
+    else if (f && f->value_len == 4 && strncasecmp(f->value, "http", 4) == 0)
+        HB_LIT(h, "http");
+    else if (in->tls)
+        HB_LIT(h, "https");
+    else
+        HB_LIT(h, "http");
+    HB_LIT(h, "\r\n");
+}
+
+/* X-Forwarded-Host: a trusted proxy's, else the Host the client asked for. */
+static void forwarded_host(struct headbuf *h, const struct fwdhead_req *in,
+                           const struct httphead_field *host)
+{
+    const struct httphead_field *f =
+        in->trusted_peer ? last_field(&in->req->head, "X-Forwarded-Host") : NULL;
+    if (!f)
+        f = host;
+    if (f)
+        hb_field(h, "X-Forwarded-Host", 16, f->value, f->value_len);
+    else
+        hb_field(h, "X-Forwarded-Host", 16, in->default_host, strlen(in->default_host));
+}
+
 /* Every value of the list header NAME, each followed by ", ". */
 static void join_lines(struct headbuf *h, const struct httphead *head, const char *name)
 {
@@ -112,7 +159,10 @@ void fwdhead_request(struct headbuf *h, const struct fwdhead_req *in)
     HB_LIT(h, "X-Forwarded-For: ");
     join_lines(h, &req->head, "X-Forwarded-For");
     hb_str(h, in->peer_ip);
-    HB_LIT(h, "\r\nX-Forwarded-Proto: http\r\nVia: ");
+    HB_LIT(h, "\r\n");
+    forwarded_proto(h, in);
+    forwarded_host(h, in, host);
+    HB_LIT(h, "Via: ");
     join_lines(h, &req->head, "Via");
     HB_LIT(h, "1.");
     hb_u64(h, req->minor);

@@ -2,7 +2,8 @@
  * fwdhead: what crosses the gateway in a head, in each direction. The
  * request head the upstream receives (normalized target, strip_prefix, the
  * client's fields less hop-by-hop and those the gateway owns, the
- * correlation ID, X-Forwarded-For / -Proto and Via with this hop added,
+ * correlation ID, X-Forwarded-For / -Proto / -Host and Via with this hop
+ * added (a trusted proxy's -Proto and -Host kept, as it saw the client),
  * the body's framing) and the rule for which upstream response fields
  * reach the client. Pure: conf, parsed head and facts in, bytes or
  * verdicts out; proxy.c decides when.
@@ -25,6 +26,7 @@ struct fwdhead_req {
     const char *request_id;            /* sent as conf->corr_header */
     const char *peer_ip;               /* this hop's client, appended to X-Forwarded-For */
     bool trusted_peer;                 /* a trusted proxy: its forwarding headers pass */
+    bool tls;                          /* the client reached us over TLS */
     bool upgrade;                      /* ask the upstream to switch protocols */
 };
 

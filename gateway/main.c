@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "config.h"
 #include "server.h"
+#include "tls.h"
 
 #define DEFAULT_CONF "/etc/envelopd/envelopd.conf"
 
@@ -78,8 +79,15 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test) {
-        printf("envelopd: %s: configuration ok\n", path);
+        /* Certificates and keys are read as a start would: a bad pair is a -t error. */
+        struct tls_set *tls = tls_set_new(conf, err, sizeof err);
         conf_free(conf);
+        if (!tls) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        tls_set_free(tls);
+        printf("envelopd: %s: configuration ok\n", path);
         return 0;
     }
     if (dump) {

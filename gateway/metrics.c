@@ -75,6 +75,16 @@ void metrics_ratelimit(struct metrics *m, enum metrics_rl kind)
     atomic_fetch_add_explicit(&m->ratelimit[kind], 1, memory_order_relaxed);
 }
 
+void metrics_tls(struct metrics *m, enum metrics_tls kind)
+{
+    atomic_fetch_add_explicit(&m->tls[kind], 1, memory_order_relaxed);
+}
+
+void metrics_tls_failure(struct metrics *m, enum metrics_tls_fail kind)
+{
+    atomic_fetch_add_explicit(&m->tls_failures[kind], 1, memory_order_relaxed);
+}
+
 void metrics_ratelimit_wait(struct metrics *m, double ms)
 {
     hist_add(&m->ratelimit_wait, wait_ms, ms);
@@ -141,6 +151,11 @@ int metrics_render(struct metrics *const *ms, size_t n, int redis, bool draining
     static const char *const conn_kind[METRICS_CONN_KINDS] = {"new", "reused"};
     static const char *const rl_kind[METRICS_RL_KINDS] = {"allowed", "limited", "unavailable",
                                                           "unlimited"};
+    static const char *const tls_kind[METRICS_TLS_KINDS] = {
+        "TLSv1.2\",resumed=\"no", "TLSv1.3\",resumed=\"no", "TLSv1.2\",resumed=\"yes",
+        "TLSv1.3\",resumed=\"yes", "other\",resumed=\"no"};
+    static const char *const tlsf_kind[METRICS_TLSF_KINDS] = {
+        "timeout", "plain_http", "protocol_version", "no_shared_cipher", "alpn", "closed", "other"};
     /* One sum per route name across workers (a name may sit in different slots). */
     struct route_sum *sums = calloc(METRICS_ROUTES, sizeof *sums);
     if (!sums)
@@ -189,6 +204,12 @@ int metrics_render(struct metrics *const *ms, size_t n, int redis, bool draining
                    offsetof(struct metrics, upstream_conns));
     counter_family(out, ms, n, "envelopd_ratelimit_decisions_total", "Rate-limit decisions.",
                    "decision", rl_kind, METRICS_RL_KINDS, offsetof(struct metrics, ratelimit));
+    counter_family(out, ms, n, "envelopd_tls_handshakes_total",
+                   "TLS handshakes completed on the listeners, by version and resumption.",
+                   "version", tls_kind, METRICS_TLS_KINDS, offsetof(struct metrics, tls));
+    counter_family(out, ms, n, "envelopd_tls_handshake_failures_total",
+                   "TLS handshakes on the listeners that failed, by reason.", "reason",
+                   tlsf_kind, METRICS_TLSF_KINDS, offsetof(struct metrics, tls_failures));
     unsigned long long wbk[METRICS_BUCKETS + 1] = {0}, wsum = 0;
     for (size_t w = 0; w < n; w++)
         hist_sum(&ms[w]->ratelimit_wait, wbk, &wsum);

@@ -29,6 +29,24 @@ enum metrics_upstream_error {
  * an operator tunes `keepalive` against. */
 enum metrics_up_conn { METRICS_CONN_NEW, METRICS_CONN_REUSED, METRICS_CONN_KINDS };
 
+/* TLS handshakes on the listeners: done (full or resumed, by version) and
+ * failed, by a reason an operator can act on. */
+enum metrics_tls {
+    METRICS_TLS_FULL_12, METRICS_TLS_FULL_13, METRICS_TLS_RESUMED_12, METRICS_TLS_RESUMED_13,
+    METRICS_TLS_OTHER,      /* done, with TLS 1.0 or 1.1 (only when configured) */
+    METRICS_TLS_KINDS,
+};
+enum metrics_tls_fail {
+    METRICS_TLSF_TIMEOUT,   /* handshake_timeout */
+    METRICS_TLSF_PLAIN_HTTP,/* cleartext HTTP sent to the TLS port */
+    METRICS_TLSF_VERSION,   /* no protocol version in common */
+    METRICS_TLSF_CIPHER,    /* no cipher in common */
+    METRICS_TLSF_ALPN,      /* offered only protocols not served (h2) */
+    METRICS_TLSF_CLOSED,    /* the peer went away midway */
+    METRICS_TLSF_OTHER,     /* garbage, bad records, anything else */
+    METRICS_TLSF_KINDS,
+};
+
 enum metrics_rl { METRICS_RL_ALLOW, METRICS_RL_LIMITED, METRICS_RL_UNAVAILABLE, METRICS_RL_NONE,
                   METRICS_RL_KINDS };
 
@@ -50,6 +68,8 @@ struct metrics {
     atomic_ullong upstream_errors[METRICS_UP_KINDS];
     atomic_ullong upstream_conns[METRICS_CONN_KINDS];
     atomic_ullong ratelimit[METRICS_RL_KINDS];
+    atomic_ullong tls[METRICS_TLS_KINDS];
+    atomic_ullong tls_failures[METRICS_TLSF_KINDS];
     struct metrics_hist ratelimit_wait;   /* waits for a verdict from Redis */
     atomic_ullong requests;
     atomic_uint inflight;
@@ -59,6 +79,8 @@ void metrics_request(struct metrics *m, const char *route, int status, double ms
 void metrics_upstream_error(struct metrics *m, enum metrics_upstream_error kind);
 void metrics_upstream_conn(struct metrics *m, enum metrics_up_conn kind);
 void metrics_ratelimit(struct metrics *m, enum metrics_rl kind);
+void metrics_tls(struct metrics *m, enum metrics_tls kind);
+void metrics_tls_failure(struct metrics *m, enum metrics_tls_fail kind);
 /* A request waited MS for its verdict from Redis (its reply or its timeout):
  * the part of the latency the shared limit costs, which operators size
  * Redis and `timeout` by. Verdicts the gateway decides alone are not waits. */

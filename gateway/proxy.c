@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "caller.h"
 #include "client.h"
 #include "clock.h"
+#include "conn_tls.h"
 #include "conf.h"
 #include "envelope.h"
 #include "fwdhead.h"
@@ -233,6 +235,7 @@ static int build_request(struct proxy *px, const struct httpreq *req)
         .request_id = client_id(c),
         .peer_ip = client_ip(c),
         .trusted_peer = conf_is_trusted_proxy(px->conf, client_peer(c)),
+        .tls = client_tls(c),
         .upgrade = px->upgrade,
     };
     struct headbuf h;
@@ -1025,8 +1028,23 @@ static void up_write_cb(struct conn *cn, void *arg)
 static void up_event_cb(struct conn *cn, short what, void *arg)
 {
     struct proxy *px = arg;
+    int err = errno;  /* the socket's error, or EPROTO for a failed TLS handshake */
     if (what & CONN_EV_CONNECTED) {
         px_connected(px);
+        return;
+    }
+    if (px->st == PX_CONNECTING && err == EPROTO && px->group->tls) {
+        /* Not this server's fault alone (a CA or name mismatch is the
+         * conf's): said by name, then treated as a failed connect. */
+        const char *why = conn_tls_error(cn);
+        const char *fields[] = {"upstream", px->group->cu->name, "server", px->srv->addr->text,
+                                "reason", why, NULL};
+        LOG_AT(CONF_LOG_WARN, "upstream_tls", client_id(px->c), fields,
+               "TLS with upstream server %s failed: %s", px->srv->addr->text, why);
+        char detail[160];
+        snprintf(detail, sizeof detail, "TLS handshake failed: %s", why);
+        upstream_server_failed(px->srv, clock_ms(), detail);
+        px_attempt_failed(px, FAIL_CONNECT, 502, "The TLS handshake with the upstream server failed");
         return;
     }
     if (px->st == PX_CONNECTING) {

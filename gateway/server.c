@@ -24,6 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
+#include "tls.h"
 #include "worker.h"
 
 #if HAVE_SYSTEMD
@@ -119,9 +120,20 @@ static void reload(struct server *s)
     if (conf_diff_restart(old, conf, note_restart_only, NULL) > 0)
         log_warn("reload_partial", "some changes take effect at the next restart only "
                  "(see reload_ignored)");
-    struct confref *cref = confref_new(conf);
+    /* Certificates are read anew: a bad pair keeps the running ones. */
+    struct tls_set *tls = tls_set_new(conf, err, sizeof err);
+    if (!tls) {
+        const char *fields[] = {"error", err, NULL};
+        LOG_AT(CONF_LOG_ERROR, "reload_failed", NULL, fields,
+               "conf not reloaded, keeping the running one and its certificates: %s", err);
+        conf_free(conf);
+        sd_notify(0, "READY=1\nSTATUS=reload failed; running the previous conf");
+        return;
+    }
+    struct confref *cref = confref_new(conf, tls);
     if (!cref) {
         conf_free(conf);
+        tls_set_free(tls);
         log_error("reload_failed", "out of memory");
         sd_notify(0, "READY=1");
         return;
@@ -252,9 +264,19 @@ static int admin_metrics(void *arg, struct evbuffer *out)
 static int server_start(struct server *s, const char *conf_path, struct conf *conf)
 {
     snprintf(s->conf_path, sizeof s->conf_path, "%s", conf_path);
-    s->cref = confref_new(conf);
+    char terr[1024];
+    struct tls_set *tls = tls_set_new(conf, terr, sizeof terr);
+    if (!tls) {
+        const char *fields[] = {"error", terr, NULL};
+        LOG_AT(CONF_LOG_ERROR, "start_failed", NULL, fields, "cannot start: %s", terr);
+        fprintf(stderr, "envelopd: %s\n", terr);
+        conf_free(conf);
+        return -1;
+    }
+    s->cref = confref_new(conf, tls);
     if (!s->cref) {
         conf_free(conf);
+        tls_set_free(tls);
         return -1;
     }
     log_set_level(conf->log_level);

@@ -5,6 +5,7 @@
 #include "upstream.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,11 +14,26 @@
 #include <event2/buffer.h>
 
 #include "clock.h"
+#include "conn_tls.h"
 #include "log.h"
+#include "tls.h"
 
 static void purge_cb(evutil_socket_t fd, short what, void *arg);
 
-struct upstream_set *upstream_set_new(struct event_base *base, const struct conf *conf)
+/* The host part of "host:port" or "[v6]:port": what TLS names and checks. */
+static void host_of(const char *text, char *out, size_t outlen)
+{
+    const char *end = strrchr(text, ':');
+    size_t n = end ? (size_t)(end - text) : strlen(text);
+    if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
+        text++;
+        n -= 2;
+    }
+    snprintf(out, outlen, "%.*s", (int)n, text);
+}
+
+struct upstream_set *upstream_set_new(struct event_base *base, const struct conf *conf,
+                                      const struct tls_set *tls)
 {
     struct upstream_set *set = calloc(1, sizeof *set);
     if (!set)
@@ -30,6 +46,7 @@ struct upstream_set *upstream_set_new(struct event_base *base, const struct conf
     for (size_t i = 0; i < set->n; i++) {
         struct up_group *g = &set->groups[i];
         g->cu = &conf->upstreams[i];
+        g->tls = g->cu->tls ? tls_upstream_ctx(tls, i) : NULL;
         g->n = g->cu->n_servers;
         g->servers = calloc(g->n ? g->n : 1, sizeof *g->servers);
         if (!g->servers)
@@ -38,6 +55,10 @@ struct upstream_set *upstream_set_new(struct event_base *base, const struct conf
             struct up_server *srv = &g->servers[k];
             srv->addr = &g->cu->servers[k];
             srv->group = g;
+            if (g->cu->server_name[0])
+                snprintf(srv->host, sizeof srv->host, "%s", g->cu->server_name);
+            else
+                host_of(srv->addr->text, srv->host, sizeof srv->host);
             TAILQ_INIT(&srv->idle);
             srv->purge = evtimer_new(base, purge_cb, srv);
             if (!srv->purge)
@@ -76,6 +97,8 @@ void upstream_set_free(struct upstream_set *set)
                 idle_close(c);
             if (g->servers[k].purge)
                 event_free(g->servers[k].purge);
+            if (g->servers[k].tls_session)
+                SSL_SESSION_free(g->servers[k].tls_session);
         }
         free(g->servers);
     }
@@ -202,6 +225,13 @@ struct upconn *upstream_connect(struct up_server *s, struct conn_flushq *q)
         int err = errno;
         free(c);
         errno = err;
+        return NULL;
+    }
+    SSL_CTX *tls = s->group->tls;
+    if (tls && conn_tls_connect(&c->conn, tls, s->host, s->group->cu->verify,
+                                &s->tls_session) != 0) {
+        upconn_free(c);
+        errno = ENOMEM;
         return NULL;
     }
     return c;

@@ -23,6 +23,7 @@
 #include <sys/queue.h>
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "conf.h"
 #include "conn.h"
@@ -45,6 +46,8 @@ TAILQ_HEAD(upconn_list, upconn);
 
 struct up_server {
     const struct conf_addr *addr;
+    char host[256];              /* TLS: the name sent as SNI and verified */
+    SSL_SESSION *tls_session;    /* TLS: the newest session, offered by the next connect */
     struct up_group *group;
     struct upconn_list idle;     /* most recently used first */
     unsigned n_idle;
@@ -57,6 +60,7 @@ struct up_server {
 
 struct up_group {
     const struct conf_upstream *cu;
+    SSL_CTX *tls;                /* NULL: plain */
     struct up_server *servers;
     size_t n;
     size_t rr;
@@ -68,7 +72,10 @@ struct upstream_set {
     size_t n;
 };
 
-struct upstream_set *upstream_set_new(struct event_base *base, const struct conf *conf);
+struct tls_set;
+/* TLS: the conf's contexts (tls.h), for upstreams with tls = yes; may be NULL. */
+struct upstream_set *upstream_set_new(struct event_base *base, const struct conf *conf,
+                                      const struct tls_set *tls);
 /* Closes idle connections; connections in use must have been released first. */
 void upstream_set_free(struct upstream_set *set);
 

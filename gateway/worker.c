@@ -30,14 +30,16 @@
 #include "limiter.h"
 #include "listener.h"
 #include "log.h"
+#include "tls.h"
 #include "upstream.h"
 
-struct confref *confref_new(struct conf *conf)
+struct confref *confref_new(struct conf *conf, struct tls_set *tls)
 {
     struct confref *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
     r->conf = conf;
+    r->tls = tls;
     atomic_init(&r->refs, 1);
     return r;
 }
@@ -51,6 +53,7 @@ void confref_put(struct confref *r)
 {
     if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
         conf_free(r->conf);
+        tls_set_free(r->tls);
         free(r);
     }
 }
@@ -60,7 +63,7 @@ static struct gen *gen_new(struct worker *w, struct confref *cref)
     struct gen *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
-    g->ups = upstream_set_new(w->base, cref->conf);
+    g->ups = upstream_set_new(w->base, cref->conf, cref->tls);
     if (!g->ups) {
         free(g);
         return NULL;
@@ -227,8 +230,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       int salen, void *arg)
 {
     struct worker *w = arg;
-    (void)l;
-    w->hooks.accept(w, fd, sa, salen);
+    size_t i = 0;
+    while (i + 1 < w->n_listeners && w->listeners[i] != l)
+        i++;
+    w->hooks.accept(w, &w->gen->conf->listen[i], fd, sa, salen);
     if (w->nclients >= w->max_conns && !w->accept_paused)
         accept_at_cap(w);
 }

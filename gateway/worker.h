@@ -21,13 +21,18 @@
 #include "conn.h"
 #include "metrics.h"
 
+struct tls_set;
+
 /* A conf shared by every worker; freed when the last generation lets go. */
 struct confref {
     struct conf *conf;
+    struct tls_set *tls;      /* the conf's TLS contexts */
     atomic_uint refs;
 };
 
-struct confref *confref_new(struct conf *conf);
+/* Takes CONF and TLS (freed with the last reference); NULL: out of memory,
+ * and the caller still owns both. */
+struct confref *confref_new(struct conf *conf, struct tls_set *tls);
 void confref_get(struct confref *r);
 void confref_put(struct confref *r);
 
@@ -47,7 +52,9 @@ struct worker;
  * not include client.h, so the only include cycle left is client <-> proxy.
  */
 struct worker_hooks {
-    void (*accept)(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+    /* LISTEN: the [server] listen address it came in on (its flags). */
+    void (*accept)(struct worker *w, const struct conf_addr *listen, evutil_socket_t fd,
+                   const struct sockaddr *sa, int salen);
     void (*drain)(struct worker *w);   /* close the connections between requests */
     void (*reap)(struct worker *w);    /* free the clients closed this turn (W->dead) */
     void (*on_exit)(void *arg);        /* on the worker's thread, when its loop ends */

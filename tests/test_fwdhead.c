@@ -38,49 +38,68 @@ static int suite_clean(void)
 }
 
 #define TAIL "X-Correlation-Id: id-1\r\nX-Forwarded-For: "
-#define HOP "\r\nX-Forwarded-Proto: http\r\nVia: "
+#define HOPH(proto, host) "\r\nX-Forwarded-Proto: " proto "\r\nX-Forwarded-Host: " host "\r\nVia: "
+#define HOP HOPH("http", "h")
 
 static const struct {
     const char *client;     /* the client's head */
     bool strip, merge, upgrade;
     const char *upstream;   /* what the upstream receives */
+    bool trusted, tls;      /* the peer is a trusted proxy; it came over TLS */
 } rows[] = {
     {"GET /a HTTP/1.1\r\nHost: h\r\n\r\n", false, true, false,
-     "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n"},
+     "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false},
     /* HTTP/1.0 without Host: the first server's address */
     {"GET /a HTTP/1.0\r\n\r\n", false, true, false,
-     "GET /a HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n" TAIL "10.0.0.9" HOP "1.0 envelopd\r\n\r\n"},
+     "GET /a HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n" TAIL "10.0.0.9" HOPH("http", "127.0.0.1:9001")
+     "1.0 envelopd\r\n\r\n", false, false},
     /* hop-by-hop, named in Connection, and the gateway's own fields go */
     {"GET /a HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
      "Keep-Alive: 5\r\nTE: trailers\r\nProxy-Authorization: x\r\nX-Correlation-Id: old\r\n"
      "X-Forwarded-Proto: https\r\nExpect: 100-continue\r\nAccept: */*\r\n\r\n", false, true, false,
-     "GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n"},
+     "GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false},
     /* every X-Forwarded-For and Via line, joined in order, then this hop */
     {"GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\nVia: 1.1 a\r\n"
      "X-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nVia: 1.0 b\r\n\r\n", false, true, false,
      "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9" HOP
-     "1.1 a, 1.0 b, 1.1 envelopd\r\n\r\n"},
+     "1.1 a, 1.0 b, 1.1 envelopd\r\n\r\n", false, false},
     /* the normalized target; the query untouched */
     {"GET /%61pi//x/./y?q=%2F HTTP/1.1\r\nHost: h\r\n\r\n", false, true, false,
-     "GET /api/x/y?q=%2F HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n"},
+     "GET /api/x/y?q=%2F HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false},
     /* merge_slashes = no: the client's slashes, still decoded and resolved */
     {"GET //%61pi//x/../y HTTP/1.1\r\nHost: h\r\n\r\n", false, false, false,
-     "GET //api//y HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n"},
+     "GET //api//y HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false},
     /* strip_prefix takes the client's spelling of the prefix's segments */
     {"GET /API;v=1/tasks/7?x HTTP/1.1\r\nHost: h\r\n\r\n", true, true, false,
-     "GET /tasks/7?x HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n"},
+     "GET /tasks/7?x HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false},
     /* a body's framing is the gateway's to write */
     {"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n", false, true, false,
      "POST /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP
-     "1.1 envelopd\r\nContent-Length: 3\r\n\r\n"},
+     "1.1 envelopd\r\nContent-Length: 3\r\n\r\n", false, false},
     {"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", false, true, false,
      "POST /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP
-     "1.1 envelopd\r\nTransfer-Encoding: chunked\r\n\r\n"},
+     "1.1 envelopd\r\nTransfer-Encoding: chunked\r\n\r\n", false, false},
     /* an upgrade is asked of this hop again */
     {"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", false,
      true, true,
      "GET /ws HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP
-     "1.1 envelopd\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"},
+     "1.1 envelopd\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", false, false},
+    /* over TLS: https, whatever an untrusted client claims */
+    {"GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: evil\r\n\r\n",
+     false, true, false, "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOPH("https", "h")
+     "1.1 envelopd\r\n\r\n", false, true},
+    /* an untrusted client's https claim is not taken on plain HTTP */
+    {"GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\n\r\n", false, true, false,
+     "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false},
+    /* a trusted proxy's scheme and host are kept (its last line) */
+    {"GET /a HTTP/1.1\r\nHost: internal\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Proto: HTTPS\r\n"
+     "X-Forwarded-Host: api.example.com\r\n\r\n", false, true, false,
+     "GET /a HTTP/1.1\r\nHost: internal\r\n" TAIL "10.0.0.9" HOPH("https", "api.example.com")
+     "1.1 envelopd\r\n\r\n", true, false},
+    /* ...but only a scheme: anything else is this hop's own */
+    {"GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: javascript\r\n\r\n", false, true, false,
+     "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOPH("https", "h") "1.1 envelopd\r\n\r\n",
+     true, true},
 };
 
 /* Address claims pass only from a trusted proxy; path rewrites never. */
@@ -95,6 +114,7 @@ static const struct {
     {"Forwarded", true, false},
     {"True-Client-IP", false, true},
     {"X-Forwarded-Host", false, true},
+    {"X-Forwarded-Host", true, true},   /* written by the gateway, a trusted proxy's value kept */
     {"x-forwarded-prefix", false, true},
     {"X-Original-URL", true, true},
     {"X-Rewrite-URL", false, true},
@@ -124,6 +144,7 @@ static void test_request(void)
         struct fwdhead_req in = {
             .conf = conf, .route = &route, .req = &req, .default_host = "127.0.0.1:9001",
             .request_id = "id-1", .peer_ip = "10.0.0.9", .upgrade = rows[i].upgrade,
+            .trusted_peer = rows[i].trusted, .tls = rows[i].tls,
         };
         static char mem[65536];
         struct headbuf h;

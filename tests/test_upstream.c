@@ -89,7 +89,7 @@ static void setup(unsigned keepalive)
         CU_ASSERT_FATAL(fx.lfd[i] >= 0);
     }
     fx.conf->n_upstreams = 1;
-    fx.set = upstream_set_new(fx.base, fx.conf);
+    fx.set = upstream_set_new(fx.base, fx.conf, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(fx.set);
     fx.log_fd = memfd_create("upstream-log", 0);
     CU_ASSERT_FATAL(fx.log_fd >= 0);
@@ -223,7 +223,7 @@ static void test_timeout_alone_stays_up(void)
     snprintf(u->name, sizeof u->name, "solo");
     u->n_servers = 1;
     fx.conf->n_upstreams = 2;
-    struct upstream_set *set = upstream_set_new(fx.base, fx.conf);
+    struct upstream_set *set = upstream_set_new(fx.base, fx.conf, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(set);
     struct up_group *solo = &set->groups[1];
     struct up_server *s = &solo->servers[0];

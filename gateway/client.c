@@ -908,8 +908,9 @@ static enum metrics_tls_fail tls_failure_kind(const char *why)
 {
     if (strstr(why, "application protocol"))
         return METRICS_TLSF_ALPN;
-    if (strstr(why, "version") || strstr(why, "unsupported protocol"))
-        return METRICS_TLSF_VERSION;
+    if (strstr(why, "unsupported protocol") || strstr(why, "version too low") ||
+        strstr(why, "version too high"))
+        return METRICS_TLSF_VERSION;  /* not "wrong version number": that is garbage */
     if (strstr(why, "cipher"))
         return METRICS_TLSF_CIPHER;
     if (strstr(why, "closed") || strstr(why, "reset"))

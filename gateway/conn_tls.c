@@ -183,7 +183,8 @@ static int tls_handshake(struct conn *c)
         return CONN_HS_WANT_WRITE;
     if (e == SSL_ERROR_SSL && SSL_get_verify_result(ssl) != X509_V_OK)
         c->tr_error = X509_verify_cert_error_string(SSL_get_verify_result(ssl));
-    else if (e == SSL_ERROR_SYSCALL && errno == 0)
+    else if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+        /* EOF midway (IGNORE_UNEXPECTED_EOF makes it a ZERO_RETURN) */
         c->tr_error = "connection closed during handshake";
     else
         c->tr_error = tls_reason(e);

@@ -52,6 +52,7 @@ static int sd_watchdog_enabled(int unset, uint64_t *usec)
 
 struct server {
     char conf_path[4096];
+    bool tls_bound;              /* a listener was bound with tls: certificates stay required */
     struct confref *cref;
     struct worker *workers;
     unsigned n_workers;
@@ -120,6 +121,18 @@ static void reload(struct server *s)
     if (conf_diff_restart(old, conf, note_restart_only, NULL) > 0)
         log_warn("reload_partial", "some changes take effect at the next restart only "
                  "(see reload_ignored)");
+    /* The listeners keep the flags they were bound with until a restart:
+     * TLS ones still need a certificate. */
+    if (s->tls_bound && conf->n_certs == 0) {
+        snprintf(err, sizeof err, "%.900s:0: TLS listeners are running (listen is restart-only): "
+                 "[tls] needs a certificate and key", s->conf_path);
+        const char *fields[] = {"error", err, NULL};
+        LOG_AT(CONF_LOG_ERROR, "reload_failed", NULL, fields,
+               "conf not reloaded, keeping the running one: %s", err);
+        conf_free(conf);
+        sd_notify(0, "READY=1\nSTATUS=reload failed; running the previous conf");
+        return;
+    }
     /* Certificates are read anew: a bad pair keeps the running ones. */
     struct tls_set *tls = tls_set_new(conf, err, sizeof err);
     if (!tls) {
@@ -273,6 +286,8 @@ static int server_start(struct server *s, const char *conf_path, struct conf *co
         conf_free(conf);
         return -1;
     }
+    for (size_t i = 0; i < conf->n_listen; i++)
+        s->tls_bound = s->tls_bound || conf->listen[i].tls;
     s->cref = confref_new(conf, tls);
     if (!s->cref) {
         conf_free(conf);

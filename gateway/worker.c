@@ -233,7 +233,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     size_t i = 0;
     while (i + 1 < w->n_listeners && w->listeners[i] != l)
         i++;
-    w->hooks.accept(w, &w->gen->conf->listen[i], fd, sa, salen);
+    w->hooks.accept(w, &w->bound[i], fd, sa, salen);
     if (w->nclients >= w->max_conns && !w->accept_paused)
         accept_at_cap(w);
 }
@@ -314,6 +314,7 @@ int worker_init(struct worker *w, unsigned id, const struct worker_hooks *hooks,
             goto oom;
         }
         evconnlistener_set_error_cb(l, accept_error_cb);
+        w->bound[w->n_listeners] = conf->listen[i];
         w->listeners[w->n_listeners++] = l;
     }
     return 0;

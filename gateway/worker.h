@@ -69,6 +69,9 @@ struct worker {
     struct gen *gen;
     struct limiter *limiter;
     struct evconnlistener *listeners[CONF_MAX_LISTEN];
+    /* What each listener was bound as (its flags): listen is restart-only,
+     * so a reloaded conf's listen lines say nothing about these sockets. */
+    struct conf_addr bound[CONF_MAX_LISTEN];
     size_t n_listeners;
     LIST_HEAD(, client) clients;
     LIST_HEAD(, client) dead;    /* closed this turn; freed when it ends (client_reap) */

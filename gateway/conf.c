@@ -1747,35 +1747,31 @@ static bool fmt_tls_pair(const struct conf_directive *d, const char *base, struc
     return true;
 }
 
-/* Optional text: unset when empty, with what applies then. */
-static bool fmt_ca_file(const struct conf_directive *d, const char *base, struct conf_text *t)
+/* Optional text: unset when empty, shown as NONE (what applies then). */
+static bool fmt_text_or(const struct conf_directive *d, const char *base, struct conf_text *t,
+                        const char *none)
 {
     if (!base[d->off]) {
-        ct_add(t, "(none: the system's CA store)");
+        ct_add(t, "%s", none);
         return false;
     }
     ct_add(t, "%s", base + d->off);
     return true;
+}
+
+static bool fmt_ca_file(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    return fmt_text_or(d, base, t, "(none: the system's CA store)");
 }
 
 static bool fmt_server_name(const struct conf_directive *d, const char *base, struct conf_text *t)
 {
-    if (!base[d->off]) {
-        ct_add(t, "(none: each server's host as written)");
-        return false;
-    }
-    ct_add(t, "%s", base + d->off);
-    return true;
+    return fmt_text_or(d, base, t, "(none: each server's host as written)");
 }
 
 static bool fmt_optional(const struct conf_directive *d, const char *base, struct conf_text *t)
 {
-    if (!base[d->off]) {
-        ct_add(t, "(none)");
-        return false;
-    }
-    ct_add(t, "%s", base + d->off);
-    return true;
+    return fmt_text_or(d, base, t, "(none)");
 }
 
 /* ---------------------------------------------------------------------------

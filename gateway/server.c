@@ -90,6 +90,16 @@ static void note_restart_only(const char *directive, void *arg)
            "%s changed; it takes effect at the next restart", directive);
 }
 
+/* The running conf stays: say why (ERR, "FILE:LINE: problem"), and that to systemd. */
+static void reload_refused(struct conf *conf, const char *err)
+{
+    const char *fields[] = {"error", err, NULL};
+    LOG_AT(CONF_LOG_ERROR, "reload_failed", NULL, fields,
+           "conf not reloaded, keeping the running one: %s", err);
+    conf_free(conf);
+    sd_notify(0, "READY=1\nSTATUS=reload failed; running the previous conf");
+}
+
 static void reload(struct server *s)
 {
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
@@ -97,10 +107,7 @@ static void reload(struct server *s)
     char err[1024];
     struct conf *conf = conf_load(s->conf_path, err, sizeof err);
     if (!conf) {
-        const char *fields[] = {"error", err, NULL};
-        LOG_AT(CONF_LOG_ERROR, "reload_failed", NULL, fields,
-               "conf not reloaded, keeping the running one: %s", err);
-        sd_notify(0, "READY=1\nSTATUS=reload failed; running the previous conf");
+        reload_refused(NULL, err);
         return;
     }
     const struct conf *old = s->cref->conf;
@@ -109,11 +116,7 @@ static void reload(struct server *s)
         char why[1200];
         snprintf(why, sizeof why, "%.500s: access_log %.500s: %.100s", s->conf_path, conf->access_log,
                  strerror(errno));
-        const char *fields[] = {"error", why, NULL};
-        LOG_AT(CONF_LOG_ERROR, "reload_failed", NULL, fields,
-               "conf not reloaded, keeping the running one: %s", why);
-        conf_free(conf);
-        sd_notify(0, "READY=1\nSTATUS=reload failed; running the previous conf");
+        reload_refused(conf, why);
         return;
     }
     /* The new conf runs with the listeners, threads and admin sockets of the
@@ -126,21 +129,13 @@ static void reload(struct server *s)
     if (s->tls_bound && conf->n_certs == 0) {
         snprintf(err, sizeof err, "%.900s:0: TLS listeners are running (listen is restart-only): "
                  "[tls] needs a certificate and key", s->conf_path);
-        const char *fields[] = {"error", err, NULL};
-        LOG_AT(CONF_LOG_ERROR, "reload_failed", NULL, fields,
-               "conf not reloaded, keeping the running one: %s", err);
-        conf_free(conf);
-        sd_notify(0, "READY=1\nSTATUS=reload failed; running the previous conf");
+        reload_refused(conf, err);
         return;
     }
     /* Certificates are read anew: a bad pair keeps the running ones. */
     struct tls_set *tls = tls_set_new(conf, err, sizeof err);
     if (!tls) {
-        const char *fields[] = {"error", err, NULL};
-        LOG_AT(CONF_LOG_ERROR, "reload_failed", NULL, fields,
-               "conf not reloaded, keeping the running one and its certificates: %s", err);
-        conf_free(conf);
-        sd_notify(0, "READY=1\nSTATUS=reload failed; running the previous conf");
+        reload_refused(conf, err);  /* the running certificates stay */
         return;
     }
     struct confref *cref = confref_new(conf, tls);

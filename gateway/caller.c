@@ -32,6 +32,12 @@ static const char *const forwarding[] = {
     "X-Real-IP", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP",
     "X-Cluster-Client-IP", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Prefix",
     "X-Forwarded-Server", "X-Original-Forwarded-For",
+    /* "this came over HTTPS" in other spellings: Rack reads X-Forwarded-Ssl
+     * before X-Forwarded-Proto, CodeIgniter Front-End-Https, IIS ARR
+     * X-ARR-SSL; and the host claims beside X-Forwarded-Host */
+    "X-Forwarded-Ssl", "Front-End-Https", "X-Forwarded-Scheme", "X-Url-Scheme",
+    "X-Forwarded-Protocol", "X-Scheme", "CloudFront-Forwarded-Proto", "X-ARR-SSL",
+    "X-Forwarded", "X-Original-Host", "X-Host",
 };
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))

@@ -928,8 +928,13 @@ static void apply_proxy_header(struct client *c)
     const struct pp_info *pp = c->pp;
     if (pp->ssl)
         c->front_tls = true;
-    if (pp->local || (pp->family != AF_INET && pp->family != AF_INET6))
+    if (pp->local || (pp->family != AF_INET && pp->family != AF_INET6)) {
+        /* The balancer's address stays the caller's, but not its trust:
+         * headers relayed with UNKNOWN (or sent on a LOCAL connection) are
+         * not the balancer's own, so their X-Forwarded-* are not taken. */
+        c->peer.ss_family = AF_UNSPEC;
         return;
+    }
     memcpy(&c->peer, &pp->src, sizeof c->peer);
     if (pp->family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)&pp->src)->sin_addr, c->ip, sizeof c->ip);
@@ -958,11 +963,8 @@ static void handshake_ended(struct client *c, short what)
             client_close(c);
             return;
         }
-        if (!c->tls) {  /* a plain listener: the head deadline starts now */
-            if (c->st == CS_IDLE && !c->out_held)
-                arm_timer(c, w->gen->conf->client_timeout_ms);
+        if (!c->tls)  /* a plain listener: the head deadline, from accept, runs on */
             return;
-        }
     }
     if (what & CONN_EV_CONNECTED) {
         const char *v = conn_tls_version(&c->conn);
@@ -1038,7 +1040,7 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
     if (c->handshaking) {
         const struct conf *conf = c->w->gen->conf;
         unsigned long long ms = c->tls ? conf->tls_handshake_timeout_ms : conf->client_timeout_ms;
-        if (c->pp) {
+        if (conn_awaits_proxy_header(&c->conn)) {
             LOG_AT(CONF_LOG_INFO, "proxy_protocol_invalid", NULL, NULL,
                    "client %s: no PROXY header within %llu ms; closed", c->ip, ms);
         } else {

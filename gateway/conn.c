@@ -317,6 +317,20 @@ bool conn_handshaking(const struct conn *c)
 
 /* ---- reading ------------------------------------------------------------- */
 
+/*
+ * Reading (again): the read event armed, and made active at once when the
+ * transport holds bytes it took off the socket earlier (a TLS record read
+ * only in part, under the input limit): epoll would never signal those.
+ */
+static int resume_reading(struct conn *c)
+{
+    if (arm(&c->rev, &c->rd_armed) != 0)
+        return -1;
+    if (c->tr->pending && c->tr->pending(c))
+        event_active(&c->rev, EV_READ, 1);
+    return 0;
+}
+
 /* The owner drained the input: below the limit again, reading resumes. */
 static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
@@ -326,7 +340,7 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     c->held = false;
     evbuffer_cb_clear_flags(buf, c->in_cbe, EVBUFFER_CB_ENABLED);
     if (c->reading)
-        (void)arm(&c->rev, &c->rd_armed);
+        (void)resume_reading(c);
 }
 
 /* Stop reading at the limit until the owner drains. -1: out of memory. */
@@ -406,7 +420,7 @@ int conn_read_enable(struct conn *c)
     c->reading = true;
     if (c->held || c->connecting || c->handshaking)
         return 0;  /* resumed by the drain, the connect's or the handshake's completion */
-    return arm(&c->rev, &c->rd_armed);
+    return resume_reading(c);
 }
 
 void conn_read_disable(struct conn *c)
@@ -429,7 +443,7 @@ void conn_set_read_limit(struct conn *c, size_t limit)
     c->held = false;
     evbuffer_cb_clear_flags(c->in, c->in_cbe, EVBUFFER_CB_ENABLED);
     if (c->reading && !c->connecting && !c->handshaking)
-        (void)arm(&c->rev, &c->rd_armed);
+        (void)resume_reading(c);
 }
 
 /* ---- writing ------------------------------------------------------------- */

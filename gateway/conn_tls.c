@@ -56,15 +56,23 @@ static ssize_t tls_recv(struct conn *c, void *buf, size_t len)
     int e = SSL_get_error(ssl, r);
     switch (e) {
     case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:  /* a key update's answer waits for room: next event */
+    case SSL_ERROR_WANT_WRITE:  /* a key update's answer waits for the next write (OpenSSL 3) */
         errno = EAGAIN;
         return -1;
     case SSL_ERROR_ZERO_RETURN:
-        return 0;  /* close_notify, or an EOF without one (IGNORE_UNEXPECTED_EOF) */
+        /* close_notify, or from a client an EOF without one: listeners set
+         * IGNORE_UNEXPECTED_EOF, since clients close that way all the time
+         * and a request's framing is its own. Upstream contexts do not: an
+         * EOF without close_notify may be a cut made on the path, and a
+         * body that runs until close must not end there as if whole; it
+         * fails below as SSL_ERROR_SSL ("unexpected eof while reading"). */
+        return 0;
     case SSL_ERROR_SYSCALL:
-        if (errno == 0)
+        if (errno == 0 && SSL_is_server(ssl))
             return 0;
-        c->tr_error = tls_reason(e);
+        c->tr_error = errno ? tls_reason(e) : "EOF without close_notify";
+        if (errno == 0)
+            errno = ECONNRESET;
         return -1;
     default:
         c->tr_error = tls_reason(e);
@@ -191,9 +199,10 @@ static int tls_handshake(struct conn *c)
     return CONN_HS_FAILED;
 }
 
+/* Decrypted bytes, or (read-ahead) raw ones OpenSSL took off the socket. */
 static bool tls_pending(const struct conn *c)
 {
-    return SSL_pending(c->tr_ctx) > 0;
+    return SSL_has_pending(c->tr_ctx) == 1;
 }
 
 const struct conn_transport conn_tls = {

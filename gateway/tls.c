@@ -158,6 +158,14 @@ static size_t sni_select(const struct sni_table *t, const char *name)
 {
     if (!name || !*name)
         return 0;
+    /* "api.example.com." is the same name, fully qualified. */
+    char buf[TLS_NAME_MAX];
+    size_t n = strlen(name);
+    if (n > 1 && n < sizeof buf && name[n - 1] == '.') {
+        memcpy(buf, name, n - 1);
+        buf[n - 1] = '\0';
+        name = buf;
+    }
     for (int wild = 0; wild < 2; wild++)
         for (size_t i = 0; i < t->n_certs; i++)
             for (size_t k = 0; k < t->certs[i].n_names; k++) {
@@ -235,6 +243,10 @@ static SSL_CTX *server_ctx(const struct conf *conf, const struct conf_cert *cc, 
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_dh_auto(ctx, 1);
+    /* One read per record rather than header then body (as nginx): half the
+     * reads per request; what it takes beyond a record, conn_tls reports
+     * as pending. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_set_cipher_list(ctx, conf->tls_ciphers) != 1) {
         fail(err, errlen, conf, conf->tls_ciphers_line, "ciphers",
              "no cipher in the list is known to OpenSSL");
@@ -273,10 +285,12 @@ static SSL_CTX *upstream_ctx(const struct conf *conf, const struct conf_upstream
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* Not IGNORE_UNEXPECTED_EOF: from an upstream, an EOF without
+     * close_notify may be a cut body (conn_tls.c tls_recv). */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1);
     /* Sessions are kept by the pools (the newest per server, conn_tls_new_session),
      * so a new pooled connection resumes rather than doing a full handshake. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);

@@ -116,6 +116,13 @@ static const struct {
     {"X-Forwarded-Host", false, true},
     {"X-Forwarded-Host", true, true},   /* written by the gateway, a trusted proxy's value kept */
     {"x-forwarded-prefix", false, true},
+    /* "this came over HTTPS" in other spellings (Rack, CodeIgniter, IIS ARR) */
+    {"X-Forwarded-Ssl", false, true},
+    {"Front-End-Https", false, true},
+    {"X-Forwarded-Scheme", false, true},
+    {"X-ARR-SSL", false, true},
+    {"X-Forwarded-Ssl", true, false},
+    {"X-Host", false, true},
     {"X-Original-URL", true, true},
     {"X-Rewrite-URL", false, true},
     {"X-Custom", false, false},

@@ -1144,3 +1144,104 @@ class UpstreamTls(GatewayTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# ---------------------------------------------------------------- review fixes
+
+class PipelinedRecords(TlsCase):
+    """Review F1: bytes OpenSSL decrypted (or read ahead) while the input was
+    at its limit must be read once it drains, though the socket is empty."""
+
+    certs = ("a",)
+
+    def test_pipelined_records_larger_than_the_input_limit(self):
+        s = tls_connect(self.port)
+        self.addCleanup(s.close)
+        reqs = b"".join(request_bytes("GET", API + "/p%02d" % i,
+                                      [("X-Pad", "a" * (940 - len(API)))], host="gw.test")
+                        for i in range(70))
+        for k in range(0, len(reqs), 10000):
+            s.sendall(reqs[k:k + 10000])  # one record each
+        data = b""
+        deadline = time.monotonic() + scaled(8)
+        while len([r for r in parse_responses(data) if r.complete]) < 70:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            s.settimeout(left)
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            data += chunk
+        done = [r for r in parse_responses(data) if r.complete]
+        self.assertEqual(len(done), 70, "pipelined requests left unread inside OpenSSL")
+        self.assertTrue(all(r.status == 200 for r in done))
+
+
+class CutTlsUpstream(GatewayTestCase):
+    """Review F2: an upstream body that runs until close, ended by a TCP close
+    without close_notify (what a FIN injected on the path looks like), is a
+    cut, never passed on as whole; with close_notify it is whole."""
+
+    def serve(self, notify):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(PKI.cert("upstream"), PKI.key("upstream"))
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(8)
+        self.addCleanup(ls.close)
+
+        def run():
+            while True:
+                try:
+                    raw, _ = ls.accept()
+                except OSError:
+                    return
+                try:
+                    s = ctx.wrap_socket(raw, server_side=True)
+                    buf = b""
+                    while b"\r\n\r\n" not in buf:
+                        buf += s.recv(4096)
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                              b"Connection: close\r\n\r\n" + b"A" * 5000)
+                    if notify:
+                        s.unwrap().close()
+                    else:
+                        raw2 = socket.socket(fileno=os.dup(s.fileno()))
+                        raw2.shutdown(socket.SHUT_RDWR)
+                        raw2.close()
+                        s.close()
+                except (OSError, ssl.SSLError):
+                    pass
+
+        threading.Thread(target=run, daemon=True).start()
+        return ls.getsockname()[1]
+
+    def fetch(self, notify):
+        port = free_port()
+        c = base_conf(port, [self.serve(notify)])
+        c.set("upstream tasks", "tls", "yes")
+        c.set("upstream tasks", "ca_file", PKI.ca)
+        c.set("upstream tasks", "retries", 0)
+        gw = self.gateway(c, port)
+        s = socket.create_connection(("127.0.0.1", port), timeout=scaled(5))
+        self.addCleanup(s.close)
+        s.sendall(request_bytes("GET", API + "/x", [], host="gw.test"))
+        res = read_until_close(s, scaled(5), time.monotonic())
+        return gw, res
+
+    def test_close_without_close_notify_is_a_cut(self):
+        gw, res = self.fetch(notify=False)
+        rs = res.responses()
+        self.assertTrue(rs and rs[0].status == 200, res)
+        self.assertFalse(rs[0].complete, "a cut body was ended as if whole")
+        self.assertIsNotNone(gw.wait_log(lambda l: l.get("event") == "upstream_cut"))
+
+    def test_close_notify_ends_the_body(self):
+        gw, res = self.fetch(notify=True)
+        rs = res.responses()
+        self.assertTrue(rs and rs[0].complete and rs[0].status == 200, res)
+        self.assertEqual(len(rs[0].body), 5000)

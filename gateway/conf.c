@@ -1446,14 +1446,8 @@ static bool set_tls_protocols(struct conf_parser *p, const struct conf_directive
 static bool set_tls_ciphers(struct conf_parser *p, const struct conf_directive *d, char *base,
                             const char *v, const char *q)
 {
-    if (!conf_printable(v, true)) {
-        conf_fail(p, p->lineno, "%s: %s may not contain control characters", d->name, q);
+    if (!set_password(p, d, base, v, q))  /* printable text, blanks allowed */
         return false;
-    }
-    if (!conf_copy(base + d->off, d->size, v)) {
-        conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
-        return false;
-    }
     ((struct conf *)base)->tls_ciphers_line = p->lineno;
     return true;
 }

@@ -81,8 +81,15 @@ static void test_reading_before_loop_expires(void)
 
 void test_register(void)
 {
+    static const struct {
+        const char *name;
+        CU_TestFunc fn;
+    } tests[] = {
+        {"uncached without a loop", test_uncached_without_loop},
+        {"one reading per turn", test_one_turn_one_reading},
+        {"a reading before the loop expires", test_reading_before_loop_expires},
+    };
     CU_pSuite s = CU_add_suite("clock", NULL, NULL);
-    CU_add_test(s, "uncached without a loop", test_uncached_without_loop);
-    CU_add_test(s, "one reading per turn", test_one_turn_one_reading);
-    CU_add_test(s, "a reading before the loop expires", test_reading_before_loop_expires);
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+        CU_add_test(s, tests[i].name, tests[i].fn);
 }

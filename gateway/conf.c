@@ -515,6 +515,7 @@ enum conf_sect {
     SECT_CORRELATION,
     SECT_REDIS,
     SECT_LIMITS,
+    SECT_CORS,
     SECT_ADMIN,
     SECT_UPSTREAM,
     SECT_ROUTE,
@@ -524,7 +525,7 @@ enum conf_sect {
 static const char *const conf_sect_names[SECT_COUNT] = {
     [SECT_NONE] = "", [SECT_SERVER] = "server", [SECT_TLS] = "tls", [SECT_ENVELOPE] = "envelope",
     [SECT_CORRELATION] = "correlation", [SECT_REDIS] = "redis", [SECT_LIMITS] = "limits",
-    [SECT_ADMIN] = "admin",
+    [SECT_CORS] = "cors", [SECT_ADMIN] = "admin",
     [SECT_UPSTREAM] = "upstream", [SECT_ROUTE] = "route",
 };
 
@@ -540,6 +541,12 @@ static const char *const conf_sect_names[SECT_COUNT] = {
  * the pairs as they were read rather than row by row.
  */
 #define D_PAIR     0x40u
+/*
+ * A route's override of a global value: no default; off_n is the offset of
+ * its has_* flag, set when the line is read. Unset, the dump writes it as a
+ * "# name =" line naming what applies.
+ */
+#define D_OVERRIDE 0x80u
 
 /*
  * A value as text, for the dump and the reload diff. The longest is a full
@@ -577,7 +584,7 @@ struct conf_directive {
     conf_parse_fn parse;
     conf_fmt_fn fmt;
     size_t off;       /* the field, in struct conf / conf_upstream / conf_route */
-    size_t off_n;     /* lists: the count field */
+    size_t off_n;     /* lists: the count field; D_OVERRIDE: the has_* flag */
     size_t size;      /* char buffers: their size; lists: the element size */
     uint64_t min, max;/* numbers, sizes, durations; lists: max entries; secrets: min length */
     const char *def;  /* the default as written in the file; NULL: none */
@@ -587,6 +594,14 @@ struct conf_directive {
 /* ---------------------------------------------------------------------------
  * The parser state and messages.
  */
+
+/* Where a route's directives were read, for the checks of the whole file. */
+struct conf_route_lines {
+    int prefix;
+    int upstream;
+    int match_header;
+    int hosts[CONF_MAX_ROUTE_HOSTS];    /* of each entry of hosts */
+};
 
 /* The most rows the table may have: the size of the parser's seen arrays. */
 #define CONF_N_ROWS 128
@@ -609,7 +624,8 @@ struct conf_parser {
     int seen_line[CONF_N_ROWS]; /* first line of each, in the current section */
     int listen_line[CONF_MAX_LISTEN];   /* where each [server] listen address was read */
     int single_line[SECT_COUNT];        /* where each singleton section started */
-    int route_upstream_line[CONF_MAX_ROUTES];
+    struct conf_route_lines *rlines;    /* [conf->n_routes], grown with conf->routes */
+    size_t routes_cap;                  /* room in conf->routes and rlines */
     const char *secret_by;      /* hash_secret or hash_secret_file, once one is set */
     int secret_line;
 };
@@ -1169,10 +1185,16 @@ static bool set_methods(struct conf_parser *p, const struct conf_directive *d, c
     return true;
 }
 
+/* The parser's record of the lines of the route being read. */
+static struct conf_route_lines *conf_cur_lines(struct conf_parser *p)
+{
+    return &p->rlines[p->conf->n_routes - 1];
+}
+
+/* Two routes with one prefix are told apart by hosts and match_header (conf_validate). */
 static bool set_route_prefix(struct conf_parser *p, const struct conf_directive *d, char *base,
                              const char *v, const char *q)
 {
-    const struct conf *c = p->conf;
     struct conf_route *r = (struct conf_route *)base;
 
     if (v[0] != '/') {
@@ -1192,13 +1214,7 @@ static bool set_route_prefix(struct conf_parser *p, const struct conf_directive 
         return false;
     }
     r->prefix_len = strlen(v);
-    for (size_t i = 0; i + 1 < c->n_routes; i++) {
-        if (strcmp(c->routes[i].prefix, v) == 0) {
-            conf_fail(p, p->lineno, "%s: %s is already the prefix of [route %s] (line %d)",
-                      d->name, q, c->routes[i].name, c->routes[i].line);
-            return false;
-        }
-    }
+    conf_cur_lines(p)->prefix = p->lineno;
     return true;
 }
 
@@ -1211,7 +1227,7 @@ static bool set_route_upstream(struct conf_parser *p, const struct conf_directiv
         return false;
     }
     strcpy(base + d->off, v);
-    p->route_upstream_line[p->conf->n_routes - 1] = p->lineno;
+    conf_cur_lines(p)->upstream = p->lineno;
     return true;
 }
 
@@ -1487,6 +1503,501 @@ static bool set_server_name(struct conf_parser *p, const struct conf_directive *
         return false;
     }
     memcpy(base + d->off, v, n + 1);
+    return true;
+}
+
+/* ---------------------------------------------------------------------------
+ * Host routing, overrides, code_map, CORS and the Host sent upstream.
+ */
+
+#define HOST_WILD 0x1u /* "*.example.com": a leading wildcard */
+#define HOST_PORT 0x2u /* ":PORT" may follow */
+#define HOST_STRIP_DOT 0x4u /* one trailing dot is dropped ("example.com." is example.com) */
+
+/* Copy S to OUT, or say it is too long. */
+static bool conf_host_copy(char *out, size_t outlen, const char *s, char *why, size_t whylen)
+{
+    if (conf_copy(out, outlen, s))
+        return true;
+    snprintf(why, whylen, "longer than %zu characters", outlen - 1);
+    return false;
+}
+
+/*
+ * Check host S and write it normalized to OUT (OUTLEN bytes): lower case, an
+ * IPv6 address in brackets as inet_ntop writes it. A name is labels of
+ * letters, digits and '-' (not first or last), 1-63 each, 253 in all; an
+ * internationalized one in punycode (xn--). An IPv4 address is four numbers.
+ * With HOST_PORT, *PORT receives a port written after it (0: none). On a
+ * problem: false, and WHY says it.
+ */
+static bool conf_host_norm(const char *s, unsigned flags, char *out, size_t outlen, unsigned *port,
+                           char *why, size_t whylen)
+{
+    char h[CONF_HOST_MAX + 8];
+    const char *colon, *end, *name;
+    size_t n;
+    uint64_t pn;
+
+    *port = 0;
+    for (const char *c = s; *c; c++) {
+        unsigned char ch = (unsigned char)*c;
+        if (ch >= 0x80) {
+            snprintf(why, whylen, "an internationalized name is written in punycode (xn--...)");
+            return false;
+        }
+        if (ch <= 0x20 || ch == 0x7f) {
+            snprintf(why, whylen, "a host has no blanks or control characters");
+            return false;
+        }
+    }
+    if (s[0] == '[') {
+        unsigned char a6[16];
+        char v6[INET6_ADDRSTRLEN];
+        const char *close = strchr(s, ']');
+        if (!close) {
+            snprintf(why, whylen, "no ] after the IPv6 address");
+            return false;
+        }
+        n = (size_t)(close - s - 1);
+        if (n == 0 || n >= sizeof(h)) {
+            snprintf(why, whylen, "not an IPv6 address");
+            return false;
+        }
+        memcpy(h, s + 1, n);
+        h[n] = '\0';
+        if (inet_pton(AF_INET6, h, a6) != 1 || !inet_ntop(AF_INET6, a6, v6, sizeof(v6))) {
+            snprintf(why, whylen, "not an IPv6 address");
+            return false;
+        }
+        colon = close[1] ? close + 1 : NULL;
+        if (colon && *colon != ':') {
+            snprintf(why, whylen, "unexpected text after ]");
+            return false;
+        }
+        snprintf(h, sizeof(h), "[%s]", v6);
+    } else {
+        colon = strchr(s, ':');
+        if (colon && strchr(colon + 1, ':')) {
+            snprintf(why, whylen, "an IPv6 address needs brackets ([::1])");
+            return false;
+        }
+        n = colon ? (size_t)(colon - s) : strlen(s);
+        if (n == 0) {
+            snprintf(why, whylen, "no host before the port");
+            return false;
+        }
+        if (n >= sizeof(h)) {
+            snprintf(why, whylen, "longer than 253 characters");
+            return false;
+        }
+        for (size_t i = 0; i < n; i++)
+            h[i] = c_tolower(s[i]);
+        h[n] = '\0';
+    }
+    if (colon) {
+        if (!(flags & HOST_PORT)) {
+            snprintf(why, whylen, "no port here (a host matches whatever the port)");
+            return false;
+        }
+        if (!conf_parse_digits(colon + 1, &pn, &end) || *end || pn < 1 || pn > 65535) {
+            snprintf(why, whylen, "the port must be a number from 1 to 65535");
+            return false;
+        }
+        *port = (unsigned)pn;
+    }
+    if (h[0] == '[')
+        return conf_host_copy(out, outlen, h, why, whylen);
+
+    n = strlen(h);
+    if ((flags & HOST_STRIP_DOT) && n > 1 && h[n - 1] == '.')
+        h[--n] = '\0';
+    name = h;
+    if (strchr(h, '*')) {
+        if (!(flags & HOST_WILD)) {
+            snprintf(why, whylen, "no wildcard here");
+            return false;
+        }
+        /* "a.*.com", "*", "**.x", "*x.com": none would ever match a request */
+        if (strncmp(h, "*.", 2) != 0 || strchr(h + 1, '*') || !h[2]) {
+            snprintf(why, whylen,
+                     "a wildcard is \"*.\" then a name (*.example.com), * "
+                     "standing for the first labels");
+            return false;
+        }
+        name = h + 2;
+        if (strspn(name, "0123456789.") == strlen(name)) {
+            snprintf(why, whylen, "a wildcard over an IP address never matches");
+            return false;
+        }
+    } else if (strspn(h, "0123456789.") == n && strpbrk(h, "0123456789")) {
+        struct in_addr a4;
+        if (inet_pton(AF_INET, h, &a4) != 1) {
+            snprintf(why, whylen, "not an IPv4 address (four numbers of 0-255)");
+            return false;
+        }
+        return conf_host_copy(out, outlen, h, why, whylen);
+    }
+    if (strlen(name) > 253) {
+        snprintf(why, whylen, "longer than 253 characters");
+        return false;
+    }
+    for (const char *l = name;;) {
+        size_t ln = strcspn(l, ".");
+        if (ln == 0) {
+            snprintf(why, whylen, "an empty label (two dots, or a dot first or last)");
+            return false;
+        }
+        if (ln > 63) {
+            snprintf(why, whylen, "a label is longer than 63 characters");
+            return false;
+        }
+        for (size_t i = 0; i < ln; i++) {
+            if (!c_isalpha(l[i]) && !c_isdigit(l[i]) && l[i] != '-') {
+                snprintf(why, whylen, "'%c' is not a letter, digit or -", l[i]);
+                return false;
+            }
+        }
+        if (l[0] == '-' || l[ln - 1] == '-') {
+            snprintf(why, whylen, "a label starts or ends with -");
+            return false;
+        }
+        if (!l[ln])
+            break;
+        l += ln + 1;
+    }
+    return conf_host_copy(out, outlen, h, why, whylen);
+}
+
+/* [route] hosts: names (a leading "*." makes a wildcard), IPv4 or [IPv6]; no port. */
+static bool set_host_item(struct conf_parser *p, const struct conf_directive *d, char *list,
+                          size_t count, const char *item, const char *qi)
+{
+    char host[CONF_HOST_MAX], why[160];
+    unsigned port;
+
+    if (!conf_host_norm(item, HOST_WILD | HOST_STRIP_DOT, host, sizeof(host), &port, why,
+                        sizeof(why))) {
+        conf_fail(p, p->lineno, "%s: %s: %s", d->name, qi, why);
+        return false;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(list + i * d->size, host) == 0) {
+            conf_fail(p, p->lineno, "%s: %s is listed twice (first on line %d)", d->name, qi,
+                      conf_cur_lines(p)->hosts[i]);
+            return false;
+        }
+    }
+    strcpy(list + count * d->size, host); /* conf_host_norm bounded it */
+    conf_cur_lines(p)->hosts[count] = p->lineno;
+    return true;
+}
+
+static bool set_hosts(struct conf_parser *p, const struct conf_directive *d, char *base,
+                      const char *v, const char *q)
+{
+    return conf_set_list(p, d, base, v, q, set_host_item);
+}
+
+/* match_header = NAME: VALUE; the value compared exactly, blanks around it dropped. */
+static bool set_match_header(struct conf_parser *p, const struct conf_directive *d, char *base,
+                             const char *v, const char *q)
+{
+    struct conf_route *r = (struct conf_route *)base;
+    const char *colon = strchr(v, ':'), *val;
+    char name[CONF_NAME_MAX + 1], qn[96];
+    size_t n;
+
+    if (!colon) {
+        conf_fail(p, p->lineno, "%s: %s is not NAME: VALUE (e.g. X-Api-Version: 2)", d->name, q);
+        return false;
+    }
+    n = (size_t)(colon - v);
+    while (n > 0 && c_isspace(v[n - 1]))
+        n--;
+    snprintf(name, sizeof(name), "%.*s", (int)n, v);
+    if (n >= sizeof(name) || !conf_header_name_ok(name)) {
+        conf_fail(p, p->lineno, "%s: %s is not a header name", d->name,
+                  conf_quote(n >= sizeof(name) ? v : name, qn, sizeof(qn)));
+        return false;
+    }
+    val = colon + 1;
+    while (c_isspace(*val))
+        val++;
+    if (!*val) {
+        conf_fail(p, p->lineno, "%s: %s has no value (NAME: VALUE)", d->name, q);
+        return false;
+    }
+    if (!conf_printable(val, true)) {
+        conf_fail(p, p->lineno, "%s: %s may not contain control characters", d->name, q);
+        return false;
+    }
+    if (!conf_copy(r->match_value, sizeof(r->match_value), val)) {
+        conf_fail(p, p->lineno, "%s: the value is longer than %zu characters", d->name,
+                  sizeof(r->match_value) - 1);
+        return false;
+    }
+    strcpy(r->match_header, name);
+    conf_cur_lines(p)->match_header = p->lineno;
+    return true;
+}
+
+/* code_map: STATUS:CODE pairs, each status once. */
+static bool set_code_item(struct conf_parser *p, const struct conf_directive *d, char *list,
+                          size_t count, const char *item, const char *qi)
+{
+    struct conf_code *all = (struct conf_code *)list, *cc = &all[count];
+    const char *s = item, *code;
+    uint64_t status;
+    size_t n;
+
+    if (!conf_parse_digits(s, &status, &s)) {
+        conf_fail(p, p->lineno, "%s: %s is not STATUS:CODE (e.g. 404:TASK_NOT_FOUND)", d->name, qi);
+        return false;
+    }
+    while (c_isspace(*s))
+        s++;
+    if (*s != ':') {
+        conf_fail(p, p->lineno, "%s: %s is not STATUS:CODE (e.g. 404:TASK_NOT_FOUND)", d->name, qi);
+        return false;
+    }
+    code = s + 1;
+    while (c_isspace(*code))
+        code++;
+    if (status < 400 || status > 599) {
+        conf_fail(p, p->lineno, "%s: %s: the status must be from 400 to 599", d->name, qi);
+        return false;
+    }
+    n = strlen(code);
+    bool ok = n > 0 && n < CONF_CODE_MAX && code[0] >= 'A' && code[0] <= 'Z';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (code[i] >= 'A' && code[i] <= 'Z') || c_isdigit(code[i]) || code[i] == '_';
+    if (!ok) {
+        conf_fail(p, p->lineno,
+                  "%s: %s: the code must be upper snake case (A-Z, 0-9 and _, "
+                  "a letter first, at most %d characters)",
+                  d->name, qi, CONF_CODE_MAX - 1);
+        return false;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (all[i].status == status) {
+            conf_fail(p, p->lineno, "%s: status %u is mapped twice", d->name, (unsigned)status);
+            return false;
+        }
+    }
+    cc->status = (uint16_t)status;
+    memcpy(cc->code, code, n + 1);
+    return true;
+}
+
+static bool set_code_map(struct conf_parser *p, const struct conf_directive *d, char *base,
+                         const char *v, const char *q)
+{
+    return conf_set_list(p, d, base, v, q, set_code_item);
+}
+
+/* The CORS settings a row of [cors] or a route's cors_* fills. */
+static struct conf_cors *conf_cors_of(const struct conf_directive *d, char *base)
+{
+    return d->sect == SECT_ROUTE ? &((struct conf_route *)base)->cors
+                                 : &((struct conf *)base)->cors;
+}
+
+static const struct conf_cors *conf_cors_of_c(const struct conf_directive *d, const char *base)
+{
+    return conf_cors_of(d, (char *)base);
+}
+
+/* Is "*" (any origin) one of the first COUNT origins of LIST? */
+static bool conf_origins_any(const char *list, size_t count, size_t size)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(list + i * size, "*") == 0)
+            return true;
+    return false;
+}
+
+/*
+ * An origin: http/https "://" a host (exact, or "*." and a name) and an
+ * optional port, no path; or "null" (what sandboxed frames and file:
+ * documents send); or "*" (any origin but "null": with nothing else but
+ * "null"). Lower case; a default port (80 for http, 443 for https) is
+ * dropped, as browsers send the origin without it.
+ */
+static bool set_origin_item(struct conf_parser *p, const struct conf_directive *d, char *list,
+                            size_t count, const char *item, const char *qi)
+{
+    char origin[CONF_HOST_MAX + 16], host[CONF_HOST_MAX], why[160];
+    const char *sep = strstr(item, "://"), *rest;
+    size_t sl = sep ? (size_t)(sep - item) : 0;
+    bool https = sl == 5 && strncasecmp(item, "https", 5) == 0;
+    unsigned port;
+
+    bool any = strcmp(item, "*") == 0, null = strcasecmp(item, "null") == 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *e = list + i * d->size;
+        if ((any && strcmp(e, "null") != 0) || (!any && !null && strcmp(e, "*") == 0)) {
+            conf_fail(p, p->lineno,
+                      "%s: \"*\" (any origin) goes alone, without other origins "
+                      "(but null)",
+                      d->name);
+            return false;
+        }
+        if ((any || null) && strcmp(e, any ? "*" : "null") == 0) {
+            conf_fail(p, p->lineno, "%s: %s is listed twice", d->name, qi);
+            return false;
+        }
+    }
+    if (any || null) {
+        strcpy(list + count * d->size, any ? "*" : "null");
+        return true;
+    }
+    if (!https && !(sl == 4 && strncasecmp(item, "http", 4) == 0)) {
+        conf_fail(p, p->lineno,
+                  "%s: %s is not an origin: http:// or https://, then the host "
+                  "(https://app.example.com)",
+                  d->name, qi);
+        return false;
+    }
+    rest = sep + 3;
+    if (rest[strcspn(rest, "/?#")]) {
+        conf_fail(p, p->lineno, "%s: %s is not an origin: an origin has no path, not even /",
+                  d->name, qi);
+        return false;
+    }
+    if (!*rest ||
+        !conf_host_norm(rest, HOST_WILD | HOST_PORT, host, sizeof(host), &port, why, sizeof(why))) {
+        conf_fail(p, p->lineno, "%s: %s is not an origin: %s", d->name, qi,
+                  *rest ? why : "no host");
+        return false;
+    }
+    if (port == (https ? 443u : 80u))
+        port = 0;
+    if (port)
+        snprintf(origin, sizeof(origin), "%s://%s:%u", https ? "https" : "http", host, port);
+    else
+        snprintf(origin, sizeof(origin), "%s://%s", https ? "https" : "http", host);
+    if (strlen(origin) >= CONF_ORIGIN_MAX) {
+        conf_fail(p, p->lineno, "%s: %s is longer than %d characters", d->name, qi,
+                  CONF_ORIGIN_MAX - 1);
+        return false;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(list + i * d->size, origin) == 0) {
+            conf_fail(p, p->lineno, "%s: %s is listed twice", d->name, qi);
+            return false;
+        }
+    }
+    strcpy(list + count * d->size, origin);
+    return true;
+}
+
+/* [cors] origins, [route] cors_origins: their presence turns CORS on. */
+static bool set_origins(struct conf_parser *p, const struct conf_directive *d, char *base,
+                        const char *v, const char *q)
+{
+    struct conf_cors *cors = conf_cors_of(d, base);
+
+    if (!conf_set_list(p, d, base, v, q, set_origin_item))
+        return false;
+    if (!cors->set)
+        cors->line = p->lineno;
+    cors->set = true;
+    return true;
+}
+
+/* Allow-Headers: header names, stored lower case as one ", "-joined list. */
+static bool set_cors_headers(struct conf_parser *p, const struct conf_directive *d, char *base,
+                             const char *v, const char *q)
+{
+    char *out = base + d->off, item[CONF_ITEM_MAX], qi[96], joined[sizeof(item) + 8];
+    const char *cur = v;
+    size_t len = 0;
+    bool too_long;
+
+    joined[0] = '\0';
+    while (cur) {
+        if (!conf_next_item(&cur, item, sizeof(item), &too_long)) {
+            conf_fail(p, p->lineno,
+                      too_long ? "%s: an item of %s is too long" : "%s: empty item in the list %s",
+                      d->name, q);
+            return false;
+        }
+        conf_quote(item, qi, sizeof(qi));
+        if (!conf_header_name_ok(item)) {
+            conf_fail(p, p->lineno, "%s: %s is not a header name", d->name, qi);
+            return false;
+        }
+        for (char *c = item; *c; c++)
+            *c = c_tolower(*c);
+        /* whole names only: "x-a" is not in "x-ab" */
+        for (const char *at = joined; (at = strstr(at, item)) != NULL; at++) {
+            size_t il = strlen(item);
+            if ((at == joined || at[-1] == ' ') && (at[il] == ',' || at[il] == '\0')) {
+                conf_fail(p, p->lineno, "%s: %s is listed twice", d->name, qi);
+                return false;
+            }
+        }
+        len += (size_t)snprintf(joined + len, sizeof(joined) - len, "%s%s", len ? ", " : "", item);
+        if (len >= d->size) {
+            conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
+            return false;
+        }
+    }
+    memcpy(out, joined, len + 1);
+    return true;
+}
+
+/* Access-Control-Max-Age: a duration of whole seconds, kept in seconds. */
+static bool set_cors_max_age(struct conf_parser *p, const struct conf_directive *d, char *base,
+                             const char *v, const char *q)
+{
+    uint64_t ms, s;
+
+    if (!set_duration(p, d, base, v, q)) /* checks, and writes ms: replaced below */
+        return false;
+    memcpy(&ms, base + d->off, sizeof(ms));
+    if (ms % MS_S) {
+        conf_fail(p, p->lineno, "%s: %s is not whole seconds", d->name, q);
+        return false;
+    }
+    s = ms / MS_S;
+    memcpy(base + d->off, &s, sizeof(s));
+    return true;
+}
+
+/* host = keep | upstream | NAME[:PORT]: the Host the upstream receives. */
+static bool set_host_mode(struct conf_parser *p, const struct conf_directive *d, char *base,
+                          const char *v, const char *q)
+{
+    char *name = base + d->off_n, host[CONF_HOST_MAX], why[160];
+    enum conf_host_mode m;
+    unsigned port;
+
+    if (strcasecmp(v, "keep") == 0) {
+        m = CONF_HOST_KEEP;
+        name[0] = '\0';
+    } else if (strcasecmp(v, "upstream") == 0) {
+        m = CONF_HOST_UPSTREAM;
+        name[0] = '\0';
+    } else {
+        if (!conf_host_norm(v, HOST_PORT, host, sizeof(host), &port, why, sizeof(why))) {
+            conf_fail(p, p->lineno, "%s: %s is not keep, upstream or a host name: %s", d->name, q,
+                      why);
+            return false;
+        }
+        m = CONF_HOST_NAME;
+        if (port) {
+            size_t n = strlen(host);
+            if ((size_t)snprintf(host + n, sizeof(host) - n, ":%u", port) >= sizeof(host) - n) {
+                conf_fail(p, p->lineno, "%s: %s is longer than %d characters", d->name, q,
+                          CONF_HOST_MAX - 1);
+                return false;
+            }
+        }
+        strcpy(name, host);
+    }
+    memcpy(base + d->off, &m, sizeof(m));
     return true;
 }
 
@@ -1768,6 +2279,129 @@ static bool fmt_optional(const struct conf_directive *d, const char *base, struc
     return fmt_text_or(d, base, t, "(none)");
 }
 
+static bool fmt_hosts(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    size_t n = conf_count(d, base);
+
+    if (n == 0) {
+        ct_add(t, "(none: any host)");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        ct_add(t, "%s%s", i ? ", " : "", base + d->off + i * d->size);
+    return true;
+}
+
+static bool fmt_match_header(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    const struct conf_route *r = (const struct conf_route *)base;
+
+    (void)d;
+    if (!r->match_header[0]) {
+        ct_add(t, "(none)");
+        return false;
+    }
+    ct_add(t, "%s: %s", r->match_header, r->match_value);
+    return true;
+}
+
+static bool fmt_code_map(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    const struct conf_code *all = (const struct conf_code *)(base + d->off);
+    size_t n = conf_count(d, base);
+
+    if (n == 0) {
+        ct_add(t, "(none: the built-in codes)");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        ct_add(t, "%s%u:%s", i ? ", " : "", (unsigned)all[i].status, all[i].code);
+    return true;
+}
+
+/* A route's cors_* row when the route has no cors_origins: [cors] applies. */
+static bool fmt_cors_unset(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    if (d->sect != SECT_ROUTE || conf_cors_of_c(d, base)->set)
+        return false;
+    ct_add(t, "(unset: [cors] applies)");
+    return true;
+}
+
+static bool fmt_origins(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    if (fmt_cors_unset(d, base, t))
+        return false;
+    if (conf_count(d, base) == 0) {
+        ct_add(t, "(none: no CORS)");
+        return false;
+    }
+    return fmt_header_list(d, base, t);
+}
+
+static bool fmt_cors_methods(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    uint64_t m;
+
+    if (fmt_cors_unset(d, base, t))
+        return false;
+    memcpy(&m, base + d->off, sizeof(m));
+    if (m == 0) {
+        ct_add(t, "(unset: the route's methods)");
+        return false;
+    }
+    return fmt_methods(d, base, t);
+}
+
+static bool fmt_cors_headers(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    if (fmt_cors_unset(d, base, t))
+        return false;
+    return fmt_text_or(d, base, t, "(unset: those the request asks for)");
+}
+
+static bool fmt_cors_max_age(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    uint64_t s;
+    char b[32];
+
+    if (fmt_cors_unset(d, base, t))
+        return false;
+    memcpy(&s, base + d->off, sizeof(s));
+    conf_fmt_ms(s * MS_S, b, sizeof(b));
+    ct_add(t, "%s", b);
+    return true;
+}
+
+static bool fmt_cors_bool(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    if (fmt_cors_unset(d, base, t))
+        return false;
+    return fmt_bool(d, base, t);
+}
+
+static bool fmt_host_mode(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    enum conf_host_mode m;
+
+    memcpy(&m, base + d->off, sizeof(m));
+    switch (m) {
+    case CONF_HOST_KEEP:
+        ct_add(t, "keep");
+        return true;
+    case CONF_HOST_UPSTREAM:
+        ct_add(t, "upstream");
+        return true;
+    case CONF_HOST_NAME:
+        ct_add(t, "%s", base + d->off_n);
+        return true;
+    default:
+        break;
+    }
+    ct_add(t, "(unset: that of the upstream)");
+    return false;
+}
+
 /* ---------------------------------------------------------------------------
  * The directive table.
  */
@@ -1860,6 +2494,17 @@ static const struct conf_directive conf_directives[] = {
      C_(hash_secret_file), 0, SZ(struct conf, hash_secret_file), 16, 0, NULL, 0},
     {SECT_LIMITS, "ipv6_prefix", set_uint, fmt_uint, C_(ipv6_prefix), 0, 0, 1, 128, "64", 0},
 
+    /* CORS for routes without cors_origins; on once origins is given */
+    {SECT_CORS, "origins", set_origins, fmt_origins, C_(cors.origins), C_(cors.n_origins),
+     CONF_ORIGIN_MAX, 0, CONF_MAX_ORIGINS, NULL, D_REPEAT},
+    {SECT_CORS, "methods", set_methods, fmt_cors_methods, C_(cors.methods), 0, 0, 0, 0, NULL, 0},
+    {SECT_CORS, "headers", set_cors_headers, fmt_cors_headers, C_(cors.headers), 0,
+     SZ(struct conf, cors.headers), 0, 0, NULL, 0},
+    {SECT_CORS, "max_age", set_cors_max_age, fmt_cors_max_age, C_(cors.max_age_s), 0, 0, 0,
+     24 * MS_H, "10m", 0},
+    {SECT_CORS, "credentials", set_bool, fmt_cors_bool, C_(cors.credentials), 0, 0, 0, 0, "no",
+     0},
+
     /* admin.c binds these once, at start */
     {SECT_ADMIN, "listen", set_host_ports, fmt_host_ports, C_(admin_listen), C_(n_admin_listen),
      ADDR, 0, CONF_MAX_LISTEN, NULL, D_REPEAT | D_RESTART},
@@ -1897,9 +2542,17 @@ static const struct conf_directive conf_directives[] = {
      SZ(struct conf_upstream, client_certificate), 0, 0, NULL, 0},
     {SECT_UPSTREAM, "client_key", set_file, fmt_optional, U_(client_key), 0,
      SZ(struct conf_upstream, client_key), 0, 0, NULL, 0},
+    /* the Host the servers receive; off_n: the name */
+    {SECT_UPSTREAM, "host", set_host_mode, fmt_host_mode, U_(host_mode), U_(host_name), 0, 0, 0,
+     "keep", 0},
 
     {SECT_ROUTE, "prefix", set_route_prefix, fmt_text, R_(prefix), 0,
      SZ(struct conf_route, prefix), 0, 0, NULL, D_REQUIRED},
+    /* none: any host; two routes differ by prefix, hosts or match_header (conf_validate) */
+    {SECT_ROUTE, "hosts", set_hosts, fmt_hosts, R_(hosts), R_(n_hosts), CONF_HOST_MAX, 0,
+     CONF_MAX_ROUTE_HOSTS, NULL, D_REPEAT},
+    {SECT_ROUTE, "match_header", set_match_header, fmt_match_header, R_(match_header), 0, 0, 0, 0,
+     NULL, 0},
     {SECT_ROUTE, "upstream", set_route_upstream, fmt_text, R_(upstream_name), 0,
      SZ(struct conf_route, upstream_name), 0, 0, NULL, D_REQUIRED},
     {SECT_ROUTE, "strip_prefix", set_bool, fmt_bool, R_(strip_prefix), 0, 0, 0, 0, "no", 0},
@@ -1909,6 +2562,37 @@ static const struct conf_directive conf_directives[] = {
     /* unset: [limits] applies */
     {SECT_ROUTE, "per_token", set_rate, fmt_rate, R_(per_token), 0, 0, 0, 0, NULL, 0},
     {SECT_ROUTE, "per_ip", set_rate, fmt_rate, R_(per_ip), 0, 0, 0, 0, NULL, 0},
+    /* overrides: the bounds of the global directive of the same name */
+    {SECT_ROUTE, "profile", set_profile, fmt_profile, R_(profile), R_(has_profile), 0, 0, 0, NULL,
+     D_OVERRIDE},
+    {SECT_ROUTE, "expose_upstream_5xx", set_bool, fmt_bool, R_(expose_upstream_5xx),
+     R_(has_expose_upstream_5xx), 0, 0, 0, NULL, D_OVERRIDE},
+    {SECT_ROUTE, "max_error_body", set_size, fmt_size, R_(max_error_body), R_(has_max_error_body),
+     0, 1, 64 * MB, NULL, D_OVERRIDE},
+    {SECT_ROUTE, "max_body_size", set_size, fmt_size, R_(max_body_size), R_(has_max_body_size), 0,
+     1, SIZE_MAX, NULL, D_OVERRIDE},
+    {SECT_ROUTE, "client_timeout", set_duration, fmt_duration, R_(client_timeout_ms),
+     R_(has_client_timeout), 0, 1, 24 * MS_H, NULL, D_OVERRIDE},
+    {SECT_ROUTE, "timeout", set_duration, fmt_duration, R_(timeout_ms), R_(has_timeout), 0, 1,
+     24 * MS_H, NULL, D_OVERRIDE},
+    {SECT_ROUTE, "connect_timeout", set_duration, fmt_duration, R_(connect_timeout_ms),
+     R_(has_connect_timeout), 0, 1, 24 * MS_H, NULL, D_OVERRIDE},
+    {SECT_ROUTE, "code_map", set_code_map, fmt_code_map, R_(code_map), R_(n_code_map),
+     sizeof(struct conf_code), 0, CONF_MAX_CODES, NULL, D_REPEAT},
+    /* with cors_origins, the route's CORS replaces [cors] whole */
+    {SECT_ROUTE, "cors_origins", set_origins, fmt_origins, R_(cors.origins), R_(cors.n_origins),
+     CONF_ORIGIN_MAX, 0, CONF_MAX_ORIGINS, NULL, D_REPEAT},
+    {SECT_ROUTE, "cors_methods", set_methods, fmt_cors_methods, R_(cors.methods), 0, 0, 0, 0,
+     NULL, 0},
+    {SECT_ROUTE, "cors_headers", set_cors_headers, fmt_cors_headers, R_(cors.headers), 0,
+     SZ(struct conf_route, cors.headers), 0, 0, NULL, 0},
+    {SECT_ROUTE, "cors_max_age", set_cors_max_age, fmt_cors_max_age, R_(cors.max_age_s), 0, 0, 0,
+     24 * MS_H, "10m", 0},
+    {SECT_ROUTE, "cors_credentials", set_bool, fmt_cors_bool, R_(cors.credentials), 0, 0, 0, 0,
+     "no", 0},
+    /* unset: the upstream's host applies; off_n: the name */
+    {SECT_ROUTE, "host", set_host_mode, fmt_host_mode, R_(host_mode), R_(host_name), 0, 0, 0,
+     NULL, 0},
 };
 
 #define CONF_N_DIRECTIVES (sizeof(conf_directives) / sizeof(conf_directives[0]))
@@ -1945,6 +2629,61 @@ static bool conf_set_defaults(struct conf_parser *p, enum conf_sect s, char *bas
             return false;
     }
     return true;
+}
+
+/* Is row D one of CORS ([cors], or a route's cors_*)? */
+static bool conf_is_cors_row(const struct conf_directive *d)
+{
+    return d->fmt == fmt_origins || d->fmt == fmt_cors_methods || d->fmt == fmt_cors_headers ||
+           d->fmt == fmt_cors_max_age || d->fmt == fmt_cors_bool;
+}
+
+/*
+ * The end of [cors] or of a route: CORS directives need origins beside
+ * them, and browsers refuse credentials with "*" (any origin).
+ */
+static void conf_cors_end(struct conf_parser *p)
+{
+    const struct conf_directive *origins = NULL, *cred = NULL, *orphan = NULL;
+    size_t oi = 0, ci = 0, xi = 0;
+    const struct conf_cors *cors = NULL;
+
+    for (size_t i = 0; i < CONF_N_DIRECTIVES; i++) {
+        const struct conf_directive *d = &conf_directives[i];
+        if (d->sect != p->sect || !conf_is_cors_row(d))
+            continue;
+        cors = conf_cors_of(d, conf_section_base(p));
+        if (d->parse == set_origins) {
+            origins = d;
+            oi = i;
+            continue;
+        }
+        if (d->fmt == fmt_cors_bool) {
+            cred = d;
+            ci = i;
+        }
+        if (p->seen[i] && (!orphan || p->seen_line[i] < p->seen_line[xi])) {
+            orphan = d;
+            xi = i;
+        }
+    }
+    if (!origins || !cors)
+        return;
+    if (orphan && !p->seen[oi]) {
+        if (p->sect == SECT_ROUTE)
+            conf_fail(p, p->seen_line[xi], "%s needs %s on the same route", orphan->name,
+                      origins->name);
+        else
+            conf_fail(p, p->seen_line[xi], "%s needs %s in %s", orphan->name, origins->name,
+                      p->sect_label);
+        return;
+    }
+    if (cred && cors->set && cors->credentials &&
+        conf_origins_any(cors->origins[0], cors->n_origins, sizeof(cors->origins[0])))
+        conf_fail(p, p->seen_line[ci],
+                  "%s: yes with %s = * (line %d): browsers refuse "
+                  "credentials from any origin; list the origins",
+                  cred->name, origins->name, p->seen_line[oi]);
 }
 
 /*
@@ -1989,6 +2728,37 @@ static void conf_section_end(struct conf_parser *p)
                       "down_backoff_max (%s)", p->sect_label, a, b);
         }
     }
+    if (p->sect == SECT_ROUTE || p->sect == SECT_CORS)
+        conf_cors_end(p);
+}
+
+/*
+ * Room for one more route in conf->routes and the parser's lines of each:
+ * doubled as sections come, so a conf holds only the routes it has.
+ */
+static bool conf_grow_routes(struct conf_parser *p)
+{
+    struct conf *c = p->conf;
+    size_t cap = p->routes_cap ? p->routes_cap * 2 : 8;
+    struct conf_route *routes;
+    struct conf_route_lines *lines;
+
+    if (c->n_routes < p->routes_cap)
+        return true;
+    if (cap > CONF_MAX_ROUTES)
+        cap = CONF_MAX_ROUTES;
+    routes = realloc(c->routes, cap * sizeof(*routes));
+    if (routes)
+        c->routes = routes;
+    lines = routes ? realloc(p->rlines, cap * sizeof(*lines)) : NULL;
+    if (lines)
+        p->rlines = lines;
+    if (!routes || !lines) {
+        conf_fail(p, p->lineno, "%s: out of memory for %zu routes", p->sect_label, cap);
+        return false;
+    }
+    p->routes_cap = cap;
+    return true;
 }
 
 /* A "[...]" line: INNER is what is between the brackets, trimmed. */
@@ -2014,7 +2784,7 @@ static void conf_section_begin(struct conf_parser *p, char *inner)
             s = (enum conf_sect)i;
     if (s == SECT_NONE) {
         conf_fail(p, p->lineno, "unknown section [%s] (known: server, tls, envelope, "
-                  "correlation, redis, limits, admin, upstream NAME, route NAME)",
+                  "correlation, redis, limits, cors, admin, upstream NAME, route NAME)",
                   conf_clean(inner, q, sizeof(q)));
         return;
     }
@@ -2081,7 +2851,11 @@ static void conf_section_begin(struct conf_parser *p, char *inner)
             conf_fail(p, p->lineno, "too many [route] sections (at most %d)", CONF_MAX_ROUTES);
             return;
         }
+        if (!conf_grow_routes(p))
+            return;
         struct conf_route *r = &c->routes[c->n_routes++];
+        memset(r, 0, sizeof(*r));
+        memset(conf_cur_lines(p), 0, sizeof(struct conf_route_lines));
         strcpy(r->name, name);
         r->line = p->lineno;
         conf_set_defaults(p, s, (char *)r);
@@ -2143,6 +2917,10 @@ static bool conf_handle(struct conf_parser *p, const char *name, const char *val
     }
     if (!conf_apply(p, d, value))
         return false;
+    if (d->flags & D_OVERRIDE) {
+        bool has = true;
+        memcpy(conf_section_base(p) + d->off_n, &has, sizeof(has));
+    }
     if (!p->seen[idx])
         p->seen_line[idx] = p->lineno;
     p->seen[idx] = true;
@@ -2237,7 +3015,102 @@ static bool conf_read_line(struct conf_parser *p)
     return conf_handle(p, s, eq);
 }
 
-/* Checks that need the whole file: routes exist, upstream names resolve. */
+/* One host of a route (or "" for a route without hosts), for conf_check_routes. */
+struct conf_route_key {
+    const struct conf_route *r;
+    size_t route, entry; /* index of the route, of the host in its hosts */
+    const char *host;
+    bool fold; /* routes_ignore_case: prefixes in any case are one */
+};
+
+/* Host, prefix and match_header: what a request is routed by. */
+static int conf_key_cmp_route(const struct conf_route_key *x, const struct conf_route_key *y)
+{
+    int c = strcmp(x->host, y->host);
+    if (!c)
+        c = x->fold ? strcasecmp(x->r->prefix, y->r->prefix) : strcmp(x->r->prefix, y->r->prefix);
+    if (!c)
+        c = strcasecmp(x->r->match_header, y->r->match_header);
+    if (!c)
+        c = strcmp(x->r->match_value, y->r->match_value);
+    return c;
+}
+
+/* ... then the order of the file, so the first of equal keys is the first written. */
+static int conf_key_cmp(const void *a, const void *b)
+{
+    const struct conf_route_key *x = a, *y = b;
+    int c = conf_key_cmp_route(x, y);
+    if (!c)
+        c = (x->route > y->route) - (x->route < y->route);
+    if (!c)
+        c = (x->entry > y->entry) - (x->entry < y->entry);
+    return c;
+}
+
+/*
+ * No two routes may take the same requests: the same host (or both none),
+ * the same prefix (in any case with routes_ignore_case) and the same
+ * match_header. Reported on the later route's hosts or prefix line, naming
+ * the earlier route; the first such line of the file if there are several.
+ */
+static void conf_check_routes(struct conf_parser *p)
+{
+    const struct conf *c = p->conf;
+    struct conf_route_key *keys, *later = NULL, *earlier = NULL;
+    size_t n = 0, group = 0;
+    char qh[96], qp[96], same[160];
+
+    for (size_t i = 0; i < c->n_routes; i++)
+        n += c->routes[i].n_hosts ? c->routes[i].n_hosts : 1;
+    keys = malloc(n * sizeof(*keys));
+    if (!keys) {
+        conf_fail(p, 0, "out of memory checking %zu routes", c->n_routes);
+        return;
+    }
+    n = 0;
+    for (size_t i = 0; i < c->n_routes; i++) {
+        const struct conf_route *r = &c->routes[i];
+        for (size_t k = 0; k < (r->n_hosts ? r->n_hosts : 1); k++)
+            keys[n++] = (struct conf_route_key){r, i, k, r->n_hosts ? r->hosts[k] : "",
+                                                c->routes_ignore_case};
+    }
+    qsort(keys, n, sizeof(*keys), conf_key_cmp);
+    for (size_t k = 1; k < n; k++) {
+        if (conf_key_cmp_route(&keys[group], &keys[k]) != 0) {
+            group = k;
+            continue;
+        }
+        if (k == group + 1 && (!later || keys[k].route < later->route ||
+                               (keys[k].route == later->route && keys[k].entry < later->entry))) {
+            later = &keys[k];
+            earlier = &keys[group];
+        }
+    }
+    if (later) {
+        const struct conf_route *r = later->r, *e = earlier->r;
+        const struct conf_route_lines *ln = &p->rlines[later->route];
+        snprintf(same, sizeof(same), "%s%s",
+                 r->match_header[0] ? ", with the same "
+                                      "match_header"
+                                    : "",
+                 strcmp(r->prefix, e->prefix) ? " (in another letter "
+                                                "case: routes_ignore_case = yes)"
+                                              : "");
+        conf_quote(r->prefix, qp, sizeof(qp));
+        if (r->n_hosts)
+            conf_fail(p, ln->hosts[later->entry],
+                      "hosts: %s with prefix %s is already routed "
+                      "by [route %s] (line %d)%s",
+                      conf_quote(later->host, qh, sizeof(qh)), qp, e->name, e->line, same);
+        else
+            conf_fail(p, ln->prefix, "prefix: %s is already the prefix of [route %s] (line %d)%s",
+                      qp, e->name, e->line, same);
+    }
+    free(keys);
+}
+
+/* Checks that need the whole file: routes exist and differ, upstream names resolve. */
 static void conf_validate(struct conf_parser *p)
 {
     struct conf *c = p->conf;
@@ -2249,6 +3122,9 @@ static void conf_validate(struct conf_parser *p)
                   "[route all] with prefix = / and upstream = NAME)");
         return;
     }
+    conf_check_routes(p);
+    if (p->failed)
+        return;
     for (size_t i = 0; i < c->n_routes; i++) {
         struct conf_route *r = &c->routes[i];
         bool found = false;
@@ -2260,7 +3136,7 @@ static void conf_validate(struct conf_parser *p)
             }
         }
         if (!found) {
-            conf_fail(p, p->route_upstream_line[i] ? p->route_upstream_line[i] : r->line,
+            conf_fail(p, p->rlines[i].upstream ? p->rlines[i].upstream : r->line,
                       "[route %s]: upstream \"%s\" is not defined (no [upstream %s] section)",
                       r->name, r->upstream_name, r->upstream_name);
             return;
@@ -2310,7 +3186,10 @@ static void conf_validate(struct conf_parser *p)
  * kernel at conf_free. From calloc, glibc's sliding mmap threshold serves it
  * from the heap after the first free: calloc then touches all of it and free
  * keeps it, so reloads raised RSS in steps of its size (scripts/soak saw
- * 8 -> 26 MB over ten minutes of reloads when it was 9 MB).
+ * 8 -> 26 MB over ten minutes of reloads when it was 9 MB). Routes live
+ * apart (conf->routes, grown as [route] sections come, freed here too): one
+ * is about 11 KB with its hosts and CORS origins, so CONF_MAX_ROUTES of them
+ * in the struct would make every conf 45 MB of address space.
  */
 static struct conf *conf_alloc(void)
 {
@@ -2360,6 +3239,7 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
 
     fclose(p.fp);
     free(p.line);
+    free(p.rlines);
     return c;
 
 fail:
@@ -2368,6 +3248,7 @@ fail:
     if (p.fp)
         fclose(p.fp);
     free(p.line);
+    free(p.rlines);
     conf_free(c);
     return NULL;
 }
@@ -2378,12 +3259,43 @@ void conf_free(struct conf *conf)
         return;
     explicit_bzero(conf->hash_secret, sizeof(conf->hash_secret));
     explicit_bzero(conf->redis_password, sizeof(conf->redis_password));
+    free(conf->routes);
     munmap(conf, sizeof(*conf));
 }
 
 /* ---------------------------------------------------------------------------
  * The table read back: the dump, the directive list, the reload diff.
  */
+
+/* Where a route's override comes from when it has none: the global directive's section. */
+static const char *conf_inherited_from(const struct conf_directive *d)
+{
+    for (size_t i = 0; i < CONF_N_DIRECTIVES; i++) {
+        const struct conf_directive *g = &conf_directives[i];
+        if (strcmp(g->name, d->name) != 0)
+            continue;
+        if (g->sect == SECT_SERVER || g->sect == SECT_ENVELOPE)
+            return g->sect == SECT_SERVER ? "[server]" : "[envelope]";
+        if (g->sect == SECT_UPSTREAM)
+            return "its [upstream]";
+    }
+    return "the global directive";
+}
+
+/* The row's value in BASE (conf_fmt_fn); an override the route does not set is unset. */
+static bool conf_fmt_row(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    bool has;
+
+    if (d->flags & D_OVERRIDE) {
+        memcpy(&has, base + d->off_n, sizeof(has));
+        if (!has) {
+            ct_add(t, "(unset: that of %s)", conf_inherited_from(d));
+            return false;
+        }
+    }
+    return d->fmt(d, base, t);
+}
 
 /*
  * The D_PAIR rows from row FIRST on, as the pairs were read: a "name =" line
@@ -2426,7 +3338,7 @@ static int conf_dump_rows(FILE *out, enum conf_sect s, const char *base, const c
         t->len = 0;
         t->cut = false;
         t->s[0] = '\0';
-        bool set = d->fmt(d, base, t);
+        bool set = conf_fmt_row(d, base, t);
         if (t->cut) {
             free(t);
             return -1;
@@ -2461,6 +3373,11 @@ int conf_dump(const struct conf *c, FILE *out)
             /* The section's presence turns Redis on: keep it commented out. */
             fprintf(out, "\n# No [redis] section: the rate limits live in process memory.\n"
                     "# With one, these would apply:\n# [redis]\n");
+            pre = "# ";
+        } else if (s == SECT_CORS && !c->cors.set) {
+            /* Its directives without origins would be an error: commented out too. */
+            fprintf(out, "\n# No [cors] origins: CORS only on routes with cors_origins.\n"
+                    "# With origins, these would apply:\n# [cors]\n");
             pre = "# ";
         } else {
             fprintf(out, "\n[%s]\n", conf_sect_names[s]);

@@ -22,7 +22,7 @@
 #define CONF_MAX_ACCEPT 8
 #define CONF_MAX_SERVERS 32
 #define CONF_MAX_UPSTREAMS 64
-#define CONF_MAX_ROUTES 256
+#define CONF_MAX_ROUTES 4096     /* routes: memory only for those written (conf_load mmaps) */
 #define CONF_MAX_PROXIES 32
 #define CONF_MAX_HIDE 32         /* [envelope] hide_headers entries */
 #define CONF_NAME_MAX 64        /* section suffixes, header names */
@@ -82,6 +82,41 @@ enum conf_on_error { CONF_ON_ERROR_ALLOW, CONF_ON_ERROR_DENY, CONF_ON_ERROR_LOCA
 
 enum conf_log_level { CONF_LOG_DEBUG, CONF_LOG_INFO, CONF_LOG_WARN, CONF_LOG_ERROR };
 
+#define CONF_MAX_ROUTE_HOSTS 16   /* [route] hosts entries */
+#define CONF_HOST_MAX 256          /* a host name (253) or "*." and one */
+#define CONF_MAX_CODES 16          /* [route] code_map entries */
+#define CONF_CODE_MAX 64           /* an envelope code, upper snake case */
+#define CONF_MAX_ORIGINS 16        /* cors_origins entries */
+#define CONF_ORIGIN_MAX 256        /* scheme://host[:port], "*" for any host label */
+
+/* code_map: the envelope code for a status, instead of the built-in one. */
+struct conf_code {
+    uint16_t status;
+    char code[CONF_CODE_MAX];
+};
+
+/*
+ * CORS: set (a [cors] section, or cors_origins on a route) or not. Origins
+ * are a scheme, "://" and a host (and port): app.example.com exactly, or
+ * a leading "*." for one or more labels; or "*" alone (any origin: never
+ * with credentials, -t refuses it).
+ * A route's cors_* directives replace the [cors] ones as a whole.
+ */
+struct conf_cors {
+    bool set;
+    char origins[CONF_MAX_ORIGINS][CONF_ORIGIN_MAX];
+    size_t n_origins;
+    uint64_t methods;              /* preflight Allow-Methods; 0: the route's methods (all: GET..) */
+    char headers[512];             /* Allow-Headers as written; "": echo the request's */
+    uint64_t max_age_s;            /* Access-Control-Max-Age; default 600 */
+    bool credentials;
+    int line;
+};
+
+/* What the upstream receives as Host: the client's (keep), the server's
+ * address as written (upstream), or a fixed name. */
+enum conf_host_mode { CONF_HOST_UNSET, CONF_HOST_KEEP, CONF_HOST_UPSTREAM, CONF_HOST_NAME };
+
 struct conf_upstream {
     char name[CONF_NAME_MAX];      /* from "[upstream NAME]" */
     struct conf_addr servers[CONF_MAX_SERVERS];
@@ -103,6 +138,8 @@ struct conf_upstream {
     bool tls;
     bool verify;
     char ca_file[CONF_FILE_MAX];
+    enum conf_host_mode host_mode; /* [upstream] host = keep | upstream | NAME (default keep) */
+    char host_name[CONF_HOST_MAX];
     char server_name[256];
     char client_certificate[CONF_FILE_MAX];
     char client_key[CONF_FILE_MAX];
@@ -120,6 +157,36 @@ struct conf_route {
     bool require_token;
     struct conf_rate per_token;    /* unset: [limits] applies */
     struct conf_rate per_ip;       /* unset: [limits] applies */
+
+    /* Host routing: lower case, no port, no trailing dot; "*.example.com"
+     * is a leading wildcard (one or more labels). None: any host. */
+    char hosts[CONF_MAX_ROUTE_HOSTS][CONF_HOST_MAX];
+    size_t n_hosts;
+    /* match_header = NAME: VALUE (exact value, name case-insensitive); "" none */
+    char match_header[CONF_NAME_MAX];
+    char match_value[256];
+
+    /* Overrides; has_*: given on the route, else the global value applies. */
+    bool has_profile;
+    enum envelope_profile profile;
+    bool has_expose_upstream_5xx;
+    bool expose_upstream_5xx;
+    bool has_max_error_body;
+    size_t max_error_body;
+    bool has_max_body_size;
+    size_t max_body_size;
+    bool has_client_timeout;
+    uint64_t client_timeout_ms;
+    bool has_timeout;              /* the upstream response deadline */
+    uint64_t timeout_ms;
+    bool has_connect_timeout;
+    uint64_t connect_timeout_ms;
+
+    struct conf_code code_map[CONF_MAX_CODES];
+    size_t n_code_map;
+    struct conf_cors cors;         /* cors.set false: [cors] applies (if set) */
+    enum conf_host_mode host_mode; /* UNSET: the upstream's host = applies */
+    char host_name[CONF_HOST_MAX];
     int line;
 };
 
@@ -174,6 +241,9 @@ struct conf {
     char hash_secret_file[CONF_PATH_MAX]; /* where hash_secret was read from; "" inline */
     unsigned ipv6_prefix;          /* an IPv6 client is keyed by its /N network (1..128) */
 
+    /* [cors]: the default for routes without cors_* directives */
+    struct conf_cors cors;
+
     /* [tls]: what TLS listeners present; re-read on reload */
     struct conf_cert certs[CONF_MAX_CERTS];
     size_t n_certs;
@@ -188,7 +258,7 @@ struct conf {
 
     struct conf_upstream upstreams[CONF_MAX_UPSTREAMS];
     size_t n_upstreams;
-    struct conf_route routes[CONF_MAX_ROUTES];
+    struct conf_route *routes;     /* [n_routes]: grown as [route] sections come, freed by conf_free */
     size_t n_routes;
 };
 

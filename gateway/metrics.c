@@ -32,9 +32,28 @@ static void hist_add(struct metrics_hist *h, const double *bounds, double ms)
                               memory_order_relaxed);
 }
 
+static struct metrics_route *route_slot_scan(struct metrics *m, const char *name);
+
+/*
+ * A request's slot in O(1): the cache is keyed by the name's pointer (a
+ * route's name lives in its conf), and a hit is confirmed by the name, since
+ * a later conf may reuse the address for another route. A miss scans.
+ */
 static struct metrics_route *route_slot(struct metrics *m, const char *route)
 {
     const char *name = route ? route : "";
+    size_t k = ((uintptr_t)name >> 4) % METRICS_SLOT_CACHE;
+    struct metrics_route *s = m->slot_cache[k].slot;
+    if (m->slot_cache[k].name == name && s && strcmp(s->name, name) == 0)
+        return s;
+    s = route_slot_scan(m, name);
+    m->slot_cache[k].name = name;
+    m->slot_cache[k].slot = s;
+    return s;
+}
+
+static struct metrics_route *route_slot_scan(struct metrics *m, const char *name)
+{
     /* Only this worker's thread claims slots; readers check used first. */
     for (size_t i = 0; i < METRICS_ROUTES; i++) {
         struct metrics_route *r = &m->routes[i];

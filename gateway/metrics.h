@@ -15,7 +15,7 @@
 #include "conf.h"
 
 #define METRICS_BUCKETS 12
-#define METRICS_ROUTES (CONF_MAX_ROUTES + 1)   /* +1: requests with no route */
+#define METRICS_ROUTES 1025   /* routes counted by name; the rest (and no route) share the last */
 
 enum metrics_upstream_error {
     METRICS_UP_CONNECT,     /* refused or failed to connect */
@@ -63,8 +63,16 @@ struct metrics_route {
     struct metrics_hist duration;
 };
 
+/* The worker's own lookup cache: a route name (its pointer, owned by a conf)
+ * to its slot, so counting a request does not scan the slots. */
+#define METRICS_SLOT_CACHE 512
+
 struct metrics {
     struct metrics_route routes[METRICS_ROUTES];
+    struct {
+        const char *name;
+        struct metrics_route *slot;
+    } slot_cache[METRICS_SLOT_CACHE];
     atomic_ullong upstream_errors[METRICS_UP_KINDS];
     atomic_ullong upstream_conns[METRICS_CONN_KINDS];
     atomic_ullong ratelimit[METRICS_RL_KINDS];

@@ -30,6 +30,7 @@
 #include "limiter.h"
 #include "listener.h"
 #include "log.h"
+#include "router.h"
 #include "tls.h"
 #include "upstream.h"
 
@@ -38,6 +39,11 @@ struct confref *confref_new(struct conf *conf, struct tls_set *tls)
     struct confref *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
+    r->router = router_new(conf);
+    if (!r->router) {
+        free(r);
+        return NULL;
+    }
     r->conf = conf;
     r->tls = tls;
     atomic_init(&r->refs, 1);
@@ -52,6 +58,7 @@ void confref_get(struct confref *r)
 void confref_put(struct confref *r)
 {
     if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
+        router_free(r->router);
         conf_free(r->conf);
         tls_set_free(r->tls);
         free(r);

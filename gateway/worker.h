@@ -22,16 +22,18 @@
 #include "metrics.h"
 
 struct tls_set;
+struct router;
 
 /* A conf shared by every worker; freed when the last generation lets go. */
 struct confref {
     struct conf *conf;
     struct tls_set *tls;      /* the conf's TLS contexts */
+    struct router *router;    /* the conf's route index, built with it */
     atomic_uint refs;
 };
 
-/* Takes CONF and TLS (freed with the last reference); NULL: out of memory,
- * and the caller still owns both. */
+/* Takes CONF and TLS (freed with the last reference) and builds the route
+ * index; NULL: out of memory, and the caller still owns both. */
 struct confref *confref_new(struct conf *conf, struct tls_set *tls);
 void confref_get(struct confref *r);
 void confref_put(struct confref *r);

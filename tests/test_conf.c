@@ -495,6 +495,30 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(r->per_token.count, 0);
     CU_ASSERT_EQUAL(r->per_ip.count, 0);
     CU_ASSERT_EQUAL(r->line, 3);
+    /* host routing, overrides, code_map, CORS, Host: none set */
+    CU_ASSERT_EQUAL(r->n_hosts, 0);
+    CU_ASSERT_STRING_EQUAL(r->match_header, "");
+    CU_ASSERT_STRING_EQUAL(r->match_value, "");
+    CU_ASSERT_FALSE(r->has_profile);
+    CU_ASSERT_FALSE(r->has_expose_upstream_5xx);
+    CU_ASSERT_FALSE(r->has_max_error_body);
+    CU_ASSERT_FALSE(r->has_max_body_size);
+    CU_ASSERT_FALSE(r->has_client_timeout);
+    CU_ASSERT_FALSE(r->has_timeout);
+    CU_ASSERT_FALSE(r->has_connect_timeout);
+    CU_ASSERT_EQUAL(r->n_code_map, 0);
+    CU_ASSERT_FALSE(r->cors.set);
+    CU_ASSERT_EQUAL(r->cors.n_origins, 0);
+    CU_ASSERT_EQUAL(r->host_mode, CONF_HOST_UNSET);
+    CU_ASSERT_STRING_EQUAL(r->host_name, "");
+    CU_ASSERT_EQUAL(u->host_mode, CONF_HOST_KEEP);
+    CU_ASSERT_STRING_EQUAL(u->host_name, "");
+    CU_ASSERT_FALSE(c->cors.set);
+    CU_ASSERT_EQUAL(c->cors.n_origins, 0);
+    CU_ASSERT_EQUAL(c->cors.methods, 0);
+    CU_ASSERT_STRING_EQUAL(c->cors.headers, "");
+    CU_ASSERT_EQUAL(c->cors.max_age_s, 600);
+    CU_ASSERT_FALSE(c->cors.credentials);
     conf_free(c);
 }
 
@@ -606,6 +630,53 @@ static void test_every_directive(void)
     CU_ASSERT_EQUAL(r->per_token.window_ms, 3600000);
     CU_ASSERT_EQUAL(r->per_ip.count, 10);
     CU_ASSERT_EQUAL(r->per_ip.window_ms, 60000);
+    /* normalized: lower case, no trailing dot, IPv6 as inet_ntop writes it */
+    CU_ASSERT_EQUAL_FATAL(r->n_hosts, 4);
+    CU_ASSERT_STRING_EQUAL(r->hosts[0], "api.example.com");
+    CU_ASSERT_STRING_EQUAL(r->hosts[1], "*.api.example.org");
+    CU_ASSERT_STRING_EQUAL(r->hosts[2], "10.0.0.1");
+    CU_ASSERT_STRING_EQUAL(r->hosts[3], "[::1]");
+    CU_ASSERT_STRING_EQUAL(r->match_header, "X-Api-Version");
+    CU_ASSERT_STRING_EQUAL(r->match_value, "2");
+    CU_ASSERT_TRUE(r->has_profile);
+    CU_ASSERT_EQUAL(r->profile, ENVELOPE_SIMPLE);
+    CU_ASSERT_TRUE(r->has_expose_upstream_5xx);
+    CU_ASSERT_FALSE(r->expose_upstream_5xx);
+    CU_ASSERT_TRUE(r->has_max_error_body);
+    CU_ASSERT_EQUAL(r->max_error_body, 8 * 1024);
+    CU_ASSERT_TRUE(r->has_max_body_size);
+    CU_ASSERT_EQUAL(r->max_body_size, 1024 * 1024);
+    CU_ASSERT_TRUE(r->has_client_timeout);
+    CU_ASSERT_EQUAL(r->client_timeout_ms, 5000);
+    CU_ASSERT_TRUE(r->has_timeout);
+    CU_ASSERT_EQUAL(r->timeout_ms, 3000);
+    CU_ASSERT_TRUE(r->has_connect_timeout);
+    CU_ASSERT_EQUAL(r->connect_timeout_ms, 250);
+    CU_ASSERT_EQUAL_FATAL(r->n_code_map, 3);
+    CU_ASSERT_EQUAL(r->code_map[0].status, 404);
+    CU_ASSERT_STRING_EQUAL(r->code_map[0].code, "TASK_NOT_FOUND");
+    CU_ASSERT_EQUAL(r->code_map[1].status, 409);
+    CU_ASSERT_STRING_EQUAL(r->code_map[1].code, "CONFLICT");
+    CU_ASSERT_EQUAL(r->code_map[2].status, 422);
+    CU_ASSERT_STRING_EQUAL(r->code_map[2].code, "INVALID_TASK");
+    CU_ASSERT_TRUE(r->cors.set);
+    CU_ASSERT_EQUAL_FATAL(r->cors.n_origins, 2);
+    CU_ASSERT_STRING_EQUAL(r->cors.origins[0], "https://app.example.com");
+    CU_ASSERT_STRING_EQUAL(r->cors.origins[1], "https://*.example.com:8443");
+    CU_ASSERT_EQUAL(r->cors.methods, BIT(HTTP_GET) | BIT(HTTP_HEAD) | BIT(HTTP_POST));
+    CU_ASSERT_STRING_EQUAL(r->cors.headers, "authorization, x-api-version");
+    CU_ASSERT_EQUAL(r->cors.max_age_s, 3600);
+    CU_ASSERT_TRUE(r->cors.credentials);
+    CU_ASSERT_EQUAL(r->cors.line, 104);
+    CU_ASSERT_EQUAL(r->host_mode, CONF_HOST_UPSTREAM);
+    CU_ASSERT_STRING_EQUAL(r->host_name, "");
+    /* the globals the overrides stand in for are untouched */
+    CU_ASSERT_EQUAL(c->profile, ENVELOPE_PROBLEM);
+    CU_ASSERT_TRUE(c->expose_upstream_5xx);
+    CU_ASSERT_EQUAL(c->max_body_size, 2 * 1024 * 1024);
+    CU_ASSERT_EQUAL(c->upstreams[0].timeout_ms, 10000);
+    CU_ASSERT_EQUAL(c->upstreams[0].host_mode, CONF_HOST_NAME);
+    CU_ASSERT_STRING_EQUAL(c->upstreams[0].host_name, "tasks.internal:8443");
 
     r = &c->routes[1];
     CU_ASSERT_STRING_EQUAL(r->name, "users");
@@ -613,6 +684,26 @@ static void test_every_directive(void)
     CU_ASSERT_EQUAL(r->upstream, 1);
     CU_ASSERT_STRING_EQUAL(c->upstreams[1].name, "users");
     CU_ASSERT_EQUAL(r->methods, BIT(HTTP_POST));        /* no GET: no implied HEAD */
+    /* none of the overrides: what applies is the global value */
+    CU_ASSERT_EQUAL(r->n_hosts, 0);
+    CU_ASSERT_FALSE(r->has_profile || r->has_expose_upstream_5xx || r->has_max_error_body ||
+                    r->has_max_body_size || r->has_client_timeout || r->has_timeout ||
+                    r->has_connect_timeout);
+    CU_ASSERT_FALSE(r->cors.set);
+    CU_ASSERT_EQUAL(r->host_mode, CONF_HOST_UNSET);
+    CU_ASSERT_EQUAL(c->upstreams[1].host_mode, CONF_HOST_UPSTREAM);
+
+    CU_ASSERT_TRUE(c->cors.set);
+    CU_ASSERT_EQUAL_FATAL(c->cors.n_origins, 3);
+    CU_ASSERT_STRING_EQUAL(c->cors.origins[0], "https://app.example.com");
+    CU_ASSERT_STRING_EQUAL(c->cors.origins[1], "http://localhost:3000");
+    CU_ASSERT_STRING_EQUAL(c->cors.origins[2], "https://*.example.net:8443");
+    CU_ASSERT_EQUAL(c->cors.methods, BIT(HTTP_GET) | BIT(HTTP_HEAD) | BIT(HTTP_POST) |
+                    BIT(HTTP_DELETE));
+    CU_ASSERT_STRING_EQUAL(c->cors.headers, "content-type, x-api-key");
+    CU_ASSERT_EQUAL(c->cors.max_age_s, 300);
+    CU_ASSERT_TRUE(c->cors.credentials);
+    CU_ASSERT_EQUAL(c->cors.line, 58);
     conf_free(c);
 }
 
@@ -1124,6 +1215,727 @@ static void test_upstream_tls(void)
     conf_free(c);
 }
 
+/* ---------------------------------------------------------------- routes: hosts, overrides, CORS */
+
+/* An upstream, then a route whose lines 6 on are LINES. */
+#define ROUTE_HEAD "[upstream u]\nserver = 127.0.0.1:9001\n[route r]\nprefix = /\nupstream = u\n"
+
+/* Load ROUTE_HEAD + LINES; the route, or NULL with ERR. */
+static struct conf *load_route(const char *lines, char *err, size_t errlen)
+{
+    char text[8192];
+    snprintf(text, sizeof(text), "%s%s", ROUTE_HEAD, lines);
+    return load_text(text, err, errlen);
+}
+
+/* The entries of a route's hosts, joined with ", ". */
+static void join_hosts(const struct conf_route *r, char *out, size_t outlen)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < r->n_hosts; i++)
+        n += (size_t)snprintf(out + n, outlen - n, "%s%s", i ? ", " : "", r->hosts[i]);
+}
+
+/*
+ * [route] hosts: names, "*." wildcards, IPv4, [IPv6]; lower case, one trailing
+ * dot dropped; no port, no malformed wildcard, nothing listed twice.
+ */
+static void test_route_hosts(void)
+{
+    static const struct { const char *v, *want; } ok[] = {
+        {"api.example.com", "api.example.com"},
+        {"API.Example.COM.", "api.example.com"},
+        {"*.example.com", "*.example.com"},
+        {"*.Example.com.", "*.example.com"},
+        {"*.com", "*.com"},
+        {"xn--bcher-kva.example", "xn--bcher-kva.example"},
+        {"a-b.c1, localhost", "a-b.c1, localhost"},
+        {"127.0.0.1", "127.0.0.1"},
+        {"[::1]", "[::1]"},
+        {"[0:0::1]", "[::1]"},
+        {"[2001:DB8::7]", "[2001:db8::7]"},
+        {"a.example, *.a.example", "a.example, *.a.example"},
+        {"1a.example", "1a.example"},
+    };
+    static const struct { const char *v, *want; } bad[] = {
+        {"api.example.com:8080", "6: hosts: \"api.example.com:8080\": no port here (a host "
+         "matches whatever the port)"},
+        {"[::1]:443", "6: hosts: \"[::1]:443\": no port here (a host matches whatever the port)"},
+        {"::1", "6: hosts: \"::1\": an IPv6 address needs brackets ([::1])"},
+        {"[::1", "6: hosts: \"[::1\": no ] after the IPv6 address"},
+        {"[zz::1]", "6: hosts: \"[zz::1]\": not an IPv6 address"},
+        {"[]", "6: hosts: \"[]\": not an IPv6 address"},
+        {"[::1]x", "6: hosts: \"[::1]x\": unexpected text after ]"},
+        {"a.*.com", "6: hosts: \"a.*.com\": a wildcard is \"*.\" then a name (*.example.com), * "
+         "standing for the first labels"},
+        {"*", "6: hosts: \"*\": a wildcard is \"*.\" then a name (*.example.com), * standing for "
+         "the first labels"},
+        {"**.x", "6: hosts: \"**.x\": a wildcard is \"*.\" then a name (*.example.com), * "
+         "standing for the first labels"},
+        {"*example.com", "6: hosts: \"*example.com\": a wildcard is \"*.\" then a name "
+         "(*.example.com), * standing for the first labels"},
+        {"*.", "6: hosts: \"*.\": a wildcard is \"*.\" then a name (*.example.com), * standing "
+         "for the first labels"},
+        {"*.*.example.com", "6: hosts: \"*.*.example.com\": a wildcard is \"*.\" then a name "
+         "(*.example.com), * standing for the first labels"},
+        {"*.1.2.3", "6: hosts: \"*.1.2.3\": a wildcard over an IP address never matches"},
+        {"127.1", "6: hosts: \"127.1\": not an IPv4 address (four numbers of 0-255)"},
+        {"1.2.3.4.5", "6: hosts: \"1.2.3.4.5\": not an IPv4 address (four numbers of 0-255)"},
+        {"256.1.1.1", "6: hosts: \"256.1.1.1\": not an IPv4 address (four numbers of 0-255)"},
+        {"a..b", "6: hosts: \"a..b\": an empty label (two dots, or a dot first or last)"},
+        {".a", "6: hosts: \".a\": an empty label (two dots, or a dot first or last)"},
+        {"a..", "6: hosts: \"a..\": an empty label (two dots, or a dot first or last)"},
+        {".", "6: hosts: \".\": an empty label (two dots, or a dot first or last)"},
+        {"a_b.example", "6: hosts: \"a_b.example\": '_' is not a letter, digit or -"},
+        {"a/b", "6: hosts: \"a/b\": '/' is not a letter, digit or -"},
+        {"-a.example", "6: hosts: \"-a.example\": a label starts or ends with -"},
+        {"a-.example", "6: hosts: \"a-.example\": a label starts or ends with -"},
+        {"b\xc3\xbc" "cher.example", "6: hosts: \"b\xc3\xbc" "cher.example\": an "
+         "internationalized name is written in punycode (xn--...)"},
+        {"a b", "6: hosts: \"a b\": a host has no blanks or control characters"},
+        {"api.example.com, API.example.com.", "6: hosts: \"API.example.com.\" is listed twice "
+         "(first on line 6)"},
+        {"*.x.com, *.X.com", "6: hosts: \"*.X.com\" is listed twice (first on line 6)"},
+        {"a,,b", "6: hosts: empty item in the list \"a,,b\""},
+        {"a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q", "6: hosts: too many (at most 16)"},
+    };
+    char err[1024], got[2048], line[256];
+
+    for (size_t i = 0; i < N_OF(ok); i++) {
+        snprintf(line, sizeof(line), "hosts = %s\n", ok[i].v);
+        struct conf *c = load_route(line, err, sizeof(err));
+        if (!c)
+            fprintf(stderr, "\n  hosts %s: %s\n", ok[i].v, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        join_hosts(&c->routes[0], got, sizeof(got));
+        if (strcmp(got, ok[i].want) != 0)
+            fprintf(stderr, "\n  hosts %s: got %s\n", ok[i].v, got);
+        CU_ASSERT_STRING_EQUAL(got, ok[i].want);
+        conf_free(c);
+    }
+    for (size_t i = 0; i < N_OF(bad); i++) {
+        snprintf(line, sizeof(line), "%shosts = %s\n", ROUTE_HEAD, bad[i].v);
+        expect_error(line, bad[i].want);
+    }
+
+    /* May repeat: the lines add up; a host of a later line twice names the first. */
+    struct conf *c = load_route("hosts = a.example\nhosts = b.example, *.c.example\n", err,
+                                sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    join_hosts(&c->routes[0], got, sizeof(got));
+    CU_ASSERT_STRING_EQUAL(got, "a.example, b.example, *.c.example");
+    conf_free(c);
+    expect_error(ROUTE_HEAD "hosts = a.example\n# x\nhosts = b.example, A.example\n",
+                 "8: hosts: \"A.example\" is listed twice (first on line 6)");
+    expect_error(ROUTE_HEAD "hosts = a, b, c, d, e, f, g, h\nhosts = i, j, k, l, m, n, o, p\n"
+                 "hosts = q\n", "8: hosts: too many (at most 16)");
+
+    /* Labels of 63 and names of 253 (with "*." 255); one more is refused. */
+    char label[64], name[300], text[1024];
+    memset(label, 'l', 63);
+    label[63] = '\0';
+    snprintf(name, sizeof(name), "%s.%s.%s.%.61s", label, label, label, label);
+    CU_ASSERT_EQUAL(strlen(name), 253);
+    snprintf(text, sizeof(text), "hosts = %s, *.%s\n", name, name);
+    c = load_route(text, err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(strlen(c->routes[0].hosts[1]), 255);
+    conf_free(c);
+    snprintf(text, sizeof(text), "hosts = %s.%s\n", name, "x");
+    c = load_route(text, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "\": longer than 253 characters"));
+    snprintf(text, sizeof(text), "hosts = %sl.example\n", label);
+    c = load_route(text, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "\": a label is longer than 63 characters"));
+}
+
+/* match_header = NAME: VALUE */
+static void test_match_header(void)
+{
+    static const struct { const char *v, *name, *value; } ok[] = {
+        {"X-Api-Version: 2", "X-Api-Version", "2"},
+        {"X-Api-Version:2", "X-Api-Version", "2"},
+        {"X-Tenant :  acme corp", "X-Tenant", "acme corp"},
+        {"X-A: v=1:2", "X-A", "v=1:2"},
+        {"Accept: application/vnd.api+json; version=2", "Accept",
+         "application/vnd.api+json; version=2"},
+    };
+    static const struct { const char *v, *want; } bad[] = {
+        {"X-Api-Version 2", "6: match_header: \"X-Api-Version 2\" is not NAME: VALUE (e.g. "
+         "X-Api-Version: 2)"},
+        {"X Api: 2", "6: match_header: \"X Api\" is not a header name"},
+        {": 2", "6: match_header: \"\" is not a header name"},
+        {"X-A:", "6: match_header: \"X-A:\" has no value (NAME: VALUE)"},
+        {"X-A:   ", "6: match_header: \"X-A:\" has no value (NAME: VALUE)"},
+        {"X-A: a\x01" "b", "6: match_header: \"X-A: a?b\" may not contain control characters"},
+    };
+    char err[1024], line[512];
+
+    for (size_t i = 0; i < N_OF(ok); i++) {
+        snprintf(line, sizeof(line), "match_header = %s\n", ok[i].v);
+        struct conf *c = load_route(line, err, sizeof(err));
+        if (!c)
+            fprintf(stderr, "\n  match_header %s: %s\n", ok[i].v, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_STRING_EQUAL(c->routes[0].match_header, ok[i].name);
+        CU_ASSERT_STRING_EQUAL(c->routes[0].match_value, ok[i].value);
+        conf_free(c);
+    }
+    for (size_t i = 0; i < N_OF(bad); i++) {
+        snprintf(line, sizeof(line), "%smatch_header = %s\n", ROUTE_HEAD, bad[i].v);
+        expect_error(line, bad[i].want);
+    }
+    expect_error(ROUTE_HEAD "match_header = A: 1\nmatch_header = B: 2\n",
+                 "7: match_header is set twice in [route r] (first at line 6)");
+
+    /* a value of 255 characters; 256 is refused */
+    char value[300];
+    memset(value, 'v', 255);
+    value[255] = '\0';
+    snprintf(line, sizeof(line), "match_header = X-A: %s\n", value);
+    struct conf *c = load_route(line, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(strlen(c->routes[0].match_value), 255);
+    conf_free(c);
+    snprintf(line, sizeof(line), "%smatch_header = X-A: %sv\n", ROUTE_HEAD, value);
+    expect_error(line, "6: match_header: the value is longer than 255 characters");
+}
+
+/* Per-route overrides: each sets its has_* flag alone, with the global bounds. */
+static void test_route_overrides(void)
+{
+    static const struct { const char *line; } one[] = {
+        {"profile = flat\n"}, {"expose_upstream_5xx = yes\n"}, {"max_error_body = 1m\n"},
+        {"max_body_size = 100m\n"}, {"client_timeout = 2m\n"}, {"timeout = 90s\n"},
+        {"connect_timeout = 100ms\n"},
+    };
+    static const struct { const char *v, *want; } bad[] = {
+        {"profile = json", "6: profile: \"json\" is not one of nested, flat, simple, status, "
+         "i18n, problem"},
+        {"expose_upstream_5xx = maybe", "6: expose_upstream_5xx: \"maybe\" is not yes or no"},
+        {"max_error_body = 65m", "6: max_error_body: \"65m\" must be from 1 to 64m"},
+        {"max_error_body = 0", "6: max_error_body: \"0\" must be from 1 to 64m"},
+        {"max_body_size = 0", "6: max_body_size: \"0\" must be at least 1"},
+        {"max_body_size = 1q", "6: max_body_size: \"1q\" is not a size (use e.g. 16k, 1m)"},
+        {"client_timeout = 30", "6: client_timeout: \"30\" needs a unit (e.g. 30s or 30ms)"},
+        {"client_timeout = 25h", "6: client_timeout: \"25h\" must be from 1ms to 24h"},
+        {"timeout = 0s", "6: timeout: \"0s\" must be from 1ms to 24h"},
+        {"connect_timeout = 2", "6: connect_timeout: \"2\" needs a unit (e.g. 2s or 2ms)"},
+        {"connect_timeout = 1d", "6: connect_timeout: \"1d\" is not a duration (use e.g. 500ms, "
+         "30s, 5m, 1h)"},
+        {"timeout =", "6: timeout: empty value"},
+        {"timeout = 1s\ntimeout = 2s", "7: timeout is set twice in [route r] (first at line 6)"},
+    };
+    char err[1024], line[256];
+
+    for (size_t i = 0; i < N_OF(one); i++) {
+        struct conf *c = load_route(one[i].line, err, sizeof(err));
+        if (!c)
+            fprintf(stderr, "\n  %s: %s\n", one[i].line, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        const struct conf_route *r = &c->routes[0];
+        bool has[] = {r->has_profile, r->has_expose_upstream_5xx, r->has_max_error_body,
+                      r->has_max_body_size, r->has_client_timeout, r->has_timeout,
+                      r->has_connect_timeout};
+        CU_ASSERT_EQUAL_FATAL(N_OF(has), N_OF(one));
+        for (size_t k = 0; k < N_OF(has); k++)
+            CU_ASSERT_EQUAL(has[k], k == i);
+        switch (i) {
+        case 0: CU_ASSERT_EQUAL(r->profile, ENVELOPE_FLAT); break;
+        case 1: CU_ASSERT_TRUE(r->expose_upstream_5xx); break;
+        case 2: CU_ASSERT_EQUAL(r->max_error_body, 1024 * 1024); break;
+        case 3: CU_ASSERT_EQUAL(r->max_body_size, 100 * 1024 * 1024); break;
+        case 4: CU_ASSERT_EQUAL(r->client_timeout_ms, 120000); break;
+        case 5: CU_ASSERT_EQUAL(r->timeout_ms, 90000); break;
+        case 6: CU_ASSERT_EQUAL(r->connect_timeout_ms, 100); break;
+        }
+        /* the global values stay the defaults */
+        CU_ASSERT_EQUAL(c->profile, ENVELOPE_NESTED);
+        CU_ASSERT_EQUAL(c->max_body_size, 10 * 1024 * 1024);
+        CU_ASSERT_EQUAL(c->upstreams[0].timeout_ms, 30000);
+        conf_free(c);
+    }
+    /* A value equal to the global one is still an override (it stays when [envelope] changes). */
+    struct conf *c = load_route("profile = nested\nexpose_upstream_5xx = no\n", err,
+                                sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(c->routes[0].has_profile);
+    CU_ASSERT_EQUAL(c->routes[0].profile, ENVELOPE_NESTED);
+    CU_ASSERT_TRUE(c->routes[0].has_expose_upstream_5xx);
+    CU_ASSERT_FALSE(c->routes[0].has_max_error_body);
+    conf_free(c);
+    for (size_t i = 0; i < N_OF(bad); i++) {
+        snprintf(line, sizeof(line), "%s%s\n", ROUTE_HEAD, bad[i].v);
+        expect_error(line, bad[i].want);
+    }
+}
+
+/* code_map = STATUS:CODE, ... */
+static void test_code_map(void)
+{
+    static const struct { const char *v, *want; } bad[] = {
+        {"404", "6: code_map: \"404\" is not STATUS:CODE (e.g. 404:TASK_NOT_FOUND)"},
+        {"TASK:404", "6: code_map: \"TASK:404\" is not STATUS:CODE (e.g. 404:TASK_NOT_FOUND)"},
+        {"404-X", "6: code_map: \"404-X\" is not STATUS:CODE (e.g. 404:TASK_NOT_FOUND)"},
+        {"99999999999999999999999:X", "6: code_map: \"99999999999999999999999:X\" is not "
+         "STATUS:CODE (e.g. 404:TASK_NOT_FOUND)"},
+        {"302:FOUND", "6: code_map: \"302:FOUND\": the status must be from 400 to 599"},
+        {"600:X", "6: code_map: \"600:X\": the status must be from 400 to 599"},
+        {"399:X", "6: code_map: \"399:X\": the status must be from 400 to 599"},
+        {"404:task_not_found", "6: code_map: \"404:task_not_found\": the code must be upper "
+         "snake case (A-Z, 0-9 and _, a letter first, at most 63 characters)"},
+        {"404:1ABC", "6: code_map: \"404:1ABC\": the code must be upper snake case (A-Z, 0-9 "
+         "and _, a letter first, at most 63 characters)"},
+        {"404:_A", "6: code_map: \"404:_A\": the code must be upper snake case (A-Z, 0-9 and _, "
+         "a letter first, at most 63 characters)"},
+        {"404:", "6: code_map: \"404:\": the code must be upper snake case (A-Z, 0-9 and _, a "
+         "letter first, at most 63 characters)"},
+        {"404:A-B", "6: code_map: \"404:A-B\": the code must be upper snake case (A-Z, 0-9 and "
+         "_, a letter first, at most 63 characters)"},
+        {"404:A B", "6: code_map: \"404:A B\": the code must be upper snake case (A-Z, 0-9 and "
+         "_, a letter first, at most 63 characters)"},
+        {"404:A, 404:B", "6: code_map: status 404 is mapped twice"},
+        {"404:A,,409:B", "6: code_map: empty item in the list \"404:A,,409:B\""},
+        {"400:A,401:A,402:A,403:A,404:A,405:A,406:A,407:A,408:A,409:A,410:A,411:A,412:A,413:A,"
+         "414:A,415:A,416:A", "6: code_map: too many (at most 16)"},
+    };
+    char err[1024], line[512];
+
+    struct conf *c = load_route("code_map = 404:TASK_NOT_FOUND, 409 : CONFLICT\n"
+                                "code_map = 599:X, 400:BAD_INPUT_2\n", err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    const struct conf_route *r = &c->routes[0];
+    CU_ASSERT_EQUAL_FATAL(r->n_code_map, 4);
+    CU_ASSERT_EQUAL(r->code_map[0].status, 404);
+    CU_ASSERT_STRING_EQUAL(r->code_map[0].code, "TASK_NOT_FOUND");
+    CU_ASSERT_EQUAL(r->code_map[1].status, 409);
+    CU_ASSERT_STRING_EQUAL(r->code_map[1].code, "CONFLICT");
+    CU_ASSERT_EQUAL(r->code_map[2].status, 599);
+    CU_ASSERT_STRING_EQUAL(r->code_map[2].code, "X");
+    CU_ASSERT_EQUAL(r->code_map[3].status, 400);
+    CU_ASSERT_STRING_EQUAL(r->code_map[3].code, "BAD_INPUT_2");
+    conf_free(c);
+
+    for (size_t i = 0; i < N_OF(bad); i++) {
+        snprintf(line, sizeof(line), "%scode_map = %s\n", ROUTE_HEAD, bad[i].v);
+        expect_error(line, bad[i].want);
+    }
+    expect_error(ROUTE_HEAD "code_map = 404:A\ncode_map = 409:B, 404:C\n",
+                 "7: code_map: status 404 is mapped twice");
+
+    /* codes of 63 characters; 64 is refused */
+    char code[80];
+    memset(code, 'C', 63);
+    code[63] = '\0';
+    snprintf(line, sizeof(line), "code_map = 418:%s\n", code);
+    c = load_route(line, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->routes[0].code_map[0].code, code);
+    conf_free(c);
+    snprintf(line, sizeof(line), "code_map = 418:%sC\n", code);
+    c = load_route(line, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "the code must be upper snake case"));
+}
+
+/* CORS origins, as [route] cors_origins (and [cors] origins: the same parser). */
+static void test_cors_origins(void)
+{
+    static const struct { const char *v, *want; } ok[] = {
+        {"https://app.example.com", "https://app.example.com"},
+        {"HTTPS://App.Example.com", "https://app.example.com"},
+        {"https://app.example.com:443", "https://app.example.com"},
+        {"http://localhost:80", "http://localhost"},
+        {"http://localhost:443", "http://localhost:443"},
+        {"https://localhost:80", "https://localhost:80"},
+        {"http://localhost:3000", "http://localhost:3000"},
+        {"https://*.example.com", "https://*.example.com"},
+        {"https://*.Example.com:8443", "https://*.example.com:8443"},
+        {"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
+        {"http://[::1]:8080", "http://[::1]:8080"},
+        {"http://[0::1]", "http://[::1]"},
+        {"*", "*"},
+        {"https://a.example, http://a.example", "https://a.example, http://a.example"},
+        {"null, https://a.example", "null, https://a.example"},
+        {"NULL", "null"},
+        {"*, null", "*, null"},
+        {"null, *", "null, *"},
+    };
+    static const struct { const char *v, *want; } bad[] = {
+        {"app.example.com", "6: cors_origins: \"app.example.com\" is not an origin: http:// or "
+         "https://, then the host (https://app.example.com)"},
+        {"ftp://x.example", "6: cors_origins: \"ftp://x.example\" is not an origin: http:// or "
+         "https://, then the host (https://app.example.com)"},
+        {"httpss://x.example", "6: cors_origins: \"httpss://x.example\" is not an origin: "
+         "http:// or https://, then the host (https://app.example.com)"},
+        {"https://app.example.com/", "6: cors_origins: \"https://app.example.com/\" is not an "
+         "origin: an origin has no path, not even /"},
+        {"https://app.example.com/api", "6: cors_origins: \"https://app.example.com/api\" is "
+         "not an origin: an origin has no path, not even /"},
+        {"https://a.example?x", "6: cors_origins: \"https://a.example?x\" is not an origin: an "
+         "origin has no path, not even /"},
+        {"https://", "6: cors_origins: \"https://\" is not an origin: no host"},
+        {"https://a.*.com", "6: cors_origins: \"https://a.*.com\" is not an origin: a wildcard "
+         "is \"*.\" then a name (*.example.com), * standing for the first labels"},
+        {"https://*", "6: cors_origins: \"https://*\" is not an origin: a wildcard is \"*.\" "
+         "then a name (*.example.com), * standing for the first labels"},
+        {"https://a.example:0", "6: cors_origins: \"https://a.example:0\" is not an origin: the "
+         "port must be a number from 1 to 65535"},
+        {"https://a.example.", "6: cors_origins: \"https://a.example.\" is not an origin: an "
+         "empty label (two dots, or a dot first or last)"},
+        {"https://a_b.example", "6: cors_origins: \"https://a_b.example\" is not an origin: '_' "
+         "is not a letter, digit or -"},
+        {"*, https://a.example", "6: cors_origins: \"*\" (any origin) goes alone, without other "
+         "origins (but null)"},
+        {"https://a.example, *", "6: cors_origins: \"*\" (any origin) goes alone, without other "
+         "origins (but null)"},
+        {"https://a.example, HTTPS://A.example:443", "6: cors_origins: "
+         "\"HTTPS://A.example:443\" is listed twice"},
+        {"null, Null", "6: cors_origins: \"Null\" is listed twice"},
+        {"*, null, *", "6: cors_origins: \"*\" (any origin) goes alone, without other origins "
+         "(but null)"},
+        {"null, *, https://a.example", "6: cors_origins: \"*\" (any origin) goes alone, without "
+         "other origins (but null)"},
+        {"nul", "6: cors_origins: \"nul\" is not an origin: http:// or https://, then the host "
+         "(https://app.example.com)"},
+        {"http://a, http://b, http://c, http://d, http://e, http://f, http://g, http://h, "
+         "http://i, http://j, http://k, http://l, http://m, http://n, http://o, http://p, "
+         "http://q", "6: cors_origins: too many (at most 16)"},
+    };
+    char err[1024], line[512], got[2048];
+
+    for (size_t i = 0; i < N_OF(ok); i++) {
+        snprintf(line, sizeof(line), "cors_origins = %s\n", ok[i].v);
+        struct conf *c = load_route(line, err, sizeof(err));
+        if (!c)
+            fprintf(stderr, "\n  origins %s: %s\n", ok[i].v, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        const struct conf_cors *co = &c->routes[0].cors;
+        size_t n = 0;
+        got[0] = '\0';
+        for (size_t k = 0; k < co->n_origins; k++)
+            n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%s", k ? ", " : "",
+                                  co->origins[k]);
+        if (strcmp(got, ok[i].want) != 0)
+            fprintf(stderr, "\n  origins %s: got %s\n", ok[i].v, got);
+        CU_ASSERT_STRING_EQUAL(got, ok[i].want);
+        CU_ASSERT_TRUE(co->set);
+        CU_ASSERT_EQUAL(co->line, 6);
+        CU_ASSERT_FALSE(c->cors.set);
+        conf_free(c);
+    }
+    for (size_t i = 0; i < N_OF(bad); i++) {
+        snprintf(line, sizeof(line), "%scors_origins = %s\n", ROUTE_HEAD, bad[i].v);
+        expect_error(line, bad[i].want);
+    }
+    /* the same in [cors] */
+    expect_error("[cors]\norigins = https://a.example/\n" TAIL, "2: origins: "
+                 "\"https://a.example/\" is not an origin: an origin has no path, not even /");
+    expect_error("[cors]\norigins = *\norigins = https://a.example\n" TAIL, "3: origins: \"*\" "
+                 "(any origin) goes alone, without other origins (but null)");
+}
+
+/* The other CORS directives, their defaults, and what they need. */
+static void test_cors(void)
+{
+    char err[1024];
+
+    /* cors_origins alone: the defaults; the route's CORS, [cors] untouched */
+    struct conf *c = load_route("cors_origins = https://app.example\n", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    const struct conf_cors *co = &c->routes[0].cors;
+    CU_ASSERT_TRUE(co->set);
+    CU_ASSERT_EQUAL(co->methods, 0);
+    CU_ASSERT_STRING_EQUAL(co->headers, "");
+    CU_ASSERT_EQUAL(co->max_age_s, 600);
+    CU_ASSERT_FALSE(co->credentials);
+    conf_free(c);
+
+    c = load_route("cors_origins = https://app.example\ncors_origins = http://localhost:3000\n"
+                   "cors_methods = get, PUT\ncors_headers = Content-Type,X-A , X-AB, Authorization\n"
+                   "cors_max_age = 0s\ncors_credentials = on\n", err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    co = &c->routes[0].cors;
+    CU_ASSERT_EQUAL(co->n_origins, 2);
+    CU_ASSERT_EQUAL(co->line, 6);
+    CU_ASSERT_EQUAL(co->methods, BIT(HTTP_GET) | BIT(HTTP_HEAD) | BIT(HTTP_PUT));
+    CU_ASSERT_STRING_EQUAL(co->headers, "content-type, x-a, x-ab, authorization");
+    CU_ASSERT_EQUAL(co->max_age_s, 0);
+    CU_ASSERT_TRUE(co->credentials);
+    conf_free(c);
+
+    /* [cors]: the same directives without the prefix */
+    c = load_text("[cors]\nmethods = POST\norigins = https://*.example.com\nheaders = X-Api-Key\n"
+                  "max_age = 2h\ncredentials = yes\n" TAIL, err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(c->cors.set);
+    CU_ASSERT_EQUAL(c->cors.line, 3);
+    CU_ASSERT_STRING_EQUAL(c->cors.origins[0], "https://*.example.com");
+    CU_ASSERT_EQUAL(c->cors.methods, BIT(HTTP_POST));
+    CU_ASSERT_STRING_EQUAL(c->cors.headers, "x-api-key");
+    CU_ASSERT_EQUAL(c->cors.max_age_s, 7200);
+    CU_ASSERT_TRUE(c->cors.credentials);
+    CU_ASSERT_FALSE(c->routes[0].cors.set);
+    conf_free(c);
+    /* an empty [cors] is no CORS; "*" without credentials is fine */
+    c = load_text("[cors]\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_FALSE(c->cors.set);
+    conf_free(c);
+    c = load_text("[cors]\norigins = *\ncredentials = no\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(c->cors.set);
+    conf_free(c);
+
+    static const struct { const char *text, *want; } bad[] = {
+        {ROUTE_HEAD "cors_methods = GET\n", "6: cors_methods needs cors_origins on the same "
+         "route"},
+        {ROUTE_HEAD "cors_credentials = no\ncors_headers = X-A\n", "6: cors_credentials needs "
+         "cors_origins on the same route"},
+        {ROUTE_HEAD "cors_headers = X-A\ncors_max_age = 1m\n", "6: cors_headers needs "
+         "cors_origins on the same route"},
+        {ROUTE_HEAD "strip_prefix = yes\ncors_max_age = 1m\n" "[route s]\nprefix = /s\n"
+         "upstream = u\n", "7: cors_max_age needs cors_origins on the same route"},
+        {"[cors]\nmax_age = 5m\n" TAIL, "2: max_age needs origins in [cors]"},
+        {"[cors]\n\nheaders = X-A\n" TAIL, "3: headers needs origins in [cors]"},
+        /* a route's cors_origins does not stand for [cors] origins, nor the other way */
+        {"[cors]\norigins = https://a.example\n" ROUTE_HEAD "cors_methods = GET\n",
+         "8: cors_methods needs cors_origins on the same route"},
+        {ROUTE_HEAD "cors_origins = *\ncors_credentials = yes\n", "7: cors_credentials: yes with "
+         "cors_origins = * (line 6): browsers refuse credentials from any origin; list the "
+         "origins"},
+        {ROUTE_HEAD "cors_credentials = true\n\ncors_origins = *\n", "6: cors_credentials: yes "
+         "with cors_origins = * (line 8): browsers refuse credentials from any origin; list the "
+         "origins"},
+        {"[cors]\ncredentials = yes\norigins = *\n" TAIL, "2: credentials: yes with origins = * "
+         "(line 3): browsers refuse credentials from any origin; list the origins"},
+        {"[cors]\norigins = null\norigins = *\ncredentials = 1\n" TAIL, "4: credentials: yes "
+         "with origins = * (line 2): browsers refuse credentials from any origin; list the "
+         "origins"},
+        {ROUTE_HEAD "cors_origins = https://a.example\ncors_headers = X-A, x-a\n",
+         "7: cors_headers: \"x-a\" is listed twice"},
+        {ROUTE_HEAD "cors_origins = https://a.example\ncors_headers = X A\n",
+         "7: cors_headers: \"X A\" is not a header name"},
+        {ROUTE_HEAD "cors_origins = https://a.example\ncors_headers = X-A,,X-B\n",
+         "7: cors_headers: empty item in the list \"X-A,,X-B\""},
+        {ROUTE_HEAD "cors_origins = https://a.example\ncors_headers =\n",
+         "7: cors_headers: empty value"},
+        {ROUTE_HEAD "cors_origins = https://a.example\ncors_methods = GET, FETCH\n",
+         "7: cors_methods: \"GET, FETCH\" is not a list of HTTP methods (e.g. GET, POST, DELETE)"},
+        {ROUTE_HEAD "cors_origins = https://a.example\ncors_max_age = 1500ms\n",
+         "7: cors_max_age: \"1500ms\" is not whole seconds"},
+        {ROUTE_HEAD "cors_origins = https://a.example\ncors_max_age = 600\n",
+         "7: cors_max_age: \"600\" needs a unit (e.g. 600s or 600ms)"},
+        {ROUTE_HEAD "cors_origins = https://a.example\ncors_max_age = 25h\n",
+         "7: cors_max_age: \"25h\" must be from 0ms to 24h"},
+        {ROUTE_HEAD "cors_origins = https://a.example\ncors_credentials = maybe\n",
+         "7: cors_credentials: \"maybe\" is not yes or no"},
+        {"[cors]\norigins = https://a.example\n[cors]\n" TAIL, "3: section [cors] appears twice "
+         "(first at line 1)"},
+        {"[cors main]\n" TAIL, "1: section [cors] takes no name (only [upstream NAME] and "
+         "[route NAME] do)"},
+        {"[cors]\nallow_origin = *\n" TAIL, "2: unknown key 'allow_origin' in [cors]"},
+        {"[cors]\ncors_origins = *\n" TAIL, "2: unknown key 'cors_origins' in [cors]"},
+        {ROUTE_HEAD "origins = *\n", "6: unknown key 'origins' in [route r]"},
+    };
+    for (size_t i = 0; i < N_OF(bad); i++)
+        expect_error(bad[i].text, bad[i].want);
+
+    /* cors_headers: at most 511 characters as stored */
+    char line[1024], text[2048];
+    size_t n = 0;
+    for (int i = 0; n < 600; i++)
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "%sX-H%02d", i ? ", " : "", i);
+    snprintf(text, sizeof(text), ROUTE_HEAD "cors_origins = https://a.example\ncors_headers = %s\n",
+             line);
+    expect_error(text, "7: cors_headers: longer than 511 characters");
+}
+
+/* host = keep | upstream | NAME[:PORT], on a route and on an upstream. */
+static void test_host_mode(void)
+{
+    static const struct { const char *v; enum conf_host_mode m; const char *name; } ok[] = {
+        {"keep", CONF_HOST_KEEP, ""}, {"KEEP", CONF_HOST_KEEP, ""},
+        {"upstream", CONF_HOST_UPSTREAM, ""}, {"Upstream", CONF_HOST_UPSTREAM, ""},
+        {"Api.Example.com", CONF_HOST_NAME, "api.example.com"},
+        {"api.example.com:8443", CONF_HOST_NAME, "api.example.com:8443"},
+        {"10.0.0.1:80", CONF_HOST_NAME, "10.0.0.1:80"},
+        {"[::1]:8080", CONF_HOST_NAME, "[::1]:8080"},
+        {"[2001:DB8::1]", CONF_HOST_NAME, "[2001:db8::1]"},
+        {"localhost", CONF_HOST_NAME, "localhost"},
+    };
+    static const struct { const char *v, *why; } bad[] = {
+        {"*.example.com", "no wildcard here"},
+        {"a b", "a host has no blanks or control characters"},
+        {"api.example.com:0", "the port must be a number from 1 to 65535"},
+        {"api.example.com:", "the port must be a number from 1 to 65535"},
+        {":80", "no host before the port"},
+        {"::1", "an IPv6 address needs brackets ([::1])"},
+        {"a..b", "an empty label (two dots, or a dot first or last)"},
+        {"example.com.", "an empty label (two dots, or a dot first or last)"},
+        {"127.1", "not an IPv4 address (four numbers of 0-255)"},
+    };
+    char err[1024], text[1024], want[512];
+
+    for (size_t i = 0; i < N_OF(ok); i++) {
+        snprintf(text, sizeof(text), "[upstream u]\nserver = 127.0.0.1:9001\nhost = %s\n"
+                 "[route r]\nprefix = /\nupstream = u\nhost = %s\n", ok[i].v, ok[i].v);
+        struct conf *c = load_text(text, err, sizeof(err));
+        if (!c)
+            fprintf(stderr, "\n  host %s: %s\n", ok[i].v, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->upstreams[0].host_mode, ok[i].m);
+        CU_ASSERT_STRING_EQUAL(c->upstreams[0].host_name, ok[i].name);
+        CU_ASSERT_EQUAL(c->routes[0].host_mode, ok[i].m);
+        CU_ASSERT_STRING_EQUAL(c->routes[0].host_name, ok[i].name);
+        conf_free(c);
+    }
+    for (size_t i = 0; i < N_OF(bad); i++) {
+        snprintf(text, sizeof(text), "%shost = %s\n", ROUTE_HEAD, bad[i].v);
+        snprintf(want, sizeof(want), "6: host: \"%s\" is not keep, upstream or a host name: %s",
+                 bad[i].v, bad[i].why);
+        expect_error(text, want);
+        snprintf(text, sizeof(text), "[upstream u]\nserver = 127.0.0.1:9001\nhost = %s\n"
+                 "[route r]\nprefix = /\nupstream = u\n", bad[i].v);
+        snprintf(want, sizeof(want), "3: host: \"%s\" is not keep, upstream or a host name: %s",
+                 bad[i].v, bad[i].why);
+        expect_error(text, want);
+    }
+    expect_error(ROUTE_HEAD "host = keep\nhost = upstream\n", "7: host is set twice in [route r] "
+                 "(first at line 6)");
+}
+
+/*
+ * Two routes may share a prefix only with different hosts or match_header;
+ * the later one is reported on its hosts or prefix line, naming the first.
+ */
+static void test_route_conflicts(void)
+{
+    static const struct { const char *routes, *want; } t[] = {
+        /* fine */
+        {"[route a]\nprefix = /api\nupstream = u\n[route b]\nprefix = /api\nupstream = u\n"
+         "hosts = api.example.com\n", NULL},
+        {"[route a]\nprefix = /api\nupstream = u\nhosts = a.example\n"
+         "[route b]\nprefix = /api\nupstream = u\nhosts = b.example, c.example\n", NULL},
+        {"[route a]\nprefix = /api\nupstream = u\nmatch_header = X-V: 1\n"
+         "[route b]\nprefix = /api\nupstream = u\nmatch_header = X-V: 2\n", NULL},
+        {"[route a]\nprefix = /api\nupstream = u\n"
+         "[route b]\nprefix = /api\nupstream = u\nmatch_header = X-V: 2\n", NULL},
+        {"[route a]\nprefix = /api\nupstream = u\nmatch_header = X-V: 2\n"
+         "[route b]\nprefix = /api\nupstream = u\nmatch_header = X-W: 2\n", NULL},
+        {"[route a]\nprefix = /api\nupstream = u\nmatch_header = X-V: a\n"
+         "[route b]\nprefix = /api\nupstream = u\nmatch_header = X-V: A\n", NULL},
+        {"[route a]\nprefix = /api\nupstream = u\nhosts = *.example.com\n"
+         "[route b]\nprefix = /api\nupstream = u\nhosts = api.example.com\n", NULL},
+        {"[route a]\nprefix = /api\nupstream = u\nhosts = a.example\n"
+         "[route b]\nprefix = /api/\nupstream = u\nhosts = a.example\n", NULL},
+        /* the case of a prefix matters only with routes_ignore_case = no, wherever it is */
+        {"[route a]\nprefix = /api\nupstream = u\n[route b]\nprefix = /API\nupstream = u\n"
+         "[server]\nroutes_ignore_case = no\n", NULL},
+        /* conflicts */
+        {"[route a]\nprefix = /api\nupstream = u\n[route b]\nprefix = /api\nupstream = u\n",
+         "7: prefix: \"/api\" is already the prefix of [route a] (line 3)"},
+        {"[route a]\nprefix = /api\nupstream = u\n[route b]\nupstream = u\n\nprefix = /API\n",
+         "9: prefix: \"/API\" is already the prefix of [route a] (line 3) (in another letter "
+         "case: routes_ignore_case = yes)"},
+        {"[route a]\nprefix = /api\nupstream = u\nmatch_header = X-V: 2\n"
+         "[route b]\nprefix = /api\nupstream = u\nmatch_header = x-v:2\n",
+         "8: prefix: \"/api\" is already the prefix of [route a] (line 3), with the same "
+         "match_header"},
+        {"[route a]\nprefix = /api\nupstream = u\nhosts = x.example, y.example\n"
+         "[route b]\nprefix = /api\nupstream = u\nhosts = z.example, Y.example.\n",
+         "10: hosts: \"y.example\" with prefix \"/api\" is already routed by [route a] (line 3)"},
+        {"[route a]\nprefix = /api\nupstream = u\nhosts = x.example, y.example\n"
+         "[route b]\nprefix = /api\nupstream = u\nhosts = z.example\nhosts = x.example\n",
+         "11: hosts: \"x.example\" with prefix \"/api\" is already routed by [route a] (line 3)"},
+        {"[route a]\nprefix = /api\nupstream = u\nhosts = *.example.com\nmatch_header = A: 1\n"
+         "[route b]\nmatch_header = a: 1\nhosts = *.example.com\nprefix = /api\nupstream = u\n",
+         "10: hosts: \"*.example.com\" with prefix \"/api\" is already routed by [route a] "
+         "(line 3), with the same match_header"},
+        /* the first later route of the file is named, against the first it repeats */
+        {"[route a]\nprefix = /x\nupstream = u\n[route b]\nprefix = /y\nupstream = u\n"
+         "[route c]\nprefix = /y\nupstream = u\n[route d]\nprefix = /x\nupstream = u\n"
+         "[route e]\nprefix = /x\nupstream = u\n",
+         "10: prefix: \"/y\" is already the prefix of [route b] (line 6)"},
+        {"[route a]\nprefix = /x\nupstream = u\nhosts = h.example\n"
+         "[route b]\nprefix = /x\nupstream = u\nhosts = g.example, h.example\n"
+         "[route c]\nprefix = /x\nupstream = u\nhosts = g.example\n",
+         "10: hosts: \"h.example\" with prefix \"/x\" is already routed by [route a] (line 3)"},
+    };
+    char text[2048];
+
+    for (size_t i = 0; i < N_OF(t); i++) {
+        snprintf(text, sizeof(text), "[upstream u]\nserver = 127.0.0.1:9001\n%s", t[i].routes);
+        if (t[i].want) {
+            expect_error(text, t[i].want);
+        } else {
+            char err[1024];
+            struct conf *c = load_text(text, err, sizeof(err));
+            if (!c)
+                fprintf(stderr, "\n  case %zu: %s\n", i, err);
+            CU_ASSERT_PTR_NOT_NULL(c);
+            conf_free(c);
+        }
+    }
+}
+
+/* An upstream and routes r0..rN-1 (route k begins on line 3 + 3k), then TAIL_ROUTE. */
+static char *many_routes(int n, const char *tail_route)
+{
+    size_t cap = 128 + (size_t)(n + 1) * 64, len = 0;
+    char *text = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    len += (size_t)snprintf(text + len, cap - len, "[upstream u]\nserver = 127.0.0.1:9001\n");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, cap - len, "[route r%d]\nprefix = /r%d\nupstream = u\n",
+                                i, i);
+    snprintf(text + len, cap - len, "%s", tail_route);
+    return text;
+}
+
+/* Routes are allocated as they come: CONF_MAX_ROUTES load, one more is refused. */
+static void test_many_routes(void)
+{
+    char err[1024], want[128];
+    char *text = many_routes(CONF_MAX_ROUTES, "");
+    struct conf *c = load_text(text, err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->n_routes, CONF_MAX_ROUTES);
+    CU_ASSERT_STRING_EQUAL(c->routes[0].prefix, "/r0");
+    CU_ASSERT_STRING_EQUAL(c->routes[CONF_MAX_ROUTES - 1].name, "r4095");
+    CU_ASSERT_STRING_EQUAL(c->routes[CONF_MAX_ROUTES - 1].prefix, "/r4095");
+    CU_ASSERT_EQUAL(c->routes[CONF_MAX_ROUTES - 1].line, 3 + 3 * (CONF_MAX_ROUTES - 1));
+    CU_ASSERT_EQUAL(c->routes[CONF_MAX_ROUTES - 1].upstream, 0);
+    conf_free(c);
+    free(text);
+
+    /* a repeated prefix, however far from the first */
+    text = many_routes(CONF_MAX_ROUTES - 1, "[route last]\nprefix = /r7\nupstream = u\n");
+    snprintf(want, sizeof(want), "%d: prefix: \"/r7\" is already the prefix of [route r7] "
+             "(line %d)", 4 + 3 * (CONF_MAX_ROUTES - 1), 3 + 3 * 7);
+    expect_error(text, want);
+    free(text);
+
+    text = many_routes(CONF_MAX_ROUTES, "[route one_more]\nprefix = /more\nupstream = u\n");
+    snprintf(want, sizeof(want), "%d: too many [route] sections (at most %d)",
+             3 + 3 * CONF_MAX_ROUTES, CONF_MAX_ROUTES);
+    expect_error(text, want);
+    free(text);
+}
+
 /* Every error message, with its line. TAIL follows the text unless noted. */
 static void test_errors(void)
 {
@@ -1137,11 +1949,11 @@ static void test_errors(void)
         {"workers = 4\n" TAIL, "1: 'workers' is outside any section (add e.g. [server] above it)"},
         /* sections */
         {"[servers]\n" TAIL, "1: unknown section [servers] (known: server, tls, envelope, "
-         "correlation, redis, limits, admin, upstream NAME, route NAME)"},
+         "correlation, redis, limits, cors, admin, upstream NAME, route NAME)"},
         {"[]\n" TAIL, "1: unknown section [] (known: server, tls, envelope, correlation, "
-         "redis, limits, admin, upstream NAME, route NAME)"},
+         "redis, limits, cors, admin, upstream NAME, route NAME)"},
         {"[Server]\n" TAIL, "1: unknown section [Server] (known: server, tls, envelope, "
-         "correlation, redis, limits, admin, upstream NAME, route NAME)"},
+         "correlation, redis, limits, cors, admin, upstream NAME, route NAME)"},
         {"[server main]\n" TAIL, "1: section [server] takes no name (only [upstream NAME] and "
          "[route NAME] do)"},
         {"[server]\n\n[server]\n" TAIL, "3: section [server] appears twice (first at line 1)"},
@@ -1588,6 +2400,26 @@ static void test_dump_round_trip(void)
         /* all four versions; TLS listener on IPv6 only */
         "[server]\nlisten = [::1]:443 tls\n[tls]\ncertificate = /a\nkey = /b\n"
         "protocols = TLSv1.0 TLSv1.1 TLSv1.2 TLSv1.3\n",
+        /* hosts, match_header, overrides, code_map, CORS, Host (TAIL's route keeps none) */
+        "[cors]\norigins = https://App.example.com:443, http://localhost:3000\n"
+        "methods = GET, POST\nheaders = Content-Type, X-Api-Key\nmax_age = 90s\n"
+        "credentials = yes\n"
+        "[upstream v]\nserver = 127.0.0.1:9002\nhost = Api.Internal:8443\n"
+        "[upstream w]\nserver = 127.0.0.1:9003\nhost = upstream\n"
+        "[route v1]\nprefix = /v1\nupstream = v\nhosts = API.example.com., *.example.org\n"
+        "hosts = 10.0.0.1, [0::1]\nmatch_header = X-Api-Version :  2\nprofile = simple\n"
+        "expose_upstream_5xx = no\nmax_error_body = 8k\nmax_body_size = 18446744073709551615\n"
+        "client_timeout = 5s\ntimeout = 3s\nconnect_timeout = 250ms\n"
+        "code_map = 404:TASK_NOT_FOUND, 409 : CONFLICT\ncode_map = 422:INVALID_TASK\n"
+        "cors_origins = https://app.example.com, https://*.example.com:8443\n"
+        "cors_methods = GET, POST\ncors_headers = Authorization, X-Api-Version\n"
+        "cors_max_age = 0s\ncors_credentials = yes\nhost = keep\n"
+        "[route v2]\nprefix = /v1\nupstream = w\nhosts = api.example.com\nprofile = problem\n"
+        "cors_origins = *\nhost = v2.example\n"
+        "[route v3]\nprefix = /v1\nupstream = w\nmatch_header = X-Api-Version: 3\n"
+        "timeout = 1h\nhost = upstream\n",
+        /* [cors] set by origins alone; "*" without credentials */
+        "[cors]\norigins = *\n",
     };
     char err[1024];
 
@@ -1633,8 +2465,47 @@ static void test_dump_round_trip(void)
         CU_ASSERT_EQUAL(a->tls_protocols, b->tls_protocols);
         CU_ASSERT_STRING_EQUAL(a->tls_ciphers, b->tls_ciphers);
         CU_ASSERT_EQUAL(a->tls_handshake_timeout_ms, b->tls_handshake_timeout_ms);
+        CU_ASSERT_EQUAL(a->cors.set, b->cors.set);
+        CU_ASSERT_EQUAL(a->cors.n_origins, b->cors.n_origins);
+        CU_ASSERT_EQUAL(memcmp(a->cors.origins, b->cors.origins, sizeof(a->cors.origins)), 0);
+        CU_ASSERT_EQUAL(a->cors.methods, b->cors.methods);
+        CU_ASSERT_STRING_EQUAL(a->cors.headers, b->cors.headers);
+        CU_ASSERT_EQUAL(a->cors.max_age_s, b->cors.max_age_s);
+        CU_ASSERT_EQUAL(a->cors.credentials, b->cors.credentials);
         CU_ASSERT_EQUAL_FATAL(a->n_routes, b->n_routes);
         for (size_t r = 0; r < a->n_routes; r++) {
+            const struct conf_route *ra = &a->routes[r], *rb = &b->routes[r];
+            /* the new route fields, whole (routes are zeroed, then filled) */
+            CU_ASSERT_EQUAL(ra->n_hosts, rb->n_hosts);
+            CU_ASSERT_EQUAL(memcmp(ra->hosts, rb->hosts, sizeof(ra->hosts)), 0);
+            CU_ASSERT_STRING_EQUAL(ra->match_header, rb->match_header);
+            CU_ASSERT_STRING_EQUAL(ra->match_value, rb->match_value);
+            CU_ASSERT_EQUAL(ra->has_profile, rb->has_profile);
+            CU_ASSERT_EQUAL(ra->profile, rb->profile);
+            CU_ASSERT_EQUAL(ra->has_expose_upstream_5xx, rb->has_expose_upstream_5xx);
+            CU_ASSERT_EQUAL(ra->expose_upstream_5xx, rb->expose_upstream_5xx);
+            CU_ASSERT_EQUAL(ra->has_max_error_body, rb->has_max_error_body);
+            CU_ASSERT_EQUAL(ra->max_error_body, rb->max_error_body);
+            CU_ASSERT_EQUAL(ra->has_max_body_size, rb->has_max_body_size);
+            CU_ASSERT_EQUAL(ra->max_body_size, rb->max_body_size);
+            CU_ASSERT_EQUAL(ra->has_client_timeout, rb->has_client_timeout);
+            CU_ASSERT_EQUAL(ra->client_timeout_ms, rb->client_timeout_ms);
+            CU_ASSERT_EQUAL(ra->has_timeout, rb->has_timeout);
+            CU_ASSERT_EQUAL(ra->timeout_ms, rb->timeout_ms);
+            CU_ASSERT_EQUAL(ra->has_connect_timeout, rb->has_connect_timeout);
+            CU_ASSERT_EQUAL(ra->connect_timeout_ms, rb->connect_timeout_ms);
+            CU_ASSERT_EQUAL(ra->n_code_map, rb->n_code_map);
+            CU_ASSERT_EQUAL(memcmp(ra->code_map, rb->code_map, sizeof(ra->code_map)), 0);
+            CU_ASSERT_EQUAL(ra->cors.set, rb->cors.set);
+            CU_ASSERT_EQUAL(memcmp(ra->cors.origins, rb->cors.origins,
+                                   sizeof(ra->cors.origins)), 0);
+            CU_ASSERT_EQUAL(ra->cors.n_origins, rb->cors.n_origins);
+            CU_ASSERT_EQUAL(ra->cors.methods, rb->cors.methods);
+            CU_ASSERT_STRING_EQUAL(ra->cors.headers, rb->cors.headers);
+            CU_ASSERT_EQUAL(ra->cors.max_age_s, rb->cors.max_age_s);
+            CU_ASSERT_EQUAL(ra->cors.credentials, rb->cors.credentials);
+            CU_ASSERT_EQUAL(ra->host_mode, rb->host_mode);
+            CU_ASSERT_STRING_EQUAL(ra->host_name, rb->host_name);
             CU_ASSERT_EQUAL(a->routes[r].methods, b->routes[r].methods);
             CU_ASSERT_EQUAL(a->routes[r].per_token.count, b->routes[r].per_token.count);
             CU_ASSERT_EQUAL(a->routes[r].per_token.window_ms, b->routes[r].per_token.window_ms);
@@ -1652,6 +2523,8 @@ static void test_dump_round_trip(void)
             CU_ASSERT_STRING_EQUAL(ua->server_name, ub->server_name);
             CU_ASSERT_STRING_EQUAL(ua->client_certificate, ub->client_certificate);
             CU_ASSERT_STRING_EQUAL(ua->client_key, ub->client_key);
+            CU_ASSERT_EQUAL(ua->host_mode, ub->host_mode);
+            CU_ASSERT_STRING_EQUAL(ua->host_name, ub->host_name);
         }
         free(da);
         free(db);
@@ -1692,6 +2565,69 @@ static void test_dump_tls(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(d, "\n[tls]\n# certificate =   (none)\n# key =   (none)\n"
                                      "protocols = TLSv1.2 TLSv1.3\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(d, "\n[server]\nlisten = 0.0.0.0:8080\n"));
+    free(d);
+    conf_free(c);
+}
+
+/*
+ * Routes in the dump: an override a route does not set is a "# key =" line
+ * naming what applies; [cors] without origins is commented out whole.
+ */
+static void test_dump_routes(void)
+{
+    char err[1024];
+    struct conf *c = load_text(TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    char *d = dump_text(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\n# per_ip =   (unset: that of [limits])\n"
+                                     "# profile =   (unset: that of [envelope])\n"
+                                     "# expose_upstream_5xx =   (unset: that of [envelope])\n"
+                                     "# max_error_body =   (unset: that of [envelope])\n"
+                                     "# max_body_size =   (unset: that of [server])\n"
+                                     "# client_timeout =   (unset: that of [server])\n"
+                                     "# timeout =   (unset: that of its [upstream])\n"
+                                     "# connect_timeout =   (unset: that of its [upstream])\n"
+                                     "# code_map =   (none: the built-in codes)\n"
+                                     "# cors_origins =   (unset: [cors] applies)\n"
+                                     "# cors_methods =   (unset: [cors] applies)\n"
+                                     "# cors_headers =   (unset: [cors] applies)\n"
+                                     "# cors_max_age =   (unset: [cors] applies)\n"
+                                     "# cors_credentials =   (unset: [cors] applies)\n"
+                                     "# host =   (unset: that of the upstream)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\n[route r]\nprefix = /\n# hosts =   (none: any host)\n"
+                                     "# match_header =   (none)\nupstream = u\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\n# [cors]\n# origins =   (none: no CORS)\n"
+                                     "# methods =   (unset: the route's methods)\n"
+                                     "# headers =   (unset: those the request asks for)\n"
+                                     "# max_age = 10m\n# credentials = no\n"));
+    CU_ASSERT_PTR_NULL(strstr(d, "\n[cors]\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\n# client_key =   (none)\nhost = keep\n"));
+    free(d);
+    conf_free(c);
+
+    c = conf_load("data/conf/good.conf", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    d = dump_text(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\n[cors]\norigins = https://app.example.com, "
+                                     "http://localhost:3000, https://*.example.net:8443\n"
+                                     "methods = DELETE, GET, HEAD, POST\n"
+                                     "headers = content-type, x-api-key\nmax_age = 5m\n"
+                                     "credentials = yes\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\nhosts = api.example.com, *.api.example.org, 10.0.0.1, "
+                                     "[::1]\nmatch_header = X-Api-Version: 2\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\nprofile = simple\nexpose_upstream_5xx = no\n"
+                                     "max_error_body = 8k\nmax_body_size = 1m\n"
+                                     "client_timeout = 5s\ntimeout = 3s\n"
+                                     "connect_timeout = 250ms\n"
+                                     "code_map = 404:TASK_NOT_FOUND, 409:CONFLICT, "
+                                     "422:INVALID_TASK\n"
+                                     "cors_origins = https://app.example.com, "
+                                     "https://*.example.com:8443\n"
+                                     "cors_methods = GET, HEAD, POST\n"
+                                     "cors_headers = authorization, x-api-version\n"
+                                     "cors_max_age = 1h\ncors_credentials = yes\n"
+                                     "host = upstream\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\nhost = tasks.internal:8443\n"));
     free(d);
     conf_free(c);
 }
@@ -1820,6 +2756,14 @@ static void test_diff_restart(void)
          "[server]\nlisten = 127.0.0.1:1 tls\n[tls]\ncertificate = /new.pem\nkey = /new.key\n", ""},
         {"", "[upstream v]\nserver = 127.0.0.1:2\ntls = yes\nverify = no\nca_file = /ca\n"
          "server_name = v\nclient_certificate = /c\nclient_key = /k\n", ""},
+        /* routing by host, the overrides, CORS and Host are applied by a reload */
+        {"", "[cors]\norigins = https://a.example\ncredentials = yes\n"
+         "[upstream v]\nserver = 127.0.0.1:2\nhost = upstream\n"
+         "[route v]\nprefix = /v\nupstream = v\nhosts = a.example\nmatch_header = X-V: 1\n"
+         "profile = flat\nexpose_upstream_5xx = yes\nmax_error_body = 1k\n"
+         "max_body_size = 1k\nclient_timeout = 1s\ntimeout = 1s\nconnect_timeout = 1s\n"
+         "code_map = 404:X\ncors_origins = *\ncors_methods = GET\ncors_headers = X-A\n"
+         "cors_max_age = 1s\ncors_credentials = no\nhost = keep\n", ""},
     };
     char err[1024], text[1024];
 
@@ -1924,6 +2868,15 @@ void test_register(void)
     CU_add_test(s, "upstream_tls", test_upstream_tls);
     CU_add_test(s, "ipv6_prefix", test_ipv6_prefix);
     CU_add_test(s, "max_connections", test_max_connections);
+    CU_add_test(s, "route_hosts", test_route_hosts);
+    CU_add_test(s, "match_header", test_match_header);
+    CU_add_test(s, "route_overrides", test_route_overrides);
+    CU_add_test(s, "code_map", test_code_map);
+    CU_add_test(s, "cors_origins", test_cors_origins);
+    CU_add_test(s, "cors", test_cors);
+    CU_add_test(s, "host_mode", test_host_mode);
+    CU_add_test(s, "route_conflicts", test_route_conflicts);
+    CU_add_test(s, "many_routes", test_many_routes);
     CU_add_test(s, "errors", test_errors);
     CU_add_test(s, "binary_and_missing", test_binary_and_missing);
     CU_add_test(s, "bad_fixtures", test_bad_fixtures);
@@ -1932,6 +2885,7 @@ void test_register(void)
     s = CU_add_suite("conf_table", NULL, NULL);
     CU_add_test(s, "dump_round_trip", test_dump_round_trip);
     CU_add_test(s, "dump_tls", test_dump_tls);
+    CU_add_test(s, "dump_routes", test_dump_routes);
     CU_add_test(s, "dump_every_directive", test_dump_every_directive);
     CU_add_test(s, "dump_hides_secrets", test_dump_hides_secrets);
     CU_add_test(s, "diff_restart", test_diff_restart);

@@ -106,7 +106,18 @@ static bool underscore_alias(const struct httphead_field *f, const char *name)
     return true;
 }
 
-const char *caller_check_head(const struct conf *conf, const struct httphead *head)
+/* Is F one of the headers routes select on (match_header), by EQ? */
+static bool is_route_header(const struct httphead_field *f, const char *const *names, size_t n,
+                            bool (*eq)(const struct httphead_field *, const char *))
+{
+    for (size_t k = 0; k < n; k++)
+        if (eq(f, names[k]))
+            return true;
+    return false;
+}
+
+const char *caller_check_head(const struct conf *conf, const struct httphead *head,
+                              const char *const *route_headers, size_t n_route_headers)
 {
     size_t tokens = 0;
     (void)httphead_get(head, conf->token_header, &tokens);
@@ -114,10 +125,16 @@ const char *caller_check_head(const struct conf *conf, const struct httphead *he
         return "more than one token header";
     for (size_t i = 0; i < head->n; i++) {
         const struct httphead_field *f = &head->f[i];
-        if (httphead_name_is(f, "Connection") && is_decided(conf, f, conn_names))
+        /* A route chosen on a header the upstream then never sees (hop-by-hop
+         * by Connection) or reads under another spelling would serve one
+         * route's request under another's policy. */
+        if (httphead_name_is(f, "Connection") &&
+            (is_decided(conf, f, conn_names) ||
+             is_route_header(f, route_headers, n_route_headers, conn_names)))
             return "Connection names a header the gateway decides on";
         if (memchr(f->name, '_', f->name_len) &&
             (is_decided(conf, f, underscore_alias) ||
+             is_route_header(f, route_headers, n_route_headers, underscore_alias) ||
              in_list(f, overrides, N_OF(overrides), underscore_alias) ||
              in_list(f, rewrites, N_OF(rewrites), underscore_alias) ||
              in_list(f, forwarding, N_OF(forwarding), underscore_alias)))

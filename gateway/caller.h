@@ -26,7 +26,8 @@
  * a correlation header or a forwarding header; or more than one token
  * header. Returns NULL, or a static reason for a 400.
  */
-const char *caller_check_head(const struct conf *conf, const struct httphead *head);
+const char *caller_check_head(const struct conf *conf, const struct httphead *head,
+                              const char *const *route_headers, size_t n_route_headers);
 
 /*
  * The method a method-override header (X-HTTP-Method-Override,

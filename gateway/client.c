@@ -25,10 +25,12 @@
 #include "clock.h"
 #include "conn.h"
 #include "conn_tls.h"
+#include "cors.h"
 #include "headbuf.h"
 #include "httphead.h"
 #include "httpreq.h"
 #include "log.h"
+#include "policy.h"
 #include "proxyproto.h"
 #include "proxy.h"
 #include "reqid.h"
@@ -59,6 +61,10 @@ struct reqinfo {
     char *path_heap;            /* a path too long for path_inline, up to REQINFO_PATH_MAX */
     char path_inline[REQINFO_PATH_INLINE];
     const char *route;          /* name, owned by the request's conf */
+    const struct conf_route *route_conf;  /* the route once known (its policy); NULL before */
+    uint64_t client_timeout_ms; /* the route's body and send deadline; 0: not routed yet */
+    char origin[CONF_ORIGIN_MAX]; /* the request's Origin as sent (cors.c validates it); "" none */
+    size_t origin_len;
     int status;
     int upstream_status;
     const char *upstream;       /* server address, owned by the conf */
@@ -151,6 +157,13 @@ const char *client_http_date(void)
     return buf;
 }
 
+/* The request's deadline for its body and for a client slow to read its
+ * answer: the route's client_timeout once routed. */
+static uint64_t request_timeout(const struct client *c)
+{
+    return c->ri.client_timeout_ms ? c->ri.client_timeout_ms : c->w->gen->conf->client_timeout_ms;
+}
+
 static void arm_timer(struct client *c, uint64_t ms)
 {
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
@@ -172,7 +185,7 @@ static void client_arm(struct client *c)
     case CS_HEAD:
     case CS_BODY:
         /* Whole-head and whole-body deadlines: trickling bytes do not extend them. */
-        arm_timer(c, conf->client_timeout_ms);
+        arm_timer(c, c->st == CS_BODY ? request_timeout(c) : conf->client_timeout_ms);
         break;
     case CS_WAIT:
     case CS_TUNNEL:  /* the tunnel's idle deadline is the proxy's */
@@ -281,7 +294,7 @@ void client_send_deadline(struct client *c, bool on)
     if (c->st != CS_WAIT)
         return;  /* still reading the request: the body deadline is running */
     if (on)
-        arm_timer(c, c->w->gen->conf->client_timeout_ms);
+        arm_timer(c, request_timeout(c));
     else
         evtimer_del(c->timer);
 }
@@ -507,6 +520,11 @@ bool client_tls(const struct client *c)
     return c->tls || c->front_tls;
 }
 
+const char *client_sni(const struct client *c)
+{
+    return c->tls ? conn_tls_servername(&c->conn) : NULL;
+}
+
 const struct sockaddr *client_peer(const struct client *c)
 {
     return (const struct sockaddr *)&c->peer;
@@ -537,10 +555,12 @@ void client_set_exchange(struct client *c, struct proxy *px)
     c->px = px;
 }
 
-void client_note_route(struct client *c, const char *route)
+void client_note_route(struct client *c, const struct conf_route *route)
 {
-    c->ri.route = route;
+    c->ri.route = route->name;
+    c->ri.route_conf = route;
 }
+
 
 void client_note_server(struct client *c, const char *addr)
 {
@@ -571,8 +591,44 @@ bool client_answer_closes(struct client *c, bool close, bool discard)
     return c->close_after;
 }
 
+/* Headers the browser must be allowed to read on a CORS response: the
+ * correlation ID and the rate-limit state (429s included). */
+static size_t cors_expose(const struct conf *conf, const char **names)
+{
+    names[0] = conf->corr_header;
+    names[1] = "X-RateLimit-Limit";
+    names[2] = "X-RateLimit-Remaining";
+    names[3] = "X-RateLimit-Reset";
+    names[4] = "Retry-After";
+    return 5;
+}
+
+size_t client_head_end_cap(struct client *c)
+{
+    const struct conf *conf = c->gen ? c->gen->conf : c->w->gen->conf;
+    struct policy pol;
+    policy_for(conf, c->ri.route_conf, &pol);
+    size_t cap = 64;
+    if (pol.cors) {
+        const char *names[5];
+        cap += cors_headers_cap(pol.cors, names, cors_expose(conf, names));
+    }
+    return cap;
+}
+
 void client_head_end(struct client *c, struct headbuf *h, bool upgrade)
 {
+    const struct conf *conf = c->gen ? c->gen->conf : c->w->gen->conf;
+    struct policy pol;
+    policy_for(conf, c->ri.route_conf, &pol);
+    if (pol.cors) {
+        /* Every answer to an allowed origin, errors and 429s too, or the
+         * browser hides the body and the headers from the page. */
+        const char *names[5];
+        size_t n = cors_expose(conf, names);
+        (void)cors_response_headers(pol.cors, c->ri.origin_len ? c->ri.origin : NULL,
+                                    c->ri.origin_len, names, n, h);
+    }
     if (upgrade)
         ;  /* after a 101 the connection is the tunnel's: no Connection of ours */
     else if (c->close_after)
@@ -592,10 +648,12 @@ void client_write_envelope(struct client *c, int status, const char *code, const
                            size_t extra_len, const char *body, size_t blen)
 {
     const struct conf *conf = c->gen ? c->gen->conf : c->w->gen->conf;
+    struct policy pol;
+    policy_for(conf, c->ri.route_conf, &pol);
     struct evbuffer *out = client_output(c);
     size_t before = evbuffer_get_length(out);
     struct headbuf h;
-    if (headbuf_reserve(&h, out, 512 + extra_len + sizeof c->ri.id) == 0) {
+    if (headbuf_reserve(&h, out, 512 + extra_len + sizeof c->ri.id + client_head_end_cap(c)) == 0) {
         HB_LIT(&h, "HTTP/1.1 ");
         hb_u64(&h, (uint64_t)status);
         HB_LIT(&h, " ");
@@ -603,7 +661,7 @@ void client_write_envelope(struct client *c, int status, const char *code, const
         HB_LIT(&h, "\r\nDate: ");
         hb_str(&h, client_http_date());
         HB_LIT(&h, "\r\nContent-Type: ");
-        hb_str(&h, envelope_content_type(conf->profile));
+        hb_str(&h, envelope_content_type(pol.profile));
         HB_LIT(&h, "\r\nContent-Length: ");
         hb_u64(&h, blen);
         HB_LIT(&h, "\r\n");
@@ -621,15 +679,41 @@ void client_write_envelope(struct client *c, int status, const char *code, const
     }
 }
 
+void client_write_empty(struct client *c, int status, const char *extra, size_t extra_len)
+{
+    const struct conf *conf = c->gen ? c->gen->conf : c->w->gen->conf;
+    struct evbuffer *out = client_output(c);
+    size_t before = evbuffer_get_length(out);
+    struct headbuf h;
+    if (headbuf_reserve(&h, out, 256 + extra_len + sizeof c->ri.id + client_head_end_cap(c)) == 0) {
+        HB_LIT(&h, "HTTP/1.1 ");
+        hb_u64(&h, (uint64_t)status);
+        HB_LIT(&h, " ");
+        hb_str(&h, envelope_reason(status));
+        HB_LIT(&h, "\r\nDate: ");
+        hb_str(&h, client_http_date());
+        HB_LIT(&h, "\r\n");
+        hb_field(&h, conf->corr_header, strlen(conf->corr_header), c->ri.id, strlen(c->ri.id));
+        hb_add(&h, extra, extra_len);
+        client_head_end(c, &h, false);
+        if (headbuf_commit(&h) < 0)
+            c->close_after = true;  /* nothing went out (out of memory): end here */
+    }
+    c->ri.bytes_out += evbuffer_get_length(out) - before;
+    c->ri.status = status;
+}
+
 void client_send_error(struct client *c, int status, const char *message, const char *extra,
                        const struct envelope_limit *limit, bool close)
 {
     const struct conf *conf = c->gen ? c->gen->conf : c->w->gen->conf;
     if (c->ri.id[0] == '\0' && !reqid_generate(c->ri.id))
         snprintf(c->ri.id, sizeof c->ri.id, "unavailable");
+    struct policy pol;
+    policy_for(conf, c->ri.route_conf, &pol);
     struct envelope e = {
         .status = status,
-        .code = envelope_code_for_status(status),
+        .code = policy_code(&pol, status),
         .message = message,
         .request_id = c->ri.id,
     };
@@ -637,7 +721,7 @@ void client_send_error(struct client *c, int status, const char *message, const 
         e.limit = *limit;
     char *body = NULL;
     size_t blen = 0;
-    if (envelope_render(&e, conf->profile, &body, &blen) != 0) {
+    if (envelope_render(&e, pol.profile, &body, &blen) != 0) {
         body = NULL;
         blen = 0;
     }
@@ -715,7 +799,20 @@ static void handle_head(struct client *c, const char *data, size_t len)
         return;
     }
     c->close_after = !req.keepalive || w->draining;
-    if (req.has_body && req.has_length && req.content_length > conf->max_body_size) {
+    size_t olen = 0;
+    const char *origin = cors_request_origin(&req.head, &olen);
+    if (origin && olen < sizeof c->ri.origin) {
+        memcpy(c->ri.origin, origin, olen);
+        c->ri.origin_len = olen;
+    }
+    /* Routed before the body: its limit and deadline are the route's. */
+    const struct conf_route *route = proxy_route(c, &req);
+    if (route)
+        client_note_route(c, route);
+    struct policy pol;
+    policy_for(conf, route, &pol);
+    c->ri.client_timeout_ms = pol.client_timeout_ms;
+    if (req.has_body && req.has_length && req.content_length > pol.max_body_size) {
         client_send_error(c, 413, "Request body is larger than the limit", NULL, NULL, true);
         return;
     }
@@ -723,10 +820,10 @@ static void handle_head(struct client *c, const char *data, size_t len)
     if (req.has_body) {
         /* Set up before proxy_start: an early answer discards the body through it. */
         httpbody_init(&c->body, req.chunked ? HTTPBODY_CHUNKED : HTTPBODY_LENGTH,
-                      req.content_length, conf->max_body_size, body_data, c);
+                      req.content_length, pol.max_body_size, body_data, c);
         c->body_active = true;
     }
-    struct proxy *px = proxy_start(c, &req);
+    struct proxy *px = proxy_start(c, &req, route);
     if (!px)
         return;  /* answered already (and maybe discarding the body) */
     c->px = px;

@@ -26,6 +26,7 @@ struct worker;
 struct gen;
 struct proxy;
 struct conf_addr;
+struct conf_route;
 
 /* Draining: close every connection of W that is between requests (after
  * flushing answers still queued to it). */
@@ -49,6 +50,7 @@ void client_send_error(struct client *c, int status, const char *message, const 
 const char *client_id(const struct client *c);           /* the correlation ID */
 const char *client_ip(const struct client *c);           /* the peer, as text */
 bool client_tls(const struct client *c);                 /* it reached us over TLS */
+const char *client_sni(const struct client *c);          /* its TLS SNI name, or NULL */
 const struct sockaddr *client_peer(const struct client *c);
 struct worker *client_worker(const struct client *c);
 struct gen *client_gen(const struct client *c);          /* the request's conf generation */
@@ -58,7 +60,7 @@ struct proxy *client_exchange(const struct client *c);
 void client_set_exchange(struct client *c, struct proxy *px);
 
 /* ---- what the proxy learns, for the access line ---- */
-void client_note_route(struct client *c, const char *route);    /* owned by the conf */
+void client_note_route(struct client *c, const struct conf_route *route); /* owned by the conf */
 void client_note_server(struct client *c, const char *addr);    /* owned by the conf */
 /* The upstream's status and time so far; a negative value keeps the one noted. */
 void client_note_upstream(struct client *c, int status, double ms);
@@ -103,5 +105,10 @@ void client_send_deadline(struct client *c, bool on);
 void client_resume_read(struct client *c);
 /* The Date header value, cached per second for this thread. */
 const char *client_http_date(void);
+/* The most bytes client_head_end may write for C's current answer. */
+size_t client_head_end_cap(struct client *c);
+/* A bodiless answer (204): status line, Date, the correlation ID, EXTRA
+ * lines, and the head's end; no Content-Length (RFC 9110 8.6). */
+void client_write_empty(struct client *c, int status, const char *extra, size_t extra_len);
 
 #endif

@@ -315,6 +315,12 @@ bool conn_tls_resumed(const struct conn *c)
     return ssl && SSL_session_reused(ssl);
 }
 
+const char *conn_tls_servername(const struct conn *c)
+{
+    SSL *ssl = conn_tls_ssl(c);
+    return ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+}
+
 const char *conn_tls_error(const struct conn *c)
 {
     return c->tr_error ? c->tr_error : "tls error";

@@ -46,6 +46,8 @@ SSL *conn_tls_ssl(const struct conn *c);
 /* "TLSv1.3", ...; NULL for a plain conn or before the handshake. */
 const char *conn_tls_version(const struct conn *c);
 bool conn_tls_resumed(const struct conn *c);
+/* The SNI name the client sent, or NULL. */
+const char *conn_tls_servername(const struct conn *c);
 /* Why the last handshake or TLS read/write failed: a short static text
  * ("certificate verify failed", "wrong version number", "timeout"...). */
 const char *conn_tls_error(const struct conn *c);

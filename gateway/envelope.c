@@ -52,7 +52,7 @@ static const struct status_row status_table[] = {
     {416, "Range Not Satisfiable", NULL},
     {417, "Expectation Failed", NULL},
     {418, "I'm a teapot", NULL},
-    {421, "Misdirected Request", NULL},
+    {421, "Misdirected Request", "MISDIRECTED_REQUEST"},
     {422, "Unprocessable Entity", "VALIDATION_ERROR"},
     {423, "Locked", NULL},
     {424, "Failed Dependency", NULL},

@@ -67,6 +67,7 @@ size_t fwdhead_request_cap(const struct fwdhead_req *in)
      * bytes (a "/" before an absolute-form query, a "/" after strip_prefix):
      * normalizing and stripping only shorten it. */
     size_t cap = in->req->url_len + 2 + strlen(in->default_host) +
+                 (in->host ? strlen(in->host) : 0) +
                  strlen(in->conf->corr_header) + strlen(in->request_id) +
                  strlen(in->peer_ip) + 256;
     for (size_t i = 0; i < in->req->head.n; i++)
@@ -145,7 +146,9 @@ void fwdhead_request(struct headbuf *h, const struct fwdhead_req *in)
     hb_add(h, target, tl);
     HB_LIT(h, " HTTP/1.1\r\n");
     const struct httphead_field *host = httphead_get(&req->head, "Host", NULL);
-    if (host)
+    if (in->host)  /* host = upstream | NAME: a virtual-hosted upstream's own name */
+        hb_field(h, "Host", 4, in->host, strlen(in->host));
+    else if (host)
         hb_field(h, "Host", 4, host->value, host->value_len);
     else
         hb_field(h, "Host", 4, in->default_host, strlen(in->default_host));
@@ -218,8 +221,10 @@ static bool internal_header(const struct conf *conf, const struct httphead_field
 }
 
 bool fwdhead_skip_response(const struct conf *conf, const struct httphead_field *f, int status,
-                           bool enveloped, bool own_limit)
+                           bool enveloped, bool own_limit, bool expose_5xx, bool own_cors)
 {
+    if (own_cors && f->name_len > 15 && strncasecmp(f->name, "Access-Control-", 15) == 0)
+        return true;
     if (f->hop || httphead_name_is(f, "Content-Length") || httphead_name_is(f, conf->corr_header))
         return true;
     /* When the gateway's own limit applied, its headers are the ones that hold. */
@@ -230,7 +235,7 @@ bool fwdhead_skip_response(const struct conf *conf, const struct httphead_field 
     /* The envelope replaces the body: its representation headers go too. */
     if (f->name_len >= 8 && strncasecmp(f->name, "Content-", 8) == 0)
         return true;
-    if (status >= 500 && !conf->expose_upstream_5xx && internal_header(conf, f))
+    if (status >= 500 && !expose_5xx && internal_header(conf, f))
         return true;
     return httphead_name_is(f, "ETag") || httphead_name_is(f, "Last-Modified") ||
            httphead_name_is(f, "Accept-Ranges") || httphead_name_is(f, "Date");

@@ -23,6 +23,7 @@ struct fwdhead_req {
     const struct conf_route *route;    /* for strip_prefix; may be NULL */
     const struct httpreq *req;
     const char *default_host;          /* Host for an HTTP/1.0 request without one */
+    const char *host;                  /* the Host to send instead of the client's; NULL: keep */
     const char *request_id;            /* sent as conf->corr_header */
     const char *peer_ip;               /* this hop's client, appended to X-Forwarded-For */
     bool trusted_peer;                 /* a trusted proxy: its forwarding headers pass */
@@ -44,10 +45,12 @@ bool fwdhead_skip_request(const struct conf *conf, const struct httphead_field *
 /*
  * Is the upstream's response field F dropped? STATUS is the response's;
  * ENVELOPED: the body is replaced by an envelope; OWN_LIMIT: the gateway's
- * X-RateLimit-* headers are the ones that hold.
+ * X-RateLimit-* headers are the ones that hold; EXPOSE_5XX: the route's
+ * expose_upstream_5xx; OWN_CORS: the gateway answers CORS for the route,
+ * so the upstream's Access-Control-* lines would contradict its own.
  */
 bool fwdhead_skip_response(const struct conf *conf, const struct httphead_field *f, int status,
-                           bool enveloped, bool own_limit);
+                           bool enveloped, bool own_limit, bool expose_5xx, bool own_cors);
 
 /*
  * May a 101 answering a WebSocket upgrade become a tunnel? Only if it

@@ -249,6 +249,8 @@ int normalize_error_code(const struct normalize_opts *opts, const struct normali
         }
     }
 
+    if (!(e.code && e.code[0]) && opts->code)
+        e.code = opts->code;
     if (code && code_size > 0) {
         const char *c = e.code && e.code[0] ? e.code : envelope_code_for_status(e.status);
         size_t n = strnlen(c, code_size - 1);  /* as snprintf "%s" would cut it */

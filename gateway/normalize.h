@@ -16,6 +16,7 @@ struct normalize_opts {
     enum envelope_profile profile;
     bool expose_upstream_5xx;
     size_t max_error_body;     /* cap on the body, compressed and decoded */
+    const char *code;          /* when the upstream names none: the route's (code_map); NULL: the status's */
 };
 
 struct normalize_input {

@@ -28,6 +28,7 @@
 #include "client.h"
 #include "clock.h"
 #include "conn_tls.h"
+#include "cors.h"
 #include "conf.h"
 #include "envelope.h"
 #include "fwdhead.h"
@@ -36,6 +37,7 @@
 #include "limiter.h"
 #include "log.h"
 #include "normalize.h"
+#include "policy.h"
 #include "router.h"
 #include "upstream.h"
 #include "worker.h"
@@ -60,6 +62,7 @@ struct proxy {
     struct worker *w;
     const struct conf *conf;
     const struct conf_route *route;
+    struct policy pol;             /* the route's overrides over the globals */
     struct up_group *group;
     enum px_state st;
     struct event *timer;
@@ -153,7 +156,7 @@ static void px_arm(struct proxy *px)
         break;
     }
     case PX_CONNECTING:
-        arm(px, cu->connect_timeout_ms);
+        arm(px, px->pol.connect_timeout_ms);
         break;
     case PX_WAITING:
         /* While the client is still uploading and the upstream has read all it
@@ -162,10 +165,10 @@ static void px_arm(struct proxy *px)
         if (!px->body_done && px->uc && evbuffer_get_length(conn_output(&px->uc->conn)) == 0)
             evtimer_del(px->timer);
         else
-            arm(px, cu->timeout_ms);
+            arm(px, px->pol.timeout_ms);
         break;
     case PX_BODY:
-        arm(px, cu->timeout_ms);
+        arm(px, px->pol.timeout_ms);
         break;
     case PX_TUNNEL:
         arm(px, cu->tunnel_timeout_ms);
@@ -224,6 +227,26 @@ static void px_fail_answer(struct proxy *px, int status, const char *message)
 
 /* ---- building the upstream request ------------------------------------- */
 
+/*
+ * What the upstream gets as Host (route's host =, else the upstream's):
+ * NULL to keep the client's; for "upstream", the name the upstream is known
+ * by, as nginx's $proxy_host: its server_name, else its first server as
+ * written (retries to other servers of the group send the same).
+ */
+static const char *upstream_host(const struct conf_route *r, const struct conf_upstream *cu)
+{
+    enum conf_host_mode m = r->host_mode != CONF_HOST_UNSET ? r->host_mode : cu->host_mode;
+    const char *name = r->host_mode != CONF_HOST_UNSET ? r->host_name : cu->host_name;
+    switch (m) {
+    case CONF_HOST_UPSTREAM:
+        return cu->server_name[0] ? cu->server_name : cu->servers[0].text;
+    case CONF_HOST_NAME:
+        return name;
+    default:
+        return NULL;
+    }
+}
+
 static int build_request(struct proxy *px, const struct httpreq *req)
 {
     struct client *c = px->c;
@@ -232,6 +255,7 @@ static int build_request(struct proxy *px, const struct httpreq *req)
         .route = px->route,
         .req = req,
         .default_host = px->group->cu->servers[0].text,
+        .host = upstream_host(px->route, px->group->cu),
         .request_id = client_id(c),
         .peer_ip = client_ip(c),
         .trusted_peer = conf_is_trusted_proxy(px->conf, client_peer(c)),
@@ -318,22 +342,93 @@ static void px_limit_cb(enum limiter_verdict v, const struct rl_result *r, void 
 
 /* ---- start ----------------------------------------------------------------- */
 
-struct proxy *proxy_start(struct client *c, const struct httpreq *req)
+/*
+ * The request's host, router_host's form: an absolute-form target's
+ * authority wins over Host (RFC 9112 3.2.2; httpreq checked they agree).
+ */
+static size_t request_host(const struct httpreq *req, char *out, size_t cap)
+{
+    if (req->abs_host && req->abs_host_len) {
+        char b[CONF_HOST_MAX + 2];
+        bool v6 = memchr(req->abs_host, ':', req->abs_host_len) != NULL;
+        if (req->abs_host_len + 2 >= sizeof b)
+            return 0;
+        int n = snprintf(b, sizeof b, v6 ? "[%.*s]" : "%.*s", (int)req->abs_host_len,
+                         req->abs_host);
+        return router_host(b, (size_t)n, out, cap);
+    }
+    const struct httphead_field *h = httphead_get(&req->head, "Host", NULL);
+    return h ? router_host(h->value, h->value_len, out, cap) : 0;
+}
+
+const struct conf_route *proxy_route(struct client *c, const struct httpreq *req)
+{
+    char host[CONF_HOST_MAX];
+    size_t hl = request_host(req, host, sizeof host);
+    return router_find(client_gen(c)->cref->router, host, hl, req->route_path,
+                       req->route_path_len, &req->head, NULL);
+}
+
+/* A CORS preflight, answered by the gateway: 204 with the CORS lines (only
+ * Vary for an origin, method or headers not allowed: the browser fails it). */
+static void answer_preflight(struct client *c, const struct policy *pol,
+                             const struct conf_route *route, const struct httpreq *req)
+{
+    char buf[CONF_MAX_ORIGINS * CONF_ORIGIN_MAX + 4096];
+    struct headbuf h;
+    headbuf_mem(&h, buf, sizeof buf);
+    enum cors_verdict v = cors_preflight_headers(pol->cors, route->methods, &req->head, &h);
+    if (v != CORS_ALLOWED)
+        LOG_AT(CONF_LOG_INFO, "cors_refused", client_id(c), NULL, "preflight from %s: %s",
+               client_ip(c), cors_verdict_str(v));
+    (void)client_answer_closes(c, false, true);
+    client_write_empty(c, 204, h.full ? NULL : buf, h.full ? 0 : h.len);
+    client_response_done(c);
+}
+
+/*
+ * No route for the request. Over TLS, a Host that names another site than
+ * the SNI the connection was opened for is a misdirected request (421, RFC
+ * 9110 15.5.20): the client may retry on a connection of its own for that
+ * host. Otherwise the 404.
+ */
+static void answer_no_route(struct client *c, const struct httpreq *req)
+{
+    const char *sni = client_sni(c);
+    char host[CONF_HOST_MAX];
+    size_t hl = request_host(req, host, sizeof host);
+    if (sni && hl && strcasecmp(sni, host) != 0) {
+        client_send_error(c, 421, "This connection is for another host", NULL, NULL, false);
+        return;
+    }
+    client_send_error(c, 404, "No route matches this path", NULL, NULL, false);
+}
+
+struct proxy *proxy_start(struct client *c, const struct httpreq *req,
+                          const struct conf_route *route)
 {
     const struct conf *conf = client_gen(c)->conf;
-    const char *bad = caller_check_head(conf, &req->head);
+    const char *const *rh;
+    size_t nrh = router_header_names(client_gen(c)->cref->router, &rh);
+    const char *bad = caller_check_head(conf, &req->head, rh, nrh);
     if (bad) {
         LOG_AT(CONF_LOG_INFO, "bad_request", client_id(c), NULL, "400 from %s: %s", client_ip(c),
                bad);
         client_send_error(c, 400, bad, NULL, NULL, false);
         return NULL;
     }
-    const struct conf_route *route = router_match(conf, req->route_path, req->route_path_len);
     if (!route) {
-        client_send_error(c, 404, "No route matches this path", NULL, NULL, false);
+        answer_no_route(c, req);
         return NULL;
     }
-    client_note_route(c, route->name);
+    struct policy pol;
+    policy_for(conf, route, &pol);
+    if (pol.cors && cors_is_preflight(req->method, &req->head)) {
+        /* Before require_token, methods and the limit: a browser's
+         * preflight carries no credentials and asks about another method. */
+        answer_preflight(c, &pol, route, req);
+        return NULL;
+    }
     int override = -1;
     if (route->methods) {
         const char *q = memchr(req->target, '?', req->target_len);
@@ -362,6 +457,7 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req)
     px->w = client_worker(c);
     px->conf = conf;
     px->route = route;
+    policy_for(conf, route, &px->pol);
     px->group = &client_gen(c)->ups->groups[route->upstream];
     px->req = evbuffer_new();
     px->timer = evtimer_new(px->w->base, px_timer_cb, px);
@@ -606,7 +702,8 @@ static void px_attempt_failed(struct proxy *px, enum px_fail kind, int status, c
 static bool skip_response_header(const struct proxy *px, const struct httphead_field *f,
                                  bool error_mode)
 {
-    return fwdhead_skip_response(px->conf, f, px->status, error_mode, px->rl_applied);
+    return fwdhead_skip_response(px->conf, f, px->status, error_mode, px->rl_applied,
+                                 px->pol.expose_upstream_5xx, px->pol.cors != NULL);
 }
 
 static void copy_value(char *dst, size_t cap, const struct httphead_field *f)
@@ -636,9 +733,10 @@ static void px_finish_error(struct proxy *px)
 {
     struct client *c = px->c;
     struct normalize_opts o = {
-        .profile = px->conf->profile,
-        .expose_upstream_5xx = px->conf->expose_upstream_5xx,
-        .max_error_body = px->conf->max_error_body,
+        .profile = px->pol.profile,
+        .expose_upstream_5xx = px->pol.expose_upstream_5xx,
+        .max_error_body = px->pol.max_error_body,
+        .code = policy_code(&px->pol, px->status),
     };
     size_t blen = evbuffer_get_length(px->errbody);
     const char *bdata = blen ? (const char *)evbuffer_pullup(px->errbody, -1) : NULL;
@@ -670,7 +768,7 @@ static void px_finish_error(struct proxy *px)
     size_t extra = evbuffer_get_length(px->err_headers);
     const char *lines = extra ? (const char *)evbuffer_pullup(px->err_headers, -1) : NULL;
     (void)client_answer_closes(c, false, false);
-    client_write_envelope(c, px->status, code[0] ? code : envelope_code_for_status(px->status),
+    client_write_envelope(c, px->status, code[0] ? code : policy_code(&px->pol, px->status),
                           lines, lines ? extra : 0, body, len);
     free(body);
     px_finish(px);
@@ -682,13 +780,13 @@ static int relay_body(void *arg, const char *at, size_t len)
     struct client *c = px->c;
     if (px->error_mode) {
         size_t have = evbuffer_get_length(px->errbody);
-        if (have >= px->conf->max_error_body) {
+        if (have >= px->pol.max_error_body) {
             px->err_truncated = true;
             return 0;
         }
         size_t take = len;
-        if (have + take > px->conf->max_error_body) {
-            take = px->conf->max_error_body - have;
+        if (have + take > px->pol.max_error_body) {
+            take = px->pol.max_error_body - have;
             px->err_truncated = true;
         }
         return evbuffer_add(px->errbody, at, take) == 0 ? 0 : 1;
@@ -718,7 +816,8 @@ static bool px_relay_head(struct proxy *px, const struct httpresp *r,
     struct evbuffer *out = client_output(c);
     size_t before = evbuffer_get_length(out);
     const char *id = client_id(c);
-    size_t cap = strlen(px->conf->corr_header) + strlen(id) + RL_HEADERS_MAX + 256;
+    size_t cap = strlen(px->conf->corr_header) + strlen(id) + RL_HEADERS_MAX + 256 +
+                 client_head_end_cap(c);
     for (size_t i = 0; i < r->head.n; i++)
         cap += r->head.f[i].name_len + r->head.f[i].value_len + 4;
     struct headbuf h;
@@ -882,7 +981,7 @@ static bool px_on_head(struct proxy *px, struct evbuffer *in, const char *data, 
             evbuffer_add(px->err_headers, f->value, f->value_len);
             evbuffer_add(px->err_headers, "\r\n", 2);
         }
-        if (r.content_length > px->conf->max_error_body)
+        if (r.content_length > px->pol.max_error_body)
             px->err_truncated = true;
     } else if (!px_relay_head(px, &r, NULL)) {
         px_fail_answer(px, 503, "The gateway is out of memory");
@@ -1104,14 +1203,14 @@ static void px_timer_cb(evutil_socket_t fd, short what, void *arg)
         metrics_upstream_error(&px->w->metrics, METRICS_UP_TIMEOUT);
         LOG_AT(CONF_LOG_WARN, "upstream_timeout", client_id(px->c), NULL,
                "no response from %s within %llu ms", px->srv->addr->text,
-               (unsigned long long)px->group->cu->timeout_ms);
+               (unsigned long long)px->pol.timeout_ms);
         px_fail_answer(px, 504, "The upstream server did not answer in time");
         return;
     case PX_BODY:
         metrics_upstream_error(&px->w->metrics, METRICS_UP_TIMEOUT);
         LOG_AT(CONF_LOG_WARN, "upstream_timeout", client_id(px->c), NULL,
                "response body from %s stalled for %llu ms", px->srv->addr->text,
-               (unsigned long long)px->group->cu->timeout_ms);
+               (unsigned long long)px->pol.timeout_ms);
         px_cut(px);
         return;
     case PX_TUNNEL:

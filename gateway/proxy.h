@@ -24,7 +24,11 @@ struct proxy;
  * client's buffer are valid during this call only). Either answers at once
  * through client_send_error (returns NULL) or returns the exchange.
  */
-struct proxy *proxy_start(struct client *c, const struct httpreq *req);
+/* The route for REQ (host, path, headers), or NULL; answers nothing. */
+const struct conf_route *proxy_route(struct client *c, const struct httpreq *req);
+/* Answer REQ on ROUTE (NULL: the 404): checks, limit, upstream. */
+struct proxy *proxy_start(struct client *c, const struct httpreq *req,
+                          const struct conf_route *route);
 /* Decoded request body bytes; 0 or -1 (the proxy already answered). */
 int proxy_body(struct proxy *px, const char *data, size_t len);
 void proxy_body_done(struct proxy *px);

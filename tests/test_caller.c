@@ -90,13 +90,20 @@ static const struct {
     {"Authorization", "X-HTTP-Method_Override: DELETE\r\n", true},
     {"Authorization", "X_Original_URL: /admin\r\n", true},
     {"Authorization", "X_Real_IP: 1.2.3.4\r\n", true},
+    /* the header a route selects on (match_header = X-Api-Version: 2) */
+    {"Authorization", "X-Api-Version: 2\r\nConnection: X-Api-Version\r\n", true},
+    {"Authorization", "X_Api_Version: 2\r\n", true},
+    {"Authorization", "x_api_version: 2\r\n", true},
+    {"Authorization", "X-Api-Version: 2\r\n", false},
+    {"Authorization", "X_Api_Versions: 2\r\n", false},
 };
 
 static void test_check_head(void)
 {
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         strcpy(conf->token_header, checks[i].token_header);
-        const char *why = caller_check_head(conf, head_of(checks[i].headers));
+        static const char *const route_headers[] = {"X-Api-Version"};
+        const char *why = caller_check_head(conf, head_of(checks[i].headers), route_headers, 1);
         if ((why != NULL) != checks[i].refused) {
             char msg[256];
             snprintf(msg, sizeof msg, "row %zu: %s", i, checks[i].headers);

@@ -46,60 +46,66 @@ static const struct {
     bool strip, merge, upgrade;
     const char *upstream;   /* what the upstream receives */
     bool trusted, tls;      /* the peer is a trusted proxy; it came over TLS */
+    const char *host;       /* host = upstream | NAME: sent instead of the client's */
 } rows[] = {
     {"GET /a HTTP/1.1\r\nHost: h\r\n\r\n", false, true, false,
-     "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false},
+     "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false, NULL},
     /* HTTP/1.0 without Host: the first server's address */
     {"GET /a HTTP/1.0\r\n\r\n", false, true, false,
      "GET /a HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n" TAIL "10.0.0.9" HOPH("http", "127.0.0.1:9001")
-     "1.0 envelopd\r\n\r\n", false, false},
+     "1.0 envelopd\r\n\r\n", false, false, NULL},
     /* hop-by-hop, named in Connection, and the gateway's own fields go */
     {"GET /a HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
      "Keep-Alive: 5\r\nTE: trailers\r\nProxy-Authorization: x\r\nX-Correlation-Id: old\r\n"
      "X-Forwarded-Proto: https\r\nExpect: 100-continue\r\nAccept: */*\r\n\r\n", false, true, false,
-     "GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false},
+     "GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false, NULL},
     /* every X-Forwarded-For and Via line, joined in order, then this hop */
     {"GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\nVia: 1.1 a\r\n"
      "X-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nVia: 1.0 b\r\n\r\n", false, true, false,
      "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9" HOP
-     "1.1 a, 1.0 b, 1.1 envelopd\r\n\r\n", false, false},
+     "1.1 a, 1.0 b, 1.1 envelopd\r\n\r\n", false, false, NULL},
     /* the normalized target; the query untouched */
     {"GET /%61pi//x/./y?q=%2F HTTP/1.1\r\nHost: h\r\n\r\n", false, true, false,
-     "GET /api/x/y?q=%2F HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false},
+     "GET /api/x/y?q=%2F HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false, NULL},
     /* merge_slashes = no: the client's slashes, still decoded and resolved */
     {"GET //%61pi//x/../y HTTP/1.1\r\nHost: h\r\n\r\n", false, false, false,
-     "GET //api//y HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false},
+     "GET //api//y HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false, NULL},
     /* strip_prefix takes the client's spelling of the prefix's segments */
     {"GET /API;v=1/tasks/7?x HTTP/1.1\r\nHost: h\r\n\r\n", true, true, false,
-     "GET /tasks/7?x HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false},
+     "GET /tasks/7?x HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false, NULL},
     /* a body's framing is the gateway's to write */
     {"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n", false, true, false,
      "POST /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP
-     "1.1 envelopd\r\nContent-Length: 3\r\n\r\n", false, false},
+     "1.1 envelopd\r\nContent-Length: 3\r\n\r\n", false, false, NULL},
     {"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", false, true, false,
      "POST /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP
-     "1.1 envelopd\r\nTransfer-Encoding: chunked\r\n\r\n", false, false},
+     "1.1 envelopd\r\nTransfer-Encoding: chunked\r\n\r\n", false, false, NULL},
     /* an upgrade is asked of this hop again */
     {"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", false,
      true, true,
      "GET /ws HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP
-     "1.1 envelopd\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", false, false},
+     "1.1 envelopd\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", false, false, NULL},
     /* over TLS: https, whatever an untrusted client claims */
     {"GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: evil\r\n\r\n",
      false, true, false, "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOPH("https", "h")
-     "1.1 envelopd\r\n\r\n", false, true},
+     "1.1 envelopd\r\n\r\n", false, true, NULL},
     /* an untrusted client's https claim is not taken on plain HTTP */
     {"GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\n\r\n", false, true, false,
-     "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false},
+     "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOP "1.1 envelopd\r\n\r\n", false, false, NULL},
     /* a trusted proxy's scheme and host are kept (its last line) */
     {"GET /a HTTP/1.1\r\nHost: internal\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Proto: HTTPS\r\n"
      "X-Forwarded-Host: api.example.com\r\n\r\n", false, true, false,
      "GET /a HTTP/1.1\r\nHost: internal\r\n" TAIL "10.0.0.9" HOPH("https", "api.example.com")
-     "1.1 envelopd\r\n\r\n", true, false},
+     "1.1 envelopd\r\n\r\n", true, false, NULL},
     /* ...but only a scheme: anything else is this hop's own */
     {"GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: javascript\r\n\r\n", false, true, false,
      "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOPH("https", "h") "1.1 envelopd\r\n\r\n",
-     true, true},
+     true, true, NULL},
+    /* host = NAME: the upstream's own name; X-Forwarded-Host keeps the client's */
+    {"GET /a HTTP/1.1\r\nHost: api.example.com\r\n\r\n", false, true, false,
+     "GET /a HTTP/1.1\r\nHost: billing.internal:8443\r\n" TAIL "10.0.0.9"
+     HOPH("http", "api.example.com") "1.1 envelopd\r\n\r\n", false, false,
+     "billing.internal:8443"},
 };
 
 /* Address claims pass only from a trusted proxy; path rewrites never. */
@@ -151,7 +157,7 @@ static void test_request(void)
         struct fwdhead_req in = {
             .conf = conf, .route = &route, .req = &req, .default_host = "127.0.0.1:9001",
             .request_id = "id-1", .peer_ip = "10.0.0.9", .upgrade = rows[i].upgrade,
-            .trusted_peer = rows[i].trusted, .tls = rows[i].tls,
+            .trusted_peer = rows[i].trusted, .tls = rows[i].tls, .host = rows[i].host,
         };
         static char mem[65536];
         struct headbuf h;
@@ -212,18 +218,40 @@ static void test_response(void)
             .name = fields[i].name, .name_len = (uint32_t)strlen(fields[i].name),
             .value = "v", .value_len = 1,
         };
-        conf->expose_upstream_5xx = fields[i].expose;
         conf->n_hide_headers = 0;
         if (fields[i].hide) {
             strcpy(conf->hide_headers[0], fields[i].hide);
             conf->n_hide_headers = 1;
         }
         bool got = fwdhead_skip_response(conf, &f, fields[i].status, fields[i].enveloped,
-                                         fields[i].own_limit);
+                                         fields[i].own_limit, fields[i].expose, false);
         if (got != fields[i].skipped) {
             fprintf(stderr, "\nfield row %zu (%s %d)\n", i, fields[i].name, fields[i].status);
             CU_FAIL("response field verdict");
         }
+    }
+}
+
+/* When the gateway answers CORS, the upstream's Access-Control-* go. */
+static void test_own_cors(void)
+{
+    static const struct {
+        const char *name;
+        bool own, skipped;
+    } cors_rows[] = {
+        {"Access-Control-Allow-Origin", true, true},
+        {"access-control-expose-headers", true, true},
+        {"Access-Control-Allow-Origin", false, false},
+        {"Vary", true, false},
+        {"Access-Control", true, false},
+    };
+    for (size_t i = 0; i < sizeof cors_rows / sizeof cors_rows[0]; i++) {
+        struct httphead_field f = {
+            .name = cors_rows[i].name, .name_len = (uint32_t)strlen(cors_rows[i].name),
+            .value = "v", .value_len = 1,
+        };
+        CU_ASSERT_EQUAL(fwdhead_skip_response(conf, &f, 200, false, false, false, cors_rows[i].own),
+                        cors_rows[i].skipped);
     }
 }
 
@@ -235,4 +263,5 @@ void test_register(void)
     CU_add_test(s, "the upstream request head", test_request);
     CU_add_test(s, "address claims and path rewrites", test_claims);
     CU_add_test(s, "response fields the client gets", test_response);
+    CU_add_test(s, "the gateway's CORS replaces the upstream's", test_own_cors);
 }

@@ -65,6 +65,7 @@ struct reqinfo {
     uint64_t client_timeout_ms; /* the route's body and send deadline; 0: not routed yet */
     char origin[CONF_ORIGIN_MAX]; /* the request's Origin as sent (cors.c validates it); "" none */
     size_t origin_len;
+    bool preflight;             /* answered as a CORS preflight: its lines are its own */
     int status;
     int upstream_status;
     const char *upstream;       /* server address, owned by the conf */
@@ -621,7 +622,7 @@ void client_head_end(struct client *c, struct headbuf *h, bool upgrade)
     const struct conf *conf = c->gen ? c->gen->conf : c->w->gen->conf;
     struct policy pol;
     policy_for(conf, c->ri.route_conf, &pol);
-    if (pol.cors) {
+    if (pol.cors && !c->ri.preflight) {
         /* Every answer to an allowed origin, errors and 429s too, or the
          * browser hides the body and the headers from the page. */
         const char *names[5];
@@ -677,6 +678,12 @@ void client_write_envelope(struct client *c, int status, const char *code, const
         snprintf(c->ri.error_code_buf, sizeof c->ri.error_code_buf, "%s", code);
         c->ri.error_code = c->ri.error_code_buf;
     }
+}
+
+void client_write_preflight(struct client *c, const char *lines, size_t len)
+{
+    c->ri.preflight = true;
+    client_write_empty(c, 204, lines, len);
 }
 
 void client_write_empty(struct client *c, int status, const char *extra, size_t extra_len)

@@ -110,5 +110,8 @@ size_t client_head_end_cap(struct client *c);
 /* A bodiless answer (204): status line, Date, the correlation ID, EXTRA
  * lines, and the head's end; no Content-Length (RFC 9110 8.6). */
 void client_write_empty(struct client *c, int status, const char *extra, size_t extra_len);
+/* The 204 answering a CORS preflight, with its own CORS LINES (written by
+ * cors.c) instead of those client_head_end adds to other answers. */
+void client_write_preflight(struct client *c, const char *lines, size_t len);
 
 #endif

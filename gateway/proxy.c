@@ -382,7 +382,7 @@ static void answer_preflight(struct client *c, const struct policy *pol,
         LOG_AT(CONF_LOG_INFO, "cors_refused", client_id(c), NULL, "preflight from %s: %s",
                client_ip(c), cors_verdict_str(v));
     (void)client_answer_closes(c, false, true);
-    client_write_empty(c, 204, h.full ? NULL : buf, h.full ? 0 : h.len);
+    client_write_preflight(c, h.full ? NULL : buf, h.full ? 0 : h.len);
     client_response_done(c);
 }
 

@@ -123,6 +123,14 @@ const char *caller_check_head(const struct conf *conf, const struct httphead *he
     (void)httphead_get(head, conf->token_header, &tokens);
     if (tokens > 1)
         return "more than one token header";
+    /* Upstreams take the first line, or the last, or join them: a route
+     * chosen on one copy would serve the request another copy describes. */
+    for (size_t k = 0; k < n_route_headers; k++) {
+        size_t lines = 0;
+        (void)httphead_get(head, route_headers[k], &lines);
+        if (lines > 1)
+            return "more than one line of a header routes select on";
+    }
     for (size_t i = 0; i < head->n; i++) {
         const struct httphead_field *f = &head->f[i];
         /* A route chosen on a header the upstream then never sees (hop-by-hop

@@ -34,6 +34,7 @@
 #include "proxyproto.h"
 #include "proxy.h"
 #include "reqid.h"
+#include "router.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -609,7 +610,7 @@ size_t client_head_end_cap(struct client *c)
     const struct conf *conf = c->gen ? c->gen->conf : c->w->gen->conf;
     struct policy pol;
     policy_for(conf, c->ri.route_conf, &pol);
-    size_t cap = 64;
+    size_t cap = 64 + CONF_NAME_MAX + 8;  /* Connection, Vary */
     if (pol.cors) {
         const char *names[5];
         cap += cors_headers_cap(pol.cors, names, cors_expose(conf, names));
@@ -629,6 +630,14 @@ void client_head_end(struct client *c, struct headbuf *h, bool upgrade)
         size_t n = cors_expose(conf, names);
         (void)cors_response_headers(pol.cors, c->ri.origin_len ? c->ri.origin : NULL,
                                     c->ri.origin_len, names, n, h);
+    }
+    const char *vary = c->ri.route_conf && c->gen ? router_vary(c->gen->cref->router,
+                                                                c->ri.route_conf)
+                                                  : NULL;
+    if (vary) {
+        HB_LIT(h, "Vary: ");
+        hb_str(h, vary);
+        HB_LIT(h, "\r\n");
     }
     if (upgrade)
         ;  /* after a 101 the connection is the tunnel's: no Connection of ours */
@@ -813,7 +822,12 @@ static void handle_head(struct client *c, const char *data, size_t len)
         c->ri.origin_len = olen;
     }
     /* Routed before the body: its limit and deadline are the route's. */
-    const struct conf_route *route = proxy_route(c, &req);
+    const struct conf_route *route;
+    if (!proxy_route(c, &req, &route)) {
+        LOG_AT(CONF_LOG_INFO, "bad_request", c->ri.id, NULL, "400 from %s: invalid host", c->ip);
+        client_send_error(c, 400, "The Host header is not a valid host", NULL, NULL, true);
+        return;
+    }
     if (route)
         client_note_route(c, route);
     struct policy pol;

@@ -3023,12 +3023,19 @@ struct conf_route_key {
     bool fold; /* routes_ignore_case: prefixes in any case are one */
 };
 
-/* Host, prefix and match_header: what a request is routed by. */
-static int conf_key_cmp_route(const struct conf_route_key *x, const struct conf_route_key *y)
+/* Host and prefix: the place a route answers at. */
+static int conf_key_cmp_place(const struct conf_route_key *x, const struct conf_route_key *y)
 {
     int c = strcmp(x->host, y->host);
     if (!c)
         c = x->fold ? strcasecmp(x->r->prefix, y->r->prefix) : strcmp(x->r->prefix, y->r->prefix);
+    return c;
+}
+
+/* Host, prefix and match_header: what a request is routed by. */
+static int conf_key_cmp_route(const struct conf_route_key *x, const struct conf_route_key *y)
+{
+    int c = conf_key_cmp_place(x, y);
     if (!c)
         c = strcasecmp(x->r->match_header, y->r->match_header);
     if (!c)
@@ -3046,6 +3053,21 @@ static int conf_key_cmp(const void *a, const void *b)
     if (!c)
         c = (x->entry > y->entry) - (x->entry < y->entry);
     return c;
+}
+
+static bool conf_cors_equal(const struct conf_cors *a, const struct conf_cors *b)
+{
+    if (a->set != b->set)
+        return false;
+    if (!a->set)
+        return true;
+    if (a->n_origins != b->n_origins || a->methods != b->methods || a->max_age_s != b->max_age_s ||
+        a->credentials != b->credentials || strcmp(a->headers, b->headers) != 0)
+        return false;
+    for (size_t i = 0; i < a->n_origins; i++)
+        if (strcmp(a->origins[i], b->origins[i]) != 0)
+            return false;
+    return true;
 }
 
 /*
@@ -3085,6 +3107,25 @@ static void conf_check_routes(struct conf_parser *p)
                                (keys[k].route == later->route && keys[k].entry < later->entry))) {
             later = &keys[k];
             earlier = &keys[group];
+        }
+    }
+    /* Routes at one place told apart by match_header answer one preflight:
+     * a browser's OPTIONS carries no such header, so it is judged by the
+     * route without it while the request it approves may go to another. */
+    for (size_t k = 1; k < n && !later; k++) {
+        const struct conf_route *a = keys[k - 1].r, *b = keys[k].r;
+        if (a->line > b->line) {  /* named on the later one of the file */
+            const struct conf_route *t = a;
+            a = b;
+            b = t;
+        }
+        if (conf_key_cmp_place(&keys[k - 1], &keys[k]) == 0 && a != b &&
+            !conf_cors_equal(a->cors.set ? &a->cors : &c->cors, b->cors.set ? &b->cors : &c->cors)) {
+            conf_fail(p, b->line, "[route %s]: shares its hosts and prefix with [route %s] (line %d), "
+                      "told apart by match_header, but not its CORS settings (a preflight "
+                      "carries no match_header: they must be the same)", b->name, a->name, a->line);
+            free(keys);
+            return;
         }
     }
     if (later) {

@@ -66,7 +66,7 @@ size_t fwdhead_request_cap(const struct fwdhead_req *in)
      * target sent upstream is never longer than the one received plus two
      * bytes (a "/" before an absolute-form query, a "/" after strip_prefix):
      * normalizing and stripping only shorten it. */
-    size_t cap = in->req->url_len + 2 + strlen(in->default_host) +
+    size_t cap = in->req->url_len + 2 + strlen(in->default_host) + 2 * (CONF_HOST_MAX + 16) +
                  (in->host ? strlen(in->host) : 0) +
                  strlen(in->conf->corr_header) + strlen(in->request_id) +
                  strlen(in->peer_ip) + 256;
@@ -107,9 +107,30 @@ static void forwarded_proto(struct headbuf *h, const struct fwdhead_req *in)
     HB_LIT(h, "\r\n");
 }
 
+/*
+ * The host the client named when it sent no Host: an absolute-form target's
+ * authority (HTTP/1.0 may do that), as it was written, else DEFAULT_HOST.
+ * Into BUF (CONF_HOST_MAX + 8); returns its length.
+ */
+static size_t named_host(const struct fwdhead_req *in, char *buf, size_t cap)
+{
+    const struct httpreq *r = in->req;
+    int n;
+    if (r->abs_host && r->abs_host_len) {
+        bool v6 = memchr(r->abs_host, ':', r->abs_host_len) != NULL;
+        bool port = r->abs_port && r->abs_port != r->abs_default_port;
+        n = snprintf(buf, cap, v6 ? "[%.*s]" : "%.*s", (int)r->abs_host_len, r->abs_host);
+        if (n > 0 && (size_t)n < cap && port)
+            n += snprintf(buf + n, cap - (size_t)n, ":%u", r->abs_port);
+    } else {
+        n = snprintf(buf, cap, "%s", in->default_host);
+    }
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
 /* X-Forwarded-Host: a trusted proxy's, else the Host the client asked for. */
 static void forwarded_host(struct headbuf *h, const struct fwdhead_req *in,
-                           const struct httphead_field *host)
+                           const struct httphead_field *host, const char *named, size_t named_len)
 {
     const struct httphead_field *f =
         in->trusted_peer ? last_field(&in->req->head, "X-Forwarded-Host") : NULL;
@@ -118,7 +139,7 @@ static void forwarded_host(struct headbuf *h, const struct fwdhead_req *in,
     if (f)
         hb_field(h, "X-Forwarded-Host", 16, f->value, f->value_len);
     else
-        hb_field(h, "X-Forwarded-Host", 16, in->default_host, strlen(in->default_host));
+        hb_field(h, "X-Forwarded-Host", 16, named, named_len);
 }
 
 /* Every value of the list header NAME, each followed by ", ". */
@@ -146,12 +167,14 @@ void fwdhead_request(struct headbuf *h, const struct fwdhead_req *in)
     hb_add(h, target, tl);
     HB_LIT(h, " HTTP/1.1\r\n");
     const struct httphead_field *host = httphead_get(&req->head, "Host", NULL);
+    char named[CONF_HOST_MAX + 16];
+    size_t named_len = host ? 0 : named_host(in, named, sizeof named);
     if (in->host)  /* host = upstream | NAME: a virtual-hosted upstream's own name */
         hb_field(h, "Host", 4, in->host, strlen(in->host));
     else if (host)
         hb_field(h, "Host", 4, host->value, host->value_len);
     else
-        hb_field(h, "Host", 4, in->default_host, strlen(in->default_host));
+        hb_field(h, "Host", 4, named, named_len);
     for (size_t i = 0; i < req->head.n; i++) {
         const struct httphead_field *f = &req->head.f[i];
         if (!fwdhead_skip_request(conf, f, in->trusted_peer))
@@ -164,7 +187,7 @@ void fwdhead_request(struct headbuf *h, const struct fwdhead_req *in)
     hb_str(h, in->peer_ip);
     HB_LIT(h, "\r\n");
     forwarded_proto(h, in);
-    forwarded_host(h, in, host);
+    forwarded_host(h, in, host, named, named_len);
     HB_LIT(h, "Via: ");
     join_lines(h, &req->head, "Via");
     HB_LIT(h, "1.");

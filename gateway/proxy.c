@@ -343,30 +343,49 @@ static void px_limit_cb(enum limiter_verdict v, const struct rl_result *r, void 
 /* ---- start ----------------------------------------------------------------- */
 
 /*
- * The request's host, router_host's form: an absolute-form target's
- * authority wins over Host (RFC 9112 3.2.2; httpreq checked they agree).
+ * The host the request is for, router_host's form, into OUT: a trusted
+ * proxy's X-Forwarded-Host (the one the upstream will read, fwdhead.c
+ * keeps it), else an absolute-form target's authority (it wins over Host,
+ * RFC 9112 3.2.2; httpreq checked they agree), else Host. Its length; 0:
+ * none given (or empty); -1: one given that is not a host, which must not
+ * fall through to the routes for any host.
  */
-static size_t request_host(const struct httpreq *req, char *out, size_t cap)
+static long request_host(struct client *c, const struct httpreq *req, char *out, size_t cap)
 {
-    if (req->abs_host && req->abs_host_len) {
+    const struct conf *conf = client_gen(c)->conf;
+    const struct httphead_field *h = NULL;
+    if (conf_is_trusted_proxy(conf, client_peer(c)))
+        for (size_t i = 0; i < req->head.n; i++)
+            if (req->head.f[i].value_len && httphead_name_is(&req->head.f[i], "X-Forwarded-Host"))
+                h = &req->head.f[i];
+    if (!h && req->abs_host && req->abs_host_len) {
         char b[CONF_HOST_MAX + 2];
         bool v6 = memchr(req->abs_host, ':', req->abs_host_len) != NULL;
         if (req->abs_host_len + 2 >= sizeof b)
-            return 0;
+            return -1;
         int n = snprintf(b, sizeof b, v6 ? "[%.*s]" : "%.*s", (int)req->abs_host_len,
                          req->abs_host);
-        return router_host(b, (size_t)n, out, cap);
+        size_t len = router_host(b, (size_t)n, out, cap);
+        return len ? (long)len : -1;
     }
-    const struct httphead_field *h = httphead_get(&req->head, "Host", NULL);
-    return h ? router_host(h->value, h->value_len, out, cap) : 0;
+    if (!h)
+        h = httphead_get(&req->head, "Host", NULL);
+    if (!h || h->value_len == 0)
+        return 0;
+    size_t len = router_host(h->value, h->value_len, out, cap);
+    return len ? (long)len : -1;
 }
 
-const struct conf_route *proxy_route(struct client *c, const struct httpreq *req)
+bool proxy_route(struct client *c, const struct httpreq *req, const struct conf_route **route)
 {
     char host[CONF_HOST_MAX];
-    size_t hl = request_host(req, host, sizeof host);
-    return router_find(client_gen(c)->cref->router, host, hl, req->route_path,
-                       req->route_path_len, &req->head, NULL);
+    long hl = request_host(c, req, host, sizeof host);
+    *route = NULL;
+    if (hl < 0)
+        return false;
+    *route = router_find(client_gen(c)->cref->router, host, (size_t)hl, req->route_path,
+                         req->route_path_len, &req->head, NULL);
+    return true;
 }
 
 /* A CORS preflight, answered by the gateway: 204 with the CORS lines (only
@@ -396,8 +415,8 @@ static void answer_no_route(struct client *c, const struct httpreq *req)
 {
     const char *sni = client_sni(c);
     char host[CONF_HOST_MAX];
-    size_t hl = request_host(req, host, sizeof host);
-    if (sni && hl && strcasecmp(sni, host) != 0) {
+    long hl = request_host(c, req, host, sizeof host);
+    if (sni && hl > 0 && strcasecmp(sni, host) != 0) {
         client_send_error(c, 421, "This connection is for another host", NULL, NULL, false);
         return;
     }

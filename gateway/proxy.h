@@ -18,14 +18,17 @@
 
 struct client;
 struct proxy;
+struct conf_route;
 
 /*
  * Take over the request whose head was just parsed (pointers into the
  * client's buffer are valid during this call only). Either answers at once
  * through client_send_error (returns NULL) or returns the exchange.
  */
-/* The route for REQ (host, path, headers), or NULL; answers nothing. */
-const struct conf_route *proxy_route(struct client *c, const struct httpreq *req);
+/* The route for REQ (host, path, headers) into *ROUTE (NULL: none);
+ * answers nothing. False when REQ names a host that is not one (a 400:
+ * routing it as "no host" would reach the routes for any host). */
+bool proxy_route(struct client *c, const struct httpreq *req, const struct conf_route **route);
 /* Answer REQ on ROUTE (NULL: the 404): checks, limit, upstream. */
 struct proxy *proxy_start(struct client *c, const struct httpreq *req,
                           const struct conf_route *route);

@@ -19,6 +19,10 @@
  */
 #include "router.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+
 #include <http_parser.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -77,6 +81,9 @@ struct router {
     size_t max_prefix;
     const char **header_names; /* the distinct match_header names (in the conf) */
     size_t n_header_names;
+    const struct conf_route *routes; /* the conf's, for route indexes */
+    const char **vary;               /* [n_routes]: the header a route's answer varies on */
+    size_t n_routes;
 };
 
 #define FNV_OFFSET 0xcbf29ce484222325ULL
@@ -242,6 +249,32 @@ static void add_entry(struct router *rt, struct rt_entry *entries, size_t *n, ui
         rt->max_prefix = pl;
 }
 
+/*
+ * Routes at one (host group, prefix) told apart by match_header: the same
+ * URL answers differently by that header, so each answer says Vary on it
+ * (a shared cache would serve one route's answer to the other's clients).
+ */
+static int collect_vary(struct router *rt, const struct conf *conf)
+{
+    rt->routes = conf->routes;
+    rt->n_routes = conf->n_routes;
+    if (!conf->n_routes)
+        return 0;
+    rt->vary = calloc(conf->n_routes, sizeof *rt->vary);
+    if (!rt->vary)
+        return -1;
+    for (size_t s = 0; rt->keys && s <= rt->key_mask; s++) {
+        const struct rt_key *k = &rt->keys[s];
+        const char *name = NULL;
+        for (uint32_t i = 0; k->group && i < k->n && !name; i++)
+            if (rt->cands[k->first + i].has_header)
+                name = rt->cands[k->first + i].route->match_header;
+        for (uint32_t i = 0; name && i < k->n; i++)
+            rt->vary[rt->cands[k->first + i].route - conf->routes] = name;
+    }
+    return 0;
+}
+
 /* The names routes select on, once each: the caller module refuses a head
  * that hides one (Connection, an underscore spelling). O(routes x names). */
 static int collect_header_names(struct router *rt, const struct conf *conf)
@@ -333,7 +366,7 @@ struct router *router_new(const struct conf *conf)
             .has_header = entries[e].has_header};
     }
     free(entries);
-    if (collect_header_names(rt, conf) != 0) {
+    if (collect_vary(rt, conf) != 0 || collect_header_names(rt, conf) != 0) {
         router_free(rt);
         return NULL;
     }
@@ -349,7 +382,15 @@ void router_free(struct router *rt)
     free(rt->groups);
     free(rt->cands);
     free(rt->header_names);
+    free(rt->vary);
     free(rt);
+}
+
+const char *router_vary(const struct router *rt, const struct conf_route *r)
+{
+    if (!rt->vary || r < rt->routes || r >= rt->routes + rt->n_routes)
+        return NULL;
+    return rt->vary[r - rt->routes];
 }
 
 size_t router_header_names(const struct router *rt, const char *const **names)
@@ -375,11 +416,14 @@ static bool port_ok(const char *v, size_t len)
         return true;
     if (v[0] != ':' || len > 6)
         return false;
+    unsigned long port = 0;
     for (size_t i = 1; i < len; i++) {
         if (v[i] < '0' || v[i] > '9')
             return false;
+        port = port * 10 + (unsigned long)(v[i] - '0');
     }
-    return true;
+    /* ":" alone is no port; a number must be one an upstream reads alike */
+    return len == 1 || (port <= 65535 && !(len > 2 && v[1] == '0'));
 }
 
 size_t router_host(const char *value, size_t len, char *out, size_t cap)
@@ -394,12 +438,22 @@ size_t router_host(const char *value, size_t len, char *out, size_t cap)
         end = (size_t)(close - value) + 1;
         if (end + 1 > cap || !memchr(value, ':', end))
             return 0; /* an IPv6 literal has a ':' */
-        for (size_t i = 0; i < end; i++) {
-            unsigned char c = lower((unsigned char)value[i]);
-            if (i > 0 && i + 1 < end && !is_v6_char(c))
+        for (size_t i = 1; i + 1 < end; i++)
+            if (!is_v6_char(lower((unsigned char)value[i])))
                 return 0;
-            out[o++] = (char)c;
-        }
+        /* One spelling per address, as conf writes it ("[0::1]" is "[::1]"):
+         * else a literal spelt otherwise would miss its route. */
+        char lit[INET6_ADDRSTRLEN + 1], canon[INET6_ADDRSTRLEN];
+        struct in6_addr a6;
+        if (end - 2 >= sizeof lit)
+            return 0;
+        memcpy(lit, value + 1, end - 2);
+        lit[end - 2] = '\0';
+        if (inet_pton(AF_INET6, lit, &a6) != 1 || !inet_ntop(AF_INET6, &a6, canon, sizeof canon))
+            return 0;
+        o = (size_t)snprintf(out, cap, "[%s]", canon);
+        if (o + 1 > cap)
+            return 0;
     } else {
         const char *colon = memchr(value, ':', len);
         end = colon ? (size_t)(colon - value) : len;

@@ -47,6 +47,9 @@ void router_free(struct router *rt);
 /* The distinct header names routes select on (match_header); *NAMES points
  * into the router, valid while it is. */
 size_t router_header_names(const struct router *rt, const char *const **names);
+/* The header R's answers vary on (routes at its host and prefix told apart
+ * by match_header), or NULL. */
+const char *router_vary(const struct router *rt, const struct conf_route *r);
 
 /*
  * The normalized host of a Host header value or an absolute-form authority

@@ -96,6 +96,8 @@ static const struct {
     {"Authorization", "x_api_version: 2\r\n", true},
     {"Authorization", "X-Api-Version: 2\r\n", false},
     {"Authorization", "X_Api_Versions: 2\r\n", false},
+    {"Authorization", "X-Api-Version: 2\r\nX-Api-Version: 2\r\n", true},
+    {"Authorization", "X-Api-Version: 2\r\nx-api-version: 1\r\n", true},
 };
 
 static void test_check_head(void)

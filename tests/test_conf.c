@@ -1863,6 +1863,18 @@ static void test_route_conflicts(void)
          "[route b]\nmatch_header = a: 1\nhosts = *.example.com\nprefix = /api\nupstream = u\n",
          "10: hosts: \"*.example.com\" with prefix \"/api\" is already routed by [route a] "
          "(line 3), with the same match_header"},
+        /* match_header variants at one place share one preflight: one CORS */
+        {"[route a]\nprefix = /api\nupstream = u\ncors_origins = *\n"
+         "[route b]\nprefix = /api\nupstream = u\nmatch_header = X-V: 2\n"
+         "cors_origins = https://app.example.com\n",
+         "7: [route b]: shares its hosts and prefix with [route a] (line 3), told apart by "
+         "match_header, but not its CORS settings (a preflight carries no match_header: they must "
+         "be the same)"},
+        {"[route a]\nprefix = /api\nupstream = u\ncors_origins = *\n"
+         "[route b]\nprefix = /api\nupstream = u\nmatch_header = X-V: 2\ncors_origins = *\n",
+         NULL},
+        {"[cors]\norigins = *\n[route a]\nprefix = /api\nupstream = u\n"
+         "[route b]\nprefix = /api\nupstream = u\nmatch_header = X-V: 2\n", NULL},
         /* the first later route of the file is named, against the first it repeats */
         {"[route a]\nprefix = /x\nupstream = u\n[route b]\nprefix = /y\nupstream = u\n"
          "[route c]\nprefix = /y\nupstream = u\n[route d]\nprefix = /x\nupstream = u\n"
@@ -2414,7 +2426,7 @@ static void test_dump_round_trip(void)
         "cors_origins = https://app.example.com, https://*.example.com:8443\n"
         "cors_methods = GET, POST\ncors_headers = Authorization, X-Api-Version\n"
         "cors_max_age = 0s\ncors_credentials = yes\nhost = keep\n"
-        "[route v2]\nprefix = /v1\nupstream = w\nhosts = api.example.com\nprofile = problem\n"
+        "[route v2]\nprefix = /v2\nupstream = w\nhosts = api.example.com\nprofile = problem\n"
         "cors_origins = *\nhost = v2.example\n"
         "[route v3]\nprefix = /v1\nupstream = w\nmatch_header = X-Api-Version: 3\n"
         "timeout = 1h\nhost = upstream\n",

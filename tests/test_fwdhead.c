@@ -101,6 +101,10 @@ static const struct {
     {"GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: javascript\r\n\r\n", false, true, false,
      "GET /a HTTP/1.1\r\nHost: h\r\n" TAIL "10.0.0.9" HOPH("https", "h") "1.1 envelopd\r\n\r\n",
      true, true, NULL},
+    /* HTTP/1.0, absolute-form, no Host: the authority it named, not the upstream's */
+    {"GET http://api.example.com:8080/a HTTP/1.0\r\n\r\n", false, true, false,
+     "GET /a HTTP/1.1\r\nHost: api.example.com:8080\r\n" TAIL "10.0.0.9"
+     HOPH("http", "api.example.com:8080") "1.0 envelopd\r\n\r\n", false, false, NULL},
     /* host = NAME: the upstream's own name; X-Forwarded-Host keeps the client's */
     {"GET /a HTTP/1.1\r\nHost: api.example.com\r\n\r\n", false, true, false,
      "GET /a HTTP/1.1\r\nHost: billing.internal:8443\r\n" TAIL "10.0.0.9"

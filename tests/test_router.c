@@ -365,6 +365,13 @@ static void test_host_normalize(void)
         {"example.com:8x", ""},
         {"example.com:123456", ""},
         {"example.com:65535", "example.com"},
+        {"example.com:65536", ""},              /* not a port */
+        {"example.com:99999", ""},
+        {"example.com:080", ""},                /* read as 80 by some, 080 by others */
+        {"example.com:0", "example.com"},
+        {"[0::1]", "[::1]"},                    /* one spelling per address, as conf's */
+        {"[0000:0000::0001]:80", "[::1]"},
+        {"[::1%25lo]", ""},                     /* zone IDs: not a host a route names */
         {"exa mple.com", ""},
         {"example.com/", ""},
         {"user@example.com", ""},

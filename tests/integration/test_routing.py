@@ -227,6 +227,31 @@ class HostRouting(RoutingCase):
         self.assertEqual(self.a.stats()["requests"], 1)
         self.assertEqual(self.b.stats()["requests"], 1)
 
+    def test_hosts_that_are_not_hosts_are_refused(self):
+        """Review F1: a Host the router cannot read was routed as "no Host",
+        to the routes for any host, while nginx (up to its ':') or Express
+        read the host-specific one. Such a request is a 400 now."""
+        gw = self.setup_hosts()
+        add_open = self.up()  # a host-less route, the one a bypass would reach
+        c = gw.conf
+        add_upstream(c, "open", [add_open.port])
+        add_route(c, "open", "/", "open", methods="GET, POST")
+        gw.stop()
+        port = free_port()
+        c.set("server", "listen", "127.0.0.1:%d" % port)
+        gw = self.start(c, port)
+        for host in ("api.example.com:abc", "api.example.com:80:80", "api.example.com:0080",
+                     "api.example.com:99999", "api..example.com", ".api.example.com",
+                     "api.example.com,x", "api.example.com;x", "api%2eexample.com",
+                     "api.ex\"ample.com", "[::1%25lo]", "[::1]x"):
+            with self.subTest(host=host):
+                r = self.raw_get(gw, "/tasks/1", host=host)
+                self.assertEqual(r.status, 400, r)
+        self.assertEqual(add_open.stats()["requests"], 0)
+        # A literal in another spelling is the same address (conf's spelling).
+        r = self.raw_get(gw, "/x", host="[0:0::1]:80")
+        self.served_by(r, add_open)
+
     def test_host_spellings_match(self):
         gw = self.setup_hosts()
         for host, up, limit in (
@@ -312,6 +337,28 @@ class HostRouting(RoutingCase):
 
 # ====================================================================== 2
 
+class TrustedForwardedHost(RoutingCase):
+    """Review F3: behind a trusted proxy the upstream reads X-Forwarded-Host,
+    so routing reads it too: the two never disagree."""
+
+    def test_routing_follows_the_trusted_forwarded_host(self):
+        self.a, self.b = self.up(), self.up()
+        port = free_port()
+        c = gw_conf(port)
+        c.set("limits", "trusted_proxies", "127.0.0.1/32")
+        add_upstream(c, "a", [self.a.port])
+        add_upstream(c, "b", [self.b.port])
+        add_route(c, "admin", "/", "a", hosts="admin.example.com", require_token="yes")
+        add_route(c, "public", "/", "b")
+        gw = self.start(c, port)
+        r = self.raw_get(gw, "/", [("X-Forwarded-Host", "admin.example.com")],
+                         host="www.example.com")
+        self.assertEqual(r.status, 401, r)  # admin's policy, not public's
+        self.assertEqual(self.b.stats()["requests"], 0)
+        r = self.raw_get(gw, "/", host="www.example.com")
+        self.served_by(r, self.b)
+
+
 class PrefixProfiles(RoutingCase):
     def test_v1_flat_v2_nested(self):
         a = self.up()
@@ -364,6 +411,15 @@ class MatchHeader(RoutingCase):
                 r = self.raw_get(gw, "/api/tasks", [("X-Api-Version", other)])
                 self.served_by(r, self.a)
 
+    def test_answers_vary_on_the_header(self):
+        """Review F5: one URL, two routes by a header: a shared cache must key
+        on it, so both routes' answers (errors included) say Vary on it."""
+        gw = self.gw
+        for headers in ({}, {"X-Api-Version": "2"}):
+            r = self.get(gw, "/api/tasks", headers=headers)
+            vary = [v.strip().lower() for line in r.header_all("Vary") for v in line.split(",")]
+            self.assertIn("x-api-version", vary, r)
+
     def test_underscore_spelling_refused(self):
         before = self.a.stats()["requests"] + self.b.stats()["requests"]
         for name in ("X_Api_Version", "x_api-version"):
@@ -382,12 +438,15 @@ class MatchHeader(RoutingCase):
                 self.assertEnvelope(r, 400, "BAD_REQUEST")
         self.assertEqual(self.a.stats()["requests"] + self.b.stats()["requests"], before)
 
-    def test_header_twice_is_not_the_header_route(self):
+    def test_header_twice_is_refused(self):
+        """Upstreams read the first line, the last or both: a route chosen on
+        one copy would serve a request another copy describes (review F2)."""
         for hdrs in ([("X-Api-Version", "2"), ("X-Api-Version", "2")],
                      [("X-Api-Version", "2"), ("x-api-version", "3")]):
             with self.subTest(headers=hdrs):
                 r = self.raw_get(self.gw, "/api/tasks", hdrs)
-                self.served_by(r, self.a)
+                self.assertEqual(r.status, 400, r)
+        self.assertEqual(self.a.stats()["requests"], 0)
         self.assertEqual(self.b.stats()["requests"], 0)
 
 

@@ -65,7 +65,7 @@ struct metrics_route {
 
 /* The worker's own lookup cache: a route name (its pointer, owned by a conf)
  * to its slot, so counting a request does not scan the slots. */
-#define METRICS_SLOT_CACHE 512
+#define METRICS_SLOT_CACHE 4096   /* a power of two, above CONF_MAX_ROUTES */
 
 struct metrics {
     struct metrics_route routes[METRICS_ROUTES];

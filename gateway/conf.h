@@ -104,13 +104,13 @@ struct conf_code {
  */
 struct conf_cors {
     bool set;
-    char origins[CONF_MAX_ORIGINS][CONF_ORIGIN_MAX];
-    size_t n_origins;
-    uint64_t methods;              /* preflight Allow-Methods; 0: the route's methods (all: GET..) */
-    char headers[512];             /* Allow-Headers as written; "": echo the request's */
-    uint64_t max_age_s;            /* Access-Control-Max-Age; default 600 */
     bool credentials;
     int line;
+    size_t n_origins;
+    uint64_t methods;              /* preflight Allow-Methods; 0: the route's methods (all: GET..) */
+    uint64_t max_age_s;            /* Access-Control-Max-Age; default 600 */
+    char headers[512];             /* Allow-Headers as written; "": echo the request's */
+    char origins[CONF_MAX_ORIGINS][CONF_ORIGIN_MAX];
 };
 
 /* What the upstream receives as Host: the client's (keep), the server's
@@ -185,13 +185,14 @@ struct conf_route {
     char match_header[CONF_NAME_MAX];
     char match_value[256];
     char prefix[CONF_PREFIX_MAX];
+    /* cors.set is read by every request (policy_for): in the first page */
+    struct conf_cors cors;         /* cors.set false: [cors] applies (if set) */
     char upstream_name[CONF_NAME_MAX];
     char host_name[CONF_HOST_MAX];
     struct conf_code code_map[CONF_MAX_CODES];
     /* Host routing: lower case, no port, no trailing dot; "*.example.com"
      * is a leading wildcard (one or more labels). None: any host. */
     char hosts[CONF_MAX_ROUTE_HOSTS][CONF_HOST_MAX];
-    struct conf_cors cors;         /* cors.set false: [cors] applies (if set) */
 };
 
 struct conf {

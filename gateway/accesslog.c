@@ -206,6 +206,10 @@ void accesslog_write(const struct access_entry *e)
         PUTLIT(&l, "null");
     KEY(&l, "error_code");
     put_opt_str(&l, e->error_code, 256);
+    if (e->subject) {
+        KEY(&l, "subject");
+        put_opt_str(&l, e->subject, 128);
+    }
     if (e->tls) {
         KEY(&l, "tls");
         put_opt_str(&l, e->tls, 32);

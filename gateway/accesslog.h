@@ -26,6 +26,7 @@ struct access_entry {
     uint64_t bytes_out;
     long ratelimit_remaining;   /* < 0: no limit applied */
     const char *error_code;     /* NULL on success */
+    const char *subject;        /* the verified caller: the line gains "subject"; NULL: none */
     const char *tls;            /* "TLSv1.3"...: the line gains tls and tls_resumed; NULL: plain */
     bool tls_resumed;
 };

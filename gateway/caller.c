@@ -243,14 +243,15 @@ int caller_method_override(const struct httphead *head, const char *query, size_
     return query ? query_override(query, query_len, method) : method;
 }
 
-const char *caller_token(const struct conf *conf, const struct httphead *head, size_t *len)
+/* F's value, or with BEARER the token after "Bearer " (Basic and friends
+ * are not bearer tokens); NULL when there is none. */
+static const char *token_of(const struct httphead_field *f, bool bearer, size_t *len)
 {
-    const struct httphead_field *f = httphead_get(head, conf->token_header, NULL);
     if (!f || f->value_len == 0)
         return NULL;
     const char *v = f->value;
     size_t n = f->value_len;
-    if (strcasecmp(conf->token_header, "Authorization") == 0) {
+    if (bearer) {
         if (n > 7 && strncasecmp(v, "Bearer", 6) == 0 && (v[6] == ' ' || v[6] == '\t')) {
             v += 7;
             n -= 7;
@@ -259,13 +260,27 @@ const char *caller_token(const struct conf *conf, const struct httphead *head, s
                 n--;
             }
         } else {
-            return NULL;  /* Basic and friends are not bearer tokens */
+            return NULL;
         }
     }
     if (n == 0)
         return NULL;
     *len = n;
     return v;
+}
+
+const char *caller_token(const struct conf *conf, const struct httphead *head, size_t *len)
+{
+    return token_of(httphead_get(head, conf->token_header, NULL),
+                    strcasecmp(conf->token_header, "Authorization") == 0, len);
+}
+
+const char *caller_credential(const struct conf *conf, const struct httphead *head, size_t *len)
+{
+    const char *t = caller_token(conf, head, len);
+    if (!t && strcasecmp(conf->token_header, "Authorization") != 0)
+        t = token_of(httphead_get(head, "Authorization", NULL), true, len);
+    return t;
 }
 
 /* Is TEXT[0..n) an IPv4 or IPv6 address? Fills SS when it is. */

@@ -50,6 +50,10 @@ bool caller_is_rewrite(const struct httphead_field *f);
 
 /* The token in conf->token_header ("Bearer " stripped for Authorization), or NULL. */
 const char *caller_token(const struct conf *conf, const struct httphead *head, size_t *len);
+/* What a route with auth checks: caller_token, else (token_header naming
+ * another header, X-Api-Key) the Bearer token of Authorization, where a
+ * JWT comes. NULL: no credential. */
+const char *caller_credential(const struct conf *conf, const struct httphead *head, size_t *len);
 
 /*
  * The client address into OUT (CALLER_IP_MAX bytes): PEER_IP itself, or,

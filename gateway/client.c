@@ -74,6 +74,7 @@ struct reqinfo {
     uint64_t bytes_in;
     uint64_t bytes_out;
     long rl_remaining;
+    char subject[128];          /* the verified caller (auth.c), cut to fit; "" none */
     const char *error_code;
     char error_code_buf[64];    /* an upstream's own code, when error_code points here */
     bool head_method;
@@ -334,6 +335,7 @@ static void write_access_line(struct client *c)
         .bytes_out = c->ri.bytes_out,
         .ratelimit_remaining = c->ri.rl_remaining,
         .error_code = c->ri.error_code,
+        .subject = c->ri.subject[0] ? c->ri.subject : NULL,
         .tls = c->tls ? conn_tls_version(&c->conn) : NULL,
         .tls_resumed = c->tls && conn_tls_resumed(&c->conn),
     };
@@ -582,6 +584,13 @@ void client_note_limit(struct client *c, long remaining)
     c->ri.rl_remaining = remaining;
 }
 
+void client_note_subject(struct client *c, const char *subject)
+{
+    size_t n = strnlen(subject, sizeof c->ri.subject - 1);
+    memcpy(c->ri.subject, subject, n);
+    c->ri.subject[n] = '\0';
+}
+
 /* ---- answers --------------------------------------------------------------- */
 
 bool client_answer_closes(struct client *c, bool close, bool discard)
@@ -719,8 +728,28 @@ void client_write_empty(struct client *c, int status, const char *extra, size_t 
     c->ri.status = status;
 }
 
+static void client_send_error_as(struct client *c, int status, const char *code,
+                                 const char *message, const char *extra,
+                                 const struct envelope_field *fields, size_t n_fields,
+                                 const struct envelope_limit *limit, bool close);
+
 void client_send_error(struct client *c, int status, const char *message, const char *extra,
                        const struct envelope_limit *limit, bool close)
+{
+    client_send_error_as(c, status, NULL, message, extra, NULL, 0, limit, close);
+}
+
+void client_send_error_coded(struct client *c, int status, const char *code, const char *message,
+                             const char *extra, const struct envelope_field *fields, size_t n,
+                             const struct envelope_limit *limit)
+{
+    client_send_error_as(c, status, code, message, extra, fields, n, limit, false);
+}
+
+static void client_send_error_as(struct client *c, int status, const char *code,
+                                 const char *message, const char *extra,
+                                 const struct envelope_field *fields, size_t n_fields,
+                                 const struct envelope_limit *limit, bool close)
 {
     const struct conf *conf = c->gen ? c->gen->conf : c->w->gen->conf;
     if (c->ri.id[0] == '\0' && !reqid_generate(c->ri.id))
@@ -729,9 +758,11 @@ void client_send_error(struct client *c, int status, const char *message, const 
     policy_for(conf, c->ri.route_conf, &pol);
     struct envelope e = {
         .status = status,
-        .code = policy_code(&pol, status),
+        .code = code ? code : policy_code(&pol, status),
         .message = message,
         .request_id = c->ri.id,
+        .fields = fields,
+        .n_fields = n_fields,
     };
     if (limit)
         e.limit = *limit;

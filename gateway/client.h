@@ -45,6 +45,13 @@ void client_accept(struct worker *w, const struct conf_addr *listen, evutil_sock
  */
 void client_send_error(struct client *c, int status, const char *message, const char *extra,
                        const struct envelope_limit *limit, bool close);
+/*
+ * The same with the envelope's CODE (NULL: the route's code_map, else the
+ * status's) and field details (N of them; NULL none): the answers of auth.
+ */
+void client_send_error_coded(struct client *c, int status, const char *code, const char *message,
+                             const char *extra, const struct envelope_field *fields, size_t n,
+                             const struct envelope_limit *limit);
 
 /* ---- the proxy's view of the connection and its current request ---- */
 const char *client_id(const struct client *c);           /* the correlation ID */
@@ -65,6 +72,8 @@ void client_note_server(struct client *c, const char *addr);    /* owned by the 
 /* The upstream's status and time so far; a negative value keeps the one noted. */
 void client_note_upstream(struct client *c, int status, double ms);
 void client_note_limit(struct client *c, long remaining);
+/* Who the request was authenticated as (a subject, never a credential), for the access line. */
+void client_note_subject(struct client *c, const char *subject);
 
 /* ---- answers: the one place their framing and closing are decided ---- */
 /*

@@ -113,6 +113,22 @@ struct conf_cors {
     char origins[CONF_MAX_ORIGINS][CONF_ORIGIN_MAX];
 };
 
+/* [route] auth: which credentials a route checks before anything else
+ * but CORS preflights (auth.h). NONE: as before identity existed. */
+enum conf_auth { CONF_AUTH_NONE, CONF_AUTH_JWT, CONF_AUTH_API_KEY, CONF_AUTH_JWT_OR_API_KEY };
+
+#define CONF_MAX_PLANS 64          /* [plan NAME] sections */
+#define CONF_SCOPE_MAX 256         /* [route] require_scope: scope tokens, all required */
+#define CONF_CLAIM_MAX 64          /* [auth] *_claim: a JWT claim's name */
+
+/* [plan NAME]: the limits of callers whose key record or token names the plan. */
+struct conf_plan {
+    char name[CONF_NAME_MAX];
+    struct conf_rate per_token;    /* unset: the route's, else [limits] */
+    struct conf_rate per_org;      /* unset: [limits] per_org */
+    int line;
+};
+
 /* What the upstream receives as Host: the client's (keep), the server's
  * address as written (upstream), or a fixed name. */
 enum conf_host_mode { CONF_HOST_UNSET, CONF_HOST_KEEP, CONF_HOST_UPSTREAM, CONF_HOST_NAME };
@@ -157,6 +173,9 @@ struct conf_route {
     size_t upstream;               /* index into conf.upstreams */
     bool strip_prefix;
     bool require_token;
+    bool forbid_api_keys;          /* 403 for a caller who came with an API key */
+    bool hide_credentials;         /* the upstream never sees Authorization / token_header */
+    enum conf_auth auth;
     uint64_t methods;              /* bit (1 << enum http_method); 0 = all */
     struct conf_rate per_token;    /* unset: [limits] applies */
     struct conf_rate per_ip;       /* unset: [limits] applies */
@@ -189,6 +208,7 @@ struct conf_route {
     struct conf_cors cors;         /* cors.set false: [cors] applies (if set) */
     char upstream_name[CONF_NAME_MAX];
     char host_name[CONF_HOST_MAX];
+    char require_scope[CONF_SCOPE_MAX]; /* normalized "a b c"; "" none */
     struct conf_code code_map[CONF_MAX_CODES];
     /* Host routing: lower case, no port, no trailing dot; "*.example.com"
      * is a leading wildcard (one or more labels). None: any host. */
@@ -245,6 +265,29 @@ struct conf {
     bool hash_secret_set;
     char hash_secret_file[CONF_PATH_MAX]; /* where hash_secret was read from; "" inline */
     unsigned ipv6_prefix;          /* an IPv6 client is keyed by its /N network (1..128) */
+    struct conf_rate per_org;      /* callers of one organization together; default off */
+    struct conf_rate per_ip_auth_failures; /* failed authentications per IP; then 429 */
+
+    /* [auth]: how credentials are verified (auth.h); auth_set: the section is present */
+    bool auth_set;
+    char auth_jwks_file[CONF_PATH_MAX];      /* JWT keys; "" none */
+    char auth_hs256_secret_file[CONF_PATH_MAX]; /* HS256 only with this; "" none */
+    char auth_issuer[256];                   /* "" not checked */
+    char auth_audience[256];                 /* "" not checked */
+    uint64_t auth_leeway_ms;                 /* clock skew on exp and nbf */
+    char auth_subject_claim[CONF_CLAIM_MAX]; /* default "sub" */
+    char auth_org_claim[CONF_CLAIM_MAX];     /* default "org" */
+    char auth_plan_claim[CONF_CLAIM_MAX];    /* default "plan" */
+    char auth_keys_file[CONF_PATH_MAX];      /* API keys without [redis]; "" none */
+    uint64_t auth_key_cache_ttl_ms;          /* API key records cached this long; 0: never */
+    char auth_key_prefix_required[64];       /* "" none */
+    char auth_subject_header[CONF_NAME_MAX]; /* identity sent upstream; "" not sent */
+    char auth_org_header[CONF_NAME_MAX];
+    char auth_scopes_header[CONF_NAME_MAX];
+    char auth_org_request_header[CONF_NAME_MAX]; /* the org a caller asks for (X-Org-Id) */
+
+    struct conf_plan plans[CONF_MAX_PLANS];
+    size_t n_plans;
 
     /* [cors]: the default for routes without cors_* directives */
     struct conf_cors cors;

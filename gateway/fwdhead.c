@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "auth.h"
 #include "caller.h"
 #include "router.h"
 #include "urlpath.h"
@@ -33,6 +34,12 @@ bool fwdhead_skip_request(const struct conf *conf, const struct httphead_field *
      * to a path the gateway never routed; X-Real-IP and friends would name
      * a client the gateway never limited. */
     if (caller_is_rewrite(f) || (!trusted_peer && caller_is_forwarding(f)))
+        return true;
+    /* The gateway's identity headers: only the gateway says who called,
+     * on every route, so an upstream can trust them wherever it sees them. */
+    if ((conf->auth_subject_header[0] && httphead_name_is(f, conf->auth_subject_header)) ||
+        (conf->auth_org_header[0] && httphead_name_is(f, conf->auth_org_header)) ||
+        (conf->auth_scopes_header[0] && httphead_name_is(f, conf->auth_scopes_header)))
         return true;
     return httphead_name_is(f, conf->corr_header);
 }
@@ -177,8 +184,11 @@ void fwdhead_request(struct headbuf *h, const struct fwdhead_req *in)
         hb_field(h, "Host", 4, named, named_len);
     for (size_t i = 0; i < req->head.n; i++) {
         const struct httphead_field *f = &req->head.f[i];
-        if (!fwdhead_skip_request(conf, f, in->trusted_peer))
-            hb_field(h, f->name, f->name_len, f->value, f->value_len);
+        if (fwdhead_skip_request(conf, f, in->trusted_peer) ||
+            (in->hide_credentials &&
+             (httphead_name_is(f, "Authorization") || httphead_name_is(f, conf->token_header))))
+            continue;
+        hb_field(h, f->name, f->name_len, f->value, f->value_len);
     }
     hb_field(h, conf->corr_header, strlen(conf->corr_header), in->request_id,
              strlen(in->request_id));
@@ -208,6 +218,27 @@ void fwdhead_request(struct headbuf *h, const struct fwdhead_req *in)
             hb_u64(h, req->content_length);
             HB_LIT(h, "\r\n");
         }
+    }
+    if (!in->open_end)
+        HB_LIT(h, "\r\n");
+}
+
+size_t fwdhead_identity_cap(const struct conf *conf)
+{
+    (void)conf;
+    return 3 * (CONF_NAME_MAX + 4) + sizeof(((struct auth_identity *)0)->subject) +
+           APIKEY_ORG_MAX + APIKEY_SCOPES_MAX + 2;
+}
+
+void fwdhead_identity(struct headbuf *h, const struct conf *conf, const struct auth_identity *id)
+{
+    if (id && id->kind != AUTH_KIND_NONE) {
+        const char *names[] = {conf->auth_subject_header, conf->auth_org_header,
+                               conf->auth_scopes_header};
+        const char *values[] = {id->subject, id->org, id->scopes};
+        for (size_t i = 0; i < 3; i++)
+            if (names[i][0] && values[i][0])
+                hb_field(h, names[i], strlen(names[i]), values[i], strlen(values[i]));
     }
     HB_LIT(h, "\r\n");
 }

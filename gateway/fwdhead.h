@@ -29,12 +29,24 @@ struct fwdhead_req {
     bool trusted_peer;                 /* a trusted proxy: its forwarding headers pass */
     bool tls;                          /* the client reached us over TLS */
     bool upgrade;                      /* ask the upstream to switch protocols */
+    bool hide_credentials;             /* drop Authorization and [limits] token_header */
+    bool open_end;                     /* stop before the blank line: fwdhead_identity ends it */
 };
 
 /* The most bytes fwdhead_request can write for IN. */
 size_t fwdhead_request_cap(const struct fwdhead_req *in);
 /* Write the upstream request head (through the blank line) into H. */
 void fwdhead_request(struct headbuf *h, const struct fwdhead_req *in);
+
+struct auth_identity;
+/* The most bytes fwdhead_identity can write. */
+size_t fwdhead_identity_cap(const struct conf *conf);
+/*
+ * End a head written with open_end: the verified caller's [auth]
+ * subject_header, org_header and scopes_header (those set, for the
+ * identity's non-empty values), then the blank line. ID NULL: no caller.
+ */
+void fwdhead_identity(struct headbuf *h, const struct conf *conf, const struct auth_identity *id);
 
 /* Is the client's request field F dropped (hop-by-hop, the gateway's own,
  * a path rewrite, or an address claim from a peer that is not a trusted

@@ -37,7 +37,7 @@
 #define LIMITER_KEY_MAX 320
 #define LIMITER_SECRET_LEN 32
 
-#define LIMITER_MAX_LIMITS 2         /* per IP, per token */
+#define LIMITER_MAX_LIMITS 3         /* per IP, per token, per organization */
 _Static_assert(LIMITER_MAX_LIMITS <= RL_MAX_LIMITS, "the local store checks them all at once");
 
 /*
@@ -95,7 +95,7 @@ static const char limiter_lua[] =
     "end\n"
     "return table.concat(out, ' ')\n";
 
-/* The limits one request is held to, in a fixed order: per IP, per token. */
+/* The limits one request is held to, in a fixed order: per IP, per token, per org. */
 struct limit_set {
     size_t n;
     struct conf_rate rate[LIMITER_MAX_LIMITS];
@@ -374,10 +374,11 @@ static bool rate_applies(const struct conf_rate *r)
     return r->count > 0 && r->window_ms > 0;  /* not "off", not unset */
 }
 
-/* The limits Q is held to, into SET: per IP, then per token if it has one. */
+/* The limits Q is held to, into SET: per IP, then per token if it has one,
+ * then per organization if it has a verified one. */
 static bool build_set(struct limiter *l, const struct limiter_query *q,
                       const struct conf_rate *ip_rate, const struct conf_rate *tok_rate,
-                      struct limit_set *set)
+                      const struct conf_rate *org_rate, struct limit_set *set)
 {
     const struct conf *conf = l->conf;
     char id[80];
@@ -396,6 +397,19 @@ static bool build_set(struct limiter *l, const struct limiter_query *q,
         set->rate[i] = *tok_rate;
         if (!token_hash(l, q->token, q->token_len, id) ||
             !build_key(conf, q->route, id, 32, tok_rate, set->key[i], LIMITER_KEY_MAX,
+                       &set->keylen[i]))
+            return false;
+    }
+    if (org_rate) {
+        /* "org:" keeps an organization apart from a token of the same text */
+        char text[8 + 128];
+        size_t n = strnlen(q->org, 128);
+        memcpy(text, "org:", 4);
+        memcpy(text + 4, q->org, n);
+        size_t i = set->n++;
+        set->rate[i] = *org_rate;
+        if (!keyed_hash(conf, text, 4 + n, id) ||
+            !build_key(conf, q->route, id, 32, org_rate, set->key[i], LIMITER_KEY_MAX,
                        &set->keylen[i]))
             return false;
     }
@@ -586,16 +600,22 @@ int limiter_check(struct limiter *l, const struct limiter_query *q,
     const struct conf_rate *ip_rate =
         route && conf_rate_set(&route->per_ip) ? &route->per_ip : &conf->per_ip;
     const struct conf_rate *tok_rate =
-        route && conf_rate_set(&route->per_token) ? &route->per_token : &conf->per_token;
+        q->token_rate && conf_rate_set(q->token_rate) ? q->token_rate
+        : route && conf_rate_set(&route->per_token)   ? &route->per_token
+                                                      : &conf->per_token;
+    const struct conf_rate *org_rate =
+        q->org_rate && conf_rate_set(q->org_rate) ? q->org_rate : &conf->per_org;
     if (!rate_applies(ip_rate))
         ip_rate = NULL;
     if (!q->token || q->token_len == 0 || !rate_applies(tok_rate))
         tok_rate = NULL;
+    if (!q->org || !q->org[0] || !rate_applies(org_rate))
+        org_rate = NULL;
 
     if (pending)
         *pending = NULL;
     memset(res, 0, sizeof(*res));
-    if (!ip_rate && !tok_rate) {  /* "off" */
+    if (!ip_rate && !tok_rate && !org_rate) {  /* "off" */
         *v = LIMITER_NONE;
         return 1;
     }
@@ -606,7 +626,7 @@ int limiter_check(struct limiter *l, const struct limiter_query *q,
     struct limiter_pending *p = remote ? malloc(sizeof(*p)) : NULL;
     struct limit_set stack_set;
     struct limit_set *set = p ? &p->set : &stack_set;
-    if (!build_set(l, q, ip_rate, tok_rate, set)) {
+    if (!build_set(l, q, ip_rate, tok_rate, org_rate, set)) {
         free(p);
         log_error("ratelimit_key", "cannot derive a rate-limit key; request not limited");
         *v = LIMITER_NONE;
@@ -664,4 +684,47 @@ void limiter_cancel(struct limiter_pending *p)
     redis_call_cancel(p->call);
     pending_unlink(p);
     free(p);
+}
+
+/* The local store's key of CLIENT_IP's failed authentications. */
+static bool auth_fail_key(const struct conf *conf, const char *ip, char *out, size_t cap,
+                          size_t *len)
+{
+    char id[80];
+    size_t idlen = 0;
+    if (!ip_id(conf, ip, id, sizeof id, &idlen) || idlen + 10 > cap)
+        return false;
+    memcpy(out, "authfail:", 9);
+    memcpy(out + 9, id, idlen);
+    *len = 9 + idlen;
+    return true;
+}
+
+bool limiter_auth_blocked(struct limiter *l, const char *client_ip, struct rl_result *res)
+{
+    const struct conf_rate *rate = &l->conf->per_ip_auth_failures;
+    char key[96];
+    size_t len = 0;
+    memset(res, 0, sizeof *res);
+    res->allowed = true;
+    if (!rate_applies(rate) || !shared.store || !auth_fail_key(l->conf, client_ip, key, sizeof key, &len))
+        return false;
+    rl_local_peek(shared.store, key, len, rate, clock_ms_shared(), res);
+    return !res->allowed;
+}
+
+void limiter_auth_failed(struct limiter *l, const char *client_ip)
+{
+    const struct conf_rate *rate = &l->conf->per_ip_auth_failures;
+    char key[96];
+    size_t len = 0;
+    struct rl_result res;
+    if (rate_applies(rate) && shared.store &&
+        auth_fail_key(l->conf, client_ip, key, sizeof key, &len))
+        rl_local_check(shared.store, key, len, rate, clock_ms_shared(), &res);
+}
+
+struct redis *limiter_redis(struct limiter *l)
+{
+    return l->redis;
 }

@@ -26,9 +26,14 @@ enum limiter_verdict {
 
 struct limiter_query {
     const struct conf_route *route;   /* may be NULL (no route) */
-    const char *token;                /* Bearer already stripped; NULL: anonymous */
+    /* The caller: the Bearer token as sent (Bearer stripped), or on a route
+     * with auth its verified identity (auth.h's limit id); NULL: anonymous. */
+    const char *token;
     size_t token_len;
     const char *client_ip;            /* X-Forwarded-For already resolved */
+    const struct conf_rate *token_rate; /* the caller's plan's per_token; NULL: the route's */
+    const char *org;                  /* a verified organization; NULL: none */
+    const struct conf_rate *org_rate; /* the plan's per_org; NULL: [limits] per_org */
 };
 
 typedef void (*limiter_cb)(enum limiter_verdict v, const struct rl_result *res, void *arg);
@@ -51,5 +56,17 @@ int limiter_check(struct limiter *l, const struct limiter_query *q,
                   enum limiter_verdict *v, struct rl_result *res,
                   limiter_cb cb, void *arg, struct limiter_pending **pending);
 void limiter_cancel(struct limiter_pending *p);
+/*
+ * [limits] per_ip_auth_failures, in the process-wide store (not Redis: a
+ * check before every credential must cost no round trip). Blocked: CLIENT_IP
+ * has used up its failed authentications; *RES tells the 429 when to come
+ * back. limiter_auth_failed spends one.
+ */
+bool limiter_auth_blocked(struct limiter *l, const char *client_ip, struct rl_result *res);
+void limiter_auth_failed(struct limiter *l, const char *client_ip);
+
+/* The worker's Redis connection (NULL without [redis]): API key lookups share it. */
+struct redis *limiter_redis(struct limiter *l);
+
 
 #endif

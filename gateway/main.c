@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "conf.h"
 #include "config.h"
 #include "server.h"
@@ -81,12 +82,14 @@ int main(int argc, char **argv)
     if (test) {
         /* Certificates and keys are read as a start would: a bad pair is a -t error. */
         struct tls_set *tls = tls_set_new(conf, err, sizeof err);
+        struct auth_keys *auth = tls ? auth_keys_new(conf, err, sizeof err) : NULL;
         conf_free(conf);
-        if (!tls) {
+        tls_set_free(tls);
+        if (!auth) {
             fprintf(stderr, "%s\n", err);
             return 1;
         }
-        tls_set_free(tls);
+        auth_keys_free(auth);
         printf("envelopd: %s: configuration ok\n", path);
         return 0;
     }

@@ -24,6 +24,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "auth.h"
 #include "caller.h"
 #include "client.h"
 #include "clock.h"
@@ -47,6 +48,7 @@
 #define CLIENT_OUT_HIGH (256 * 1024) /* pause the upstream above this much unsent response */
 
 enum px_state {
+    PX_AUTH,         /* waiting for an API key's record (auth.c) */
     PX_LIMIT,        /* waiting for the rate limiter */
     PX_RETRY_WAIT,   /* backing off before the next attempt */
     PX_CONNECTING,
@@ -113,6 +115,15 @@ struct proxy {
     char retry_after[32];
     bool upstream_paused;
 
+    /* identity: while head_open, the head lacks its identity lines and end,
+     * and body bytes wait in early */
+    struct auth_pending *ap;
+    bool head_open;
+    struct evbuffer *early;
+    struct auth_identity ident;
+    uint64_t auth_asked_us;
+    char ip[CALLER_IP_MAX];     /* the caller as limits see it */
+
     /* rate limit */
     struct limiter_pending *rlp;
     uint64_t rl_asked_us;       /* when the verdict was asked of Redis */
@@ -143,6 +154,7 @@ static void px_arm(struct proxy *px)
 {
     const struct conf_upstream *cu = px->group ? px->group->cu : NULL;
     switch (px->st) {
+    case PX_AUTH:  /* the Redis call has its own deadline */
     case PX_LIMIT:
         evtimer_del(px->timer);
         break;
@@ -249,6 +261,8 @@ static const char *upstream_host(const struct conf_route *r, const struct conf_u
 
 static int build_request(struct proxy *px, const struct httpreq *req)
 {
+    /* With auth the identity is not known yet: the head stays open. */
+    bool open = px->route->auth != CONF_AUTH_NONE;
     struct client *c = px->c;
     struct fwdhead_req in = {
         .conf = px->conf,
@@ -261,12 +275,38 @@ static int build_request(struct proxy *px, const struct httpreq *req)
         .trusted_peer = conf_is_trusted_proxy(px->conf, client_peer(c)),
         .tls = client_tls(c),
         .upgrade = px->upgrade,
+        .hide_credentials = px->route->hide_credentials,
+        .open_end = open,
     };
     struct headbuf h;
     if (headbuf_reserve(&h, px->req, fwdhead_request_cap(&in)) != 0)
         return -1;
     fwdhead_request(&h, &in);
-    return headbuf_commit(&h) < 0 ? -1 : 0;
+    if (headbuf_commit(&h) < 0)
+        return -1;
+    if (open) {
+        px->early = evbuffer_new();
+        if (!px->early)
+            return -1;
+        px->head_open = true;
+    }
+    return 0;
+}
+
+/* The identity's lines and the head's end, then the body that came meanwhile. */
+static int close_head(struct proxy *px)
+{
+    struct headbuf h;
+    if (headbuf_reserve(&h, px->req, fwdhead_identity_cap(px->conf)) != 0)
+        return -1;
+    fwdhead_identity(&h, px->conf, &px->ident);
+    if (headbuf_commit(&h) < 0)
+        return -1;
+    px->head_open = false;
+    int rc = evbuffer_add_buffer(px->req, px->early);
+    if (px->copy_mode && evbuffer_get_length(px->req) > RETRY_MAX)
+        px->copy_mode = false;
+    return rc;
 }
 
 /*
@@ -338,6 +378,135 @@ static void px_limit_cb(enum limiter_verdict v, const struct rl_result *r, void 
     px->rlp = NULL;
     metrics_ratelimit_wait(&px->w->metrics, (double)(clock_us() - px->rl_asked_us) / 1000.0);
     px_limit_decided(px, v, r);
+}
+
+/* Ask the limiter for the caller TOKEN (the raw token, or a verified
+ * identity's id); the exchange goes on from px_limit_decided. */
+static void px_limit_start(struct proxy *px, const char *token, size_t token_len)
+{
+    const struct conf_plan *plan =
+        px->ident.kind != AUTH_KIND_NONE ? auth_plan(px->conf, &px->ident) : NULL;
+    struct limiter_query q = {
+        .route = px->route,
+        .token = token,
+        .token_len = token_len,
+        .client_ip = px->ip,
+        .token_rate = plan ? &plan->per_token : NULL,
+        .org = px->ident.org[0] ? px->ident.org : NULL,
+        .org_rate = plan ? &plan->per_org : NULL,
+    };
+    enum limiter_verdict v = LIMITER_NONE;
+    struct rl_result r;
+    memset(&r, 0, sizeof r);
+    int done = px->w->limiter ? limiter_check(px->w->limiter, &q, &v, &r, px_limit_cb, px, &px->rlp)
+                             : 1;
+    /* Only a verdict still to come from Redis is a wait: no clock read for
+     * the others. Its command is written at the end of this turn, after this. */
+    if (!done)
+        px->rl_asked_us = clock_us();
+    px_set_state(px, PX_LIMIT);
+    if (done) {
+        px->rlp = NULL;
+        px_limit_decided(px, v, &r);
+    }
+}
+
+/* ---- identity -------------------------------------------------------------- */
+
+/* The 401/403/503 of a refused credential, in the seeds' words (auth.h). */
+static void px_auth_refused(struct proxy *px, const struct auth_result *res)
+{
+    struct client *c = px->c;
+    int status = 401;
+    const char *code = "UNAUTHORIZED", *msg = "Authentication required";
+    const char *extra = "WWW-Authenticate: Bearer\r\n";
+    struct envelope_field f = {"scope", NULL, "missing_scope"};
+    char fmsg[CONF_SCOPE_MAX + 32];
+    size_t nf = 0;
+    switch (res->outcome) {
+    case AUTH_MISSING:
+        break;
+    case AUTH_TOKEN_INVALID:
+        code = "TOKEN_INVALID";
+        msg = "JWT token is malformed or invalid";
+        extra = "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n";
+        break;
+    case AUTH_TOKEN_EXPIRED:
+        code = "TOKEN_EXPIRED";
+        msg = res->tried == AUTH_KIND_API_KEY ? "API key has expired" : "JWT token has expired";
+        extra = "WWW-Authenticate: Bearer error=\"invalid_token\", "
+                "error_description=\"expired\"\r\n";
+        break;
+    case AUTH_KEY_INVALID:
+        msg = "API key is missing or invalid";
+        extra = "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n";
+        break;
+    case AUTH_ORG_MISMATCH:
+        status = 403;
+        code = "FORBIDDEN";
+        msg = res->id.kind == AUTH_KIND_API_KEY ? "API key bound to a different organization"
+                                                : "Token bound to a different organization";
+        extra = NULL;
+        break;
+    case AUTH_KEYS_FORBIDDEN:
+        status = 403;
+        code = "FORBIDDEN";
+        msg = "Not available for API key auth \xe2\x80\x94 use a user session";
+        extra = NULL;
+        break;
+    case AUTH_SCOPE_MISSING:
+        status = 403;
+        code = "FORBIDDEN";
+        msg = "Key lacks required scopes";
+        snprintf(fmsg, sizeof fmsg, "requires %s", res->missing_scope);
+        f.message = fmsg;
+        nf = 1;
+        extra = "WWW-Authenticate: Bearer error=\"insufficient_scope\"\r\n";
+        break;
+    case AUTH_UNAVAILABLE:
+    case AUTH_PASS:
+    default:
+        status = 503;
+        code = NULL;
+        msg = "Authentication is unavailable; try again later";
+        extra = "Retry-After: 1\r\n";
+        break;
+    }
+    if (auth_outcome_is_failure(res->outcome) && px->w->limiter)
+        limiter_auth_failed(px->w->limiter, px->ip);
+    if (res->id.kind != AUTH_KIND_NONE)
+        client_note_subject(c, res->id.subject);
+    const char *fields[] = {"outcome", auth_outcome_str(res->outcome), "reason",
+                            res->reason ? res->reason : "", "client", px->ip, NULL};
+    LOG_AT(status == 503 ? CONF_LOG_WARN : CONF_LOG_INFO, "auth_refused", client_id(c), fields,
+           "%d for %s: %s (%s)", status, px->ip, auth_outcome_str(res->outcome),
+           res->reason ? res->reason : "");
+    px_free(px);
+    client_send_error_coded(c, status, code, msg, extra, nf ? &f : NULL, nf, NULL);
+}
+
+static void px_auth_decided(struct proxy *px, const struct auth_result *res)
+{
+    if (res->outcome != AUTH_PASS) {
+        px_auth_refused(px, res);
+        return;
+    }
+    px->ident = res->id;
+    client_note_subject(px->c, px->ident.subject);
+    if (close_head(px) != 0) {
+        px_fail_answer(px, 503, "The gateway is out of memory");
+        return;
+    }
+    char id[sizeof px->ident.subject + 8];
+    size_t n = auth_limit_id(&px->ident, id, sizeof id);
+    px_limit_start(px, n ? id : NULL, n);
+}
+
+static void px_auth_cb(const struct auth_result *res, void *arg)
+{
+    struct proxy *px = arg;
+    px->ap = NULL;
+    px_auth_decided(px, res);
 }
 
 /* ---- start ----------------------------------------------------------------- */
@@ -463,8 +632,10 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req,
         return NULL;
     }
     size_t token_len = 0;
-    const char *token = caller_token(conf, &req->head, &token_len);
-    if (route->require_token && !token) {
+    const char *token = route->auth != CONF_AUTH_NONE
+                            ? caller_credential(conf, &req->head, &token_len)
+                            : caller_token(conf, &req->head, &token_len);
+    if (route->auth == CONF_AUTH_NONE && route->require_token && !token) {
         client_send_error(c, 401, "Authentication required", "WWW-Authenticate: Bearer\r\n",
                           NULL, false);
         return NULL;
@@ -499,32 +670,53 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req,
     }
     if (build_request(px, req) != 0)
         goto oom;
-
-    char ip[CALLER_IP_MAX];
-    caller_client_ip(conf, client_peer(c), client_ip(c), &req->head, ip, sizeof ip);
-    struct limiter_query q = {
-        .route = route,
-        .token = token,
-        .token_len = token_len,
-        .client_ip = ip,
-    };
-    enum limiter_verdict v = LIMITER_NONE;
-    struct rl_result r;
-    memset(&r, 0, sizeof r);
-    int done = px->w->limiter ? limiter_check(px->w->limiter, &q, &v, &r, px_limit_cb, px, &px->rlp)
-                             : 1;
-    /* Only a verdict still to come from Redis is a wait: no clock read for
-     * the others. Its command is written at the end of this turn, after this. */
-    if (!done)
-        px->rl_asked_us = clock_us();
-    px_set_state(px, PX_LIMIT);
+    caller_client_ip(conf, client_peer(c), client_ip(c), &req->head, px->ip, sizeof px->ip);
     /* Any answer from here on goes through client_response_done, which clears
      * the exchange: so client_exchange tells whether it is still running. */
     client_set_exchange(c, px);
-    if (done) {
-        px->rlp = NULL;
-        px_limit_decided(px, v, &r);
+    if (route->auth == CONF_AUTH_NONE) {
+        px_limit_start(px, token, token_len);
+        return client_exchange(c);
     }
+    struct rl_result blocked;
+    if (px->w->limiter && limiter_auth_blocked(px->w->limiter, px->ip, &blocked)) {
+        /* Past per_ip_auth_failures: no credential is even looked at. */
+        LOG_AT(CONF_LOG_INFO, "auth_throttled", client_id(c), NULL,
+               "429 for %s: too many failed authentications", px->ip);
+        struct envelope_limit lim = {
+            .set = true,
+            .retry_after_s = blocked.retry_after_s,
+            .limit = blocked.limit,
+            .window_s = blocked.window_s,
+        };
+        char extra[64];
+        snprintf(extra, sizeof extra, "Retry-After: %ld\r\n", blocked.retry_after_s);
+        px_free(px);
+        client_send_error_coded(c, 429, NULL, "Too many failed authentication attempts", extra,
+                                NULL, 0, &lim);
+        return NULL;
+    }
+    const struct httphead_field *org =
+        conf->auth_org_request_header[0]
+            ? httphead_get(&req->head, conf->auth_org_request_header, NULL)
+            : NULL;
+    struct auth_query aq = {
+        .conf = conf,
+        .keys = client_gen(c)->cref->auth,
+        .route = route,
+        .token = token,
+        .token_len = token_len,
+        .org_asked = org ? org->value : NULL,
+        .org_asked_len = org ? org->value_len : 0,
+    };
+    struct auth_result ar;
+    px_set_state(px, PX_AUTH);
+    int done = auth_check(px->w->auth, px->w->limiter ? limiter_redis(px->w->limiter) : NULL, &aq,
+                          &ar, px_auth_cb, px, &px->ap);
+    if (done)
+        px_auth_decided(px, &ar);
+    else
+        px->auth_asked_us = clock_us();
     return client_exchange(c);
 oom:
     if (px)
@@ -538,6 +730,7 @@ oom:
 static void maybe_pause_client(struct proxy *px)
 {
     size_t pending = px->uc && px->connected ? evbuffer_get_length(conn_output(&px->uc->conn))
+                     : px->head_open         ? evbuffer_get_length(px->early)
                                              : evbuffer_get_length(px->req);
     if (!px->client_paused && pending > PENDING_HIGH) {
         px->client_paused = true;
@@ -596,6 +789,8 @@ static int px_up_write(struct proxy *px, const void *data, size_t len)
                 evbuffer_drain(px->req, evbuffer_get_length(px->req));
             }
         }
+    } else if (px->head_open) {
+        rc = evbuffer_add(px->early, data, len);  /* after the head, once it is ended */
     } else {
         rc = evbuffer_add(px->req, data, len);
         if (px->copy_mode && evbuffer_get_length(px->req) > RETRY_MAX)
@@ -1207,6 +1402,7 @@ static void px_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     switch (px->st) {
+    case PX_AUTH:
     case PX_LIMIT:
         return;
     case PX_RETRY_WAIT:
@@ -1296,8 +1492,12 @@ void proxy_client_drained(struct proxy *px)
 
 static void px_free(struct proxy *px)
 {
+    if (px->ap)
+        auth_cancel(px->ap);
     if (px->rlp)
         limiter_cancel(px->rlp);
+    if (px->early)
+        evbuffer_free(px->early);
     if (px->uc)
         upstream_release(px->uc, false);
     if (px->timer)

@@ -319,6 +319,19 @@ void rl_local_check(struct rl_local *l, const char *key, size_t keylen,
     (void)rl_local_check_all(l, &one, 1, now_ms, out);
 }
 
+void rl_local_peek(struct rl_local *l, const char *key, size_t keylen,
+                   const struct conf_rate *rate, uint64_t now_ms, struct rl_result *out)
+{
+    uint64_t h = key_hash(l->seed, key, keylen);
+    uint64_t tat = 0;
+    if (pthread_mutex_lock(&l->mu) == 0) {
+        const struct rl_entry *e = entry_find(l, h, key, keylen);
+        tat = e ? e->tat_us : 0;
+        pthread_mutex_unlock(&l->mu);
+    }
+    rl_gcra(rate, now_ms, &tat, out);  /* on a copy: nothing is spent */
+}
+
 size_t rl_tightest(const struct rl_result *res, size_t n)
 {
     size_t best = 0;

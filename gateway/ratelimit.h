@@ -40,6 +40,10 @@ void rl_local_free(struct rl_local *l);
 void rl_local_check(struct rl_local *l, const char *key, size_t keylen,
                     const struct conf_rate *rate, uint64_t now_ms, struct rl_result *out);
 
+/* What rl_local_check would decide for KEY now, without spending anything:
+ * OUT->allowed is false when the limit is used up. */
+void rl_local_peek(struct rl_local *l, const char *key, size_t keylen,
+                   const struct conf_rate *rate, uint64_t now_ms, struct rl_result *out);
 /* One of the limits a request is held to. */
 struct rl_limit {
     const char *key;

@@ -65,6 +65,7 @@ struct redis_call {
     bool answered;                    /* cb ran, or cancelled, or detached */
     bool in_cb;                       /* cb is running: nobody else frees us */
     bool retried;
+    bool eval;                        /* EVALSHA of the script: NOSCRIPT is retried */
     bool overdue;                     /* timed out while its reply was still owed */
 };
 
@@ -388,7 +389,7 @@ static void call_timer_cb(evutil_socket_t fd, short what, void *arg)
     call_answer(c, NULL);
 }
 
-static void eval_reply_cb(redisAsyncContext *ac, void *vreply, void *privdata);
+static void call_reply_cb(redisAsyncContext *ac, void *vreply, void *privdata);
 
 /*
  * hiredis' libevent adapter arms EPOLLOUT for every command and writes when
@@ -409,7 +410,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 
 static int call_submit(struct redis *r, struct redis_call *c)
 {
-    if (redisAsyncFormattedCommand(r->ac, eval_reply_cb, c, c->cmd, (size_t)c->cmdlen) !=
+    if (redisAsyncFormattedCommand(r->ac, call_reply_cb, c, c->cmd, (size_t)c->cmdlen) !=
         REDIS_OK)
         return -1;
     c->in_hiredis++;
@@ -421,7 +422,7 @@ static int call_submit(struct redis *r, struct redis_call *c)
     return 0;
 }
 
-static void eval_reply_cb(redisAsyncContext *ac, void *vreply, void *privdata)
+static void call_reply_cb(redisAsyncContext *ac, void *vreply, void *privdata)
 {
     struct redis_call *c = privdata;
     const redisReply *reply = vreply;
@@ -447,7 +448,7 @@ static void eval_reply_cb(redisAsyncContext *ac, void *vreply, void *privdata)
         event_active(c->timer, EV_TIMEOUT, 1);
         return;
     }
-    if (reply->type == REDIS_REPLY_ERROR && !c->retried && reply->str &&
+    if (reply->type == REDIS_REPLY_ERROR && c->eval && !c->retried && reply->str &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0 && ac->data == r && r->ac == ac) {
         /* Script cache flushed (SCRIPT FLUSH, restart, failover): load it
          * again and retry once, pipelined on the same connection. */
@@ -767,16 +768,22 @@ static char *put_bulk(char *p, const char *data, size_t n)
  * libevent's common-timeout queue: every call has the same duration, so
  * arming one is a list append, not a heap insert.
  */
-struct redis_call *redis_eval(struct redis *r, int nkeys, int argc, const char **argv,
-                              const size_t *argvlen, redis_reply_cb cb, void *arg)
+/*
+ * A call of the NPRE words PRE followed by ARGV[0..ARGC), formatted once
+ * (kept for a NOSCRIPT retry), under the connection's deadline.
+ */
+static struct redis_call *call_start(struct redis *r, const char *const *pre, const size_t *prelen,
+                                     int npre, int argc, const char **argv, const size_t *argvlen,
+                                     bool eval, redis_reply_cb cb, void *arg)
 {
     enum { MAX_ARGS = 16 };
     if (!r->ac || (r->state != REDIS_S_READY && r->state != REDIS_S_CONNECTING) ||
-        r->in_hiredis >= REDIS_MAX_INFLIGHT || r->overdue > 0 || argc < 0 || argc > MAX_ARGS || nkeys < 0 ||
-        nkeys > argc || nkeys > 9)
+        r->in_hiredis >= REDIS_MAX_INFLIGHT || r->overdue > 0 || argc < 0 || argc > MAX_ARGS)
         return NULL;
-    char nk = (char)('0' + nkeys);
-    size_t cmdlen = 4 + (argc + 3 >= 10 ? 1 : 0) + bulk_len(7) + bulk_len(40) + bulk_len(1);
+    int words = npre + argc;  /* at most 3 + 16: one or two digits */
+    size_t cmdlen = 4 + (words >= 10 ? 1 : 0);
+    for (int i = 0; i < npre; i++)
+        cmdlen += bulk_len(prelen[i]);
     for (int i = 0; i < argc; i++) {
         if (argvlen[i] > (size_t)1 << 20)
             return NULL;
@@ -790,16 +797,16 @@ struct redis_call *redis_eval(struct redis *r, int nkeys, int argc, const char *
     memset(c, 0, sizeof *c);
     c->timer = (struct event *)((char *)c + head);
     c->cmd = (char *)c + head + evsize;
+    c->eval = eval;
     char *p = c->cmd;
     *p++ = '*';
-    if (argc + 3 >= 10)
-        *p++ = (char)('0' + (argc + 3) / 10);
-    *p++ = (char)('0' + (argc + 3) % 10);
+    if (words >= 10)
+        *p++ = (char)('0' + words / 10);
+    *p++ = (char)('0' + words % 10);
     *p++ = '\r';
     *p++ = '\n';
-    p = put_bulk(p, "EVALSHA", 7);
-    p = put_bulk(p, r->sha, 40);
-    p = put_bulk(p, &nk, 1);
+    for (int i = 0; i < npre; i++)
+        p = put_bulk(p, pre[i], prelen[i]);
     for (int i = 0; i < argc; i++)
         p = put_bulk(p, argv[i], argvlen[i]);
     c->cmdlen = (int)(p - c->cmd);
@@ -827,6 +834,25 @@ struct redis_call *redis_eval(struct redis *r, int nkeys, int argc, const char *
         r->calls->prev = c;
     r->calls = c;
     return c;
+}
+
+struct redis_call *redis_eval(struct redis *r, int nkeys, int argc, const char **argv,
+                              const size_t *argvlen, redis_reply_cb cb, void *arg)
+{
+    if (nkeys < 0 || nkeys > argc || nkeys > 9)
+        return NULL;
+    char nk = (char)('0' + nkeys);
+    const char *pre[] = {"EVALSHA", r->sha, &nk};
+    const size_t prelen[] = {7, 40, 1};
+    return call_start(r, pre, prelen, 3, argc, argv, argvlen, true, cb, arg);
+}
+
+struct redis_call *redis_command(struct redis *r, int argc, const char **argv,
+                                 const size_t *argvlen, redis_reply_cb cb, void *arg)
+{
+    if (argc < 1)
+        return NULL;
+    return call_start(r, NULL, NULL, 0, argc, argv, argvlen, false, cb, arg);
 }
 
 void redis_call_cancel(struct redis_call *c)

@@ -1,6 +1,7 @@
 /*
  * redis: one asynchronous hiredis connection of one worker, on that worker's
- * event base, serving EVALSHA of one Lua script. Connects, AUTHs, SELECTs and
+ * event base, serving EVALSHA of one Lua script (and HGETALL of API key
+ * records, redis_command). Connects, AUTHs, SELECTs and
  * SCRIPT LOADs by itself; reconnects with capped, jittered exponential
  * backoff; gives every call its own deadline (hiredis 0.14 has none) and
  * never lets a late reply reach a caller that was already answered or that
@@ -75,6 +76,14 @@ struct redis_call *redis_eval(struct redis *r, int nkeys, int argc, const char *
                               const size_t *argvlen, redis_reply_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
+/*
+ * Any other command, ARGV[0..ARGC) (ARGC >= 1, at most 16; copied), with the
+ * same deadline, queueing and callback rules as redis_eval (HGETALL of an
+ * API key's record). NULL when it cannot be made now.
+ */
+struct redis_call *redis_command(struct redis *r, int argc, const char **argv,
+                                 const size_t *argvlen, redis_reply_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 /*
  * Forget a call before it is answered: its callback will never run. The
  * handle is invalid afterwards. Must not be called after the callback ran.

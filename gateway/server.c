@@ -18,6 +18,7 @@
 
 #include "accesslog.h"
 #include "admin.h"
+#include "auth.h"
 #include "client.h"
 #include "clock.h"
 #include "config.h"
@@ -138,10 +139,18 @@ static void reload(struct server *s)
         reload_refused(conf, err);  /* the running certificates stay */
         return;
     }
-    struct confref *cref = confref_new(conf, tls);
+    /* JWT keys and the keys file too: a bad one keeps the running ones. */
+    struct auth_keys *auth = auth_keys_new(conf, err, sizeof err);
+    if (!auth) {
+        tls_set_free(tls);
+        reload_refused(conf, err);
+        return;
+    }
+    struct confref *cref = confref_new(conf, tls, auth);
     if (!cref) {
         conf_free(conf);
         tls_set_free(tls);
+        auth_keys_free(auth);
         log_error("reload_failed", "out of memory");
         sd_notify(0, "READY=1");
         return;
@@ -283,10 +292,20 @@ static int server_start(struct server *s, const char *conf_path, struct conf *co
     }
     for (size_t i = 0; i < conf->n_listen; i++)
         s->tls_bound = s->tls_bound || conf->listen[i].tls;
-    s->cref = confref_new(conf, tls);
+    struct auth_keys *auth = auth_keys_new(conf, terr, sizeof terr);
+    if (!auth) {
+        const char *fields[] = {"error", terr, NULL};
+        LOG_AT(CONF_LOG_ERROR, "start_failed", NULL, fields, "cannot start: %s", terr);
+        fprintf(stderr, "envelopd: %s\n", terr);
+        conf_free(conf);
+        tls_set_free(tls);
+        return -1;
+    }
+    s->cref = confref_new(conf, tls, auth);
     if (!s->cref) {
         conf_free(conf);
         tls_set_free(tls);
+        auth_keys_free(auth);
         return -1;
     }
     log_set_level(conf->log_level);

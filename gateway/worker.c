@@ -27,6 +27,7 @@
 #include <event2/thread.h>
 
 #include "accesslog.h"
+#include "auth.h"
 #include "limiter.h"
 #include "listener.h"
 #include "log.h"
@@ -34,7 +35,7 @@
 #include "tls.h"
 #include "upstream.h"
 
-struct confref *confref_new(struct conf *conf, struct tls_set *tls)
+struct confref *confref_new(struct conf *conf, struct tls_set *tls, struct auth_keys *auth)
 {
     struct confref *r = calloc(1, sizeof *r);
     if (!r)
@@ -46,6 +47,7 @@ struct confref *confref_new(struct conf *conf, struct tls_set *tls)
     }
     r->conf = conf;
     r->tls = tls;
+    r->auth = auth;
     atomic_init(&r->refs, 1);
     return r;
 }
@@ -61,6 +63,7 @@ void confref_put(struct confref *r)
         router_free(r->router);
         conf_free(r->conf);
         tls_set_free(r->tls);
+        auth_keys_free(r->auth);
         free(r);
     }
 }
@@ -302,6 +305,9 @@ int worker_init(struct worker *w, unsigned id, const struct worker_hooks *hooks,
     w->limiter = limiter_new(w->base, conf);
     if (!w->limiter)
         goto oom;
+    w->auth = auth_new();
+    if (!w->auth)
+        goto oom;
     w->accept_retry = evtimer_new(w->base, accept_retry_cb, w);
     if (!w->accept_retry)
         goto oom;
@@ -470,6 +476,7 @@ void worker_cleanup(struct worker *w)
             event_free(w->msg_ev);
         if (w->accept_retry)
             event_free(w->accept_retry);
+        auth_free(w->auth);  /* before the Redis connection its lookups are on */
         if (w->limiter)
             limiter_free(w->limiter);
         if (w->gen)

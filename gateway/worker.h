@@ -22,19 +22,22 @@
 #include "metrics.h"
 
 struct tls_set;
+struct auth_keys;
+struct auth;
 struct router;
 
 /* A conf shared by every worker; freed when the last generation lets go. */
 struct confref {
     struct conf *conf;
     struct tls_set *tls;      /* the conf's TLS contexts */
+    struct auth_keys *auth;   /* the conf's JWT keys and keys file */
     struct router *router;    /* the conf's route index, built with it */
     atomic_uint refs;
 };
 
-/* Takes CONF and TLS (freed with the last reference) and builds the route
- * index; NULL: out of memory, and the caller still owns both. */
-struct confref *confref_new(struct conf *conf, struct tls_set *tls);
+/* Takes CONF, TLS and AUTH (freed with the last reference) and builds the
+ * route index; NULL: out of memory, and the caller still owns all three. */
+struct confref *confref_new(struct conf *conf, struct tls_set *tls, struct auth_keys *auth);
 void confref_get(struct confref *r);
 void confref_put(struct confref *r);
 
@@ -70,6 +73,7 @@ struct worker {
     pthread_t thread;
     struct gen *gen;
     struct limiter *limiter;
+    struct auth *auth;           /* credential caches and lookups; uses the limiter's Redis */
     struct evconnlistener *listeners[CONF_MAX_LISTEN];
     /* What each listener was bound as (its flags): listen is restart-only,
      * so a reloaded conf's listen lines say nothing about these sockets. */

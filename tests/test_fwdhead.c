@@ -10,8 +10,10 @@
 
 #include <CUnit/CUnit.h>
 
+#include "auth.h"
 #include "fwdhead.h"
 #include "httpreq.h"
+
 
 void test_register(void);
 
@@ -259,12 +261,74 @@ static void test_own_cors(void)
     }
 }
 
+/*
+ * Identity (auth): the gateway's identity headers are stripped from what the
+ * client sent on every request; hide_credentials drops Authorization and
+ * token_header; an open head is ended by fwdhead_identity with the verified
+ * caller's lines.
+ */
+static void test_identity(void)
+{
+    strcpy(conf->token_header, "X-Api-Key");
+    strcpy(conf->auth_subject_header, "X-Auth-Subject");
+    strcpy(conf->auth_org_header, "X-Auth-Org");
+    strcpy(conf->auth_scopes_header, "");  /* not sent, and so not stripped */
+    const char *client = "POST /a HTTP/1.1\r\nHost: h\r\nx-auth-subject: admin\r\n"
+                         "X-Auth-Org: acme\r\nX-Auth-Scopes: all\r\nAuthorization: Bearer t\r\n"
+                         "X-Api-Key: k\r\nContent-Length: 2\r\n\r\n";
+    const char *want_hidden = "POST /a HTTP/1.1\r\nHost: h\r\nX-Auth-Scopes: all\r\n" TAIL
+                              "10.0.0.9" HOP "1.1 envelopd\r\nContent-Length: 2\r\n";
+    const char *want_kept = "POST /a HTTP/1.1\r\nHost: h\r\nX-Auth-Scopes: all\r\n"
+                            "Authorization: Bearer t\r\nX-Api-Key: k\r\n" TAIL "10.0.0.9" HOP
+                            "1.1 envelopd\r\nContent-Length: 2\r\n\r\n";
+    const char *why = NULL;
+    CU_ASSERT_EQUAL_FATAL(httpreq_parse(&req, client, strlen(client), &why), 0);
+    httphead_mark_hop(&req.head);
+    route.strip_prefix = false;
+    static char mem[65536];
+    struct headbuf h;
+    /* credentials kept, head closed: the client's identity claims still go */
+    struct fwdhead_req in = {
+        .conf = conf, .route = &route, .req = &req, .default_host = "127.0.0.1:9001",
+        .request_id = "id-1", .peer_ip = "10.0.0.9",
+    };
+    headbuf_mem(&h, mem, fwdhead_request_cap(&in));
+    fwdhead_request(&h, &in);
+    CU_ASSERT_FALSE(h.full);
+    CU_ASSERT_EQUAL(h.len, strlen(want_kept));
+    CU_ASSERT_NSTRING_EQUAL(mem, want_kept, strlen(want_kept));
+    /* hidden credentials, head left open, then ended with the identity */
+    in.hide_credentials = true;
+    in.open_end = true;
+    headbuf_mem(&h, mem, fwdhead_request_cap(&in) + fwdhead_identity_cap(conf));
+    fwdhead_request(&h, &in);
+    CU_ASSERT_EQUAL(h.len, strlen(want_hidden));
+    CU_ASSERT_NSTRING_EQUAL(mem, want_hidden, strlen(want_hidden));
+    struct auth_identity id;
+    memset(&id, 0, sizeof id);
+    id.kind = AUTH_KIND_JWT;
+    strcpy(id.subject, "user-1");
+    strcpy(id.scopes, "tasks:read");  /* its header is off */
+    size_t before = h.len;
+    fwdhead_identity(&h, conf, &id);
+    const char *tail = "X-Auth-Subject: user-1\r\n\r\n";  /* no org: no line */
+    CU_ASSERT_EQUAL(h.len - before, strlen(tail));
+    CU_ASSERT_NSTRING_EQUAL(mem + before, tail, strlen(tail));
+    /* no identity: only the end */
+    before = h.len;
+    fwdhead_identity(&h, conf, NULL);
+    CU_ASSERT_EQUAL(h.len - before, 2);
+    strcpy(conf->token_header, "");
+    conf->auth_subject_header[0] = conf->auth_org_header[0] = '\0';
+}
+
 void test_register(void)
 {
     CU_pSuite s = CU_add_suite("fwdhead", suite_init, suite_clean);
     if (!s)
         return;
     CU_add_test(s, "the upstream request head", test_request);
+    CU_add_test(s, "identity headers and hidden credentials", test_identity);
     CU_add_test(s, "address claims and path rewrites", test_claims);
     CU_add_test(s, "response fields the client gets", test_response);
     CU_add_test(s, "the gateway's CORS replaces the upstream's", test_own_cors);

@@ -30,6 +30,7 @@
 #include <hiredis/hiredis.h>
 
 #include "limiter.h"
+#include "redis.h"
 #include "log.h"
 
 void test_register(void);
@@ -187,7 +188,8 @@ static enum limiter_verdict check_on(struct limiter *l, struct event_base *b,
                                      const struct conf_route *route, const char *token,
                                      const char *ip, struct rl_result *res, uint64_t *elapsed)
 {
-    struct limiter_query q = {route, token, token ? strlen(token) : 0, ip};
+    struct limiter_query q = {
+        .route = route, .token = token, .token_len = token ? strlen(token) : 0, .client_ip = ip};
     struct answer a = {0};
     struct limiter_pending *p = NULL;
     uint64_t t0 = now_ms();
@@ -399,7 +401,7 @@ static void test_unset_rate_is_none(void)
     conf->per_ip.count = 0;
     struct limiter *l = limiter_new(base, conf);
     CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-    struct limiter_query q = {NULL, TOKEN, strlen(TOKEN), "192.0.2.1"};
+    struct limiter_query q = {.token = TOKEN, .token_len = strlen(TOKEN), .client_ip = "192.0.2.1"};
     enum limiter_verdict v = LIMITER_ALLOW;
     struct rl_result res;
     struct answer a = {0};
@@ -603,7 +605,7 @@ static void test_cancel_and_free(void)
     struct limiter *l = limiter_new(base, conf);
     CU_ASSERT_PTR_NOT_NULL_FATAL(l);
     CU_ASSERT_TRUE(wait_redis_ready(l, 3000));
-    struct limiter_query q = {NULL, TOKEN, strlen(TOKEN), NULL};
+    struct limiter_query q = {.token = TOKEN, .token_len = strlen(TOKEN)};
     struct answer a = {0}, b = {0};
     struct limiter_pending *pa = NULL, *pb = NULL;
     enum limiter_verdict v;
@@ -759,7 +761,7 @@ static void test_memory_mode(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     CU_ASSERT_EQUAL(log_count("process memory"), 1);
-    struct limiter_query q = {NULL, "memory-token", 12, NULL};
+    struct limiter_query q = {.token = "memory-token", .token_len = 12};
     int passed = 0;
     for (int i = 0; i < 10; i++) {
         enum limiter_verdict v;
@@ -1091,6 +1093,156 @@ static void test_ip_keys(void)
     limiter_free(l);
 }
 
+/* One synchronous decision in memory mode for Q. */
+static enum limiter_verdict decide_mem(struct limiter *l, const struct limiter_query *q,
+                                       struct rl_result *res)
+{
+    enum limiter_verdict v = LIMITER_NONE;
+    struct limiter_pending *p = NULL;
+    struct answer ans = {0};
+    CU_ASSERT_EQUAL(limiter_check(l, q, &v, res, on_answer, &ans, &p), 1);
+    return v;
+}
+
+/* A verified caller: its plan's per_token instead of the route's, and its
+ * organization's per_org shared by every caller of the org. */
+static void test_identity_limits(void)
+{
+    conf_defaults();
+    conf->redis_enabled = false;
+    conf->per_org.count = 4;
+    conf->per_org.window_ms = 60000;
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    struct conf_rate plan = {.count = 7, .window_ms = 60000};
+    struct rl_result res;
+    /* the plan's 7 instead of [limits]' 5; per_org off for this caller (no org) */
+    struct limiter_query q = {.token = "jwt:plan-user", .token_len = 13, .client_ip = "192.0.2.7",
+                              .token_rate = &plan};
+    for (int i = 0; i < 7; i++)
+        CU_ASSERT_EQUAL(decide_mem(l, &q, &res), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(decide_mem(l, &q, &res), LIMITER_LIMITED);
+    CU_ASSERT_EQUAL(res.limit, 7);
+    /* two callers of one org share its 4; the tightest limit names the headers */
+    struct limiter_query a = {.token = "key:a", .token_len = 5, .client_ip = "192.0.2.8",
+                              .org = "acme"};
+    struct limiter_query b = {.token = "key:b", .token_len = 5, .client_ip = "192.0.2.9",
+                              .org = "acme"};
+    CU_ASSERT_EQUAL(decide_mem(l, &a, &res), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(res.limit, 4);
+    CU_ASSERT_EQUAL(res.remaining, 3);
+    CU_ASSERT_EQUAL(decide_mem(l, &b, &res), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(decide_mem(l, &a, &res), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(decide_mem(l, &b, &res), LIMITER_ALLOW);
+    CU_ASSERT_EQUAL(res.remaining, 0);
+    CU_ASSERT_EQUAL(decide_mem(l, &a, &res), LIMITER_LIMITED);
+    CU_ASSERT_EQUAL(res.limit, 4);
+    /* another org is untouched; an org named like a token is not that token */
+    struct limiter_query c = {.token = "key:c", .token_len = 5, .client_ip = "192.0.2.10",
+                              .org = "globex"};
+    CU_ASSERT_EQUAL(decide_mem(l, &c, &res), LIMITER_ALLOW);
+    struct limiter_query d = {.token = "org:acme", .token_len = 8, .client_ip = "192.0.2.11"};
+    CU_ASSERT_EQUAL(decide_mem(l, &d, &res), LIMITER_ALLOW);
+    /* a plan's per_org replaces [limits] per_org */
+    struct conf_rate big = {.count = 100, .window_ms = 60000};
+    a.org_rate = &big;
+    CU_ASSERT_EQUAL(decide_mem(l, &a, &res), LIMITER_ALLOW);
+    limiter_free(l);
+}
+
+/* per_ip_auth_failures: looking does not spend; N failures, then blocked. */
+static void test_auth_failures(void)
+{
+    conf_defaults();
+    conf->redis_enabled = false;
+    conf->per_ip_auth_failures.count = 3;
+    conf->per_ip_auth_failures.window_ms = 60000;
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    struct rl_result res;
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_FALSE(limiter_auth_blocked(l, "198.51.100.1", &res));
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_FALSE(limiter_auth_blocked(l, "198.51.100.1", &res));
+        limiter_auth_failed(l, "198.51.100.1");
+    }
+    CU_ASSERT_TRUE(limiter_auth_blocked(l, "198.51.100.1", &res));
+    CU_ASSERT_TRUE(res.retry_after_s >= 1 && res.retry_after_s <= 20);
+    CU_ASSERT_EQUAL(res.limit, 3);
+    /* another address, and the same IPv6 /64 */
+    CU_ASSERT_FALSE(limiter_auth_blocked(l, "198.51.100.2", &res));
+    for (int i = 0; i < 3; i++)
+        limiter_auth_failed(l, "2001:db8::1");
+    CU_ASSERT_TRUE(limiter_auth_blocked(l, "2001:db8::ffff", &res));
+    /* the request limits are another budget */
+    struct limiter_query q = {.token = "t", .token_len = 1, .client_ip = "198.51.100.1"};
+    CU_ASSERT_EQUAL(decide_mem(l, &q, &res), LIMITER_ALLOW);
+    /* off: never blocked */
+    conf->per_ip_auth_failures.count = 0;
+    CU_ASSERT_FALSE(limiter_auth_blocked(l, "198.51.100.1", &res));
+    limiter_free(l);
+}
+
+struct cmd_answer {
+    bool done;
+    int type;
+    size_t elements;
+    char first[32];
+};
+
+static void on_cmd(const redisReply *r, void *arg)
+{
+    struct cmd_answer *a = arg;
+    a->done = true;
+    a->type = r ? r->type : -1;
+    a->elements = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    if (a->elements && r->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(a->first, sizeof a->first, "%s", r->element[0]->str);
+}
+
+/* Another command than the script on the limiter's connection (auth's HGETALL). */
+static void test_redis_command(void)
+{
+    conf_defaults();
+    flushall();
+    redisReply *r = admin_cmd("HSET envelopd:{abc}:apikey status active");
+    if (r)
+        freeReplyObject(r);
+    struct limiter *l = limiter_new(base, conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_TRUE(wait_redis_ready(l, 3000));
+    struct redis *rc = limiter_redis(l);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rc);
+    const char *argv[] = {"HGETALL", "envelopd:{abc}:apikey"};
+    const size_t lens[] = {7, 21};
+    struct cmd_answer a = {0}, b = {0};
+    CU_ASSERT_PTR_NOT_NULL(redis_command(rc, 2, argv, lens, on_cmd, &a));
+    /* the limiter's own calls still work on the same connection, in order */
+    struct rl_result res;
+    CU_ASSERT_EQUAL(check(l, TOKEN, &res), LIMITER_ALLOW);
+    run_until(base, &a.done, 2000);
+    CU_ASSERT_TRUE(a.done);
+    CU_ASSERT_EQUAL(a.type, REDIS_REPLY_ARRAY);
+    CU_ASSERT_EQUAL(a.elements, 2);
+    CU_ASSERT_STRING_EQUAL(a.first, "status");
+    /* a missing hash: an empty array, not an error */
+    const char *argv2[] = {"HGETALL", "envelopd:{none}:apikey"};
+    const size_t lens2[] = {7, 22};
+    CU_ASSERT_PTR_NOT_NULL(redis_command(rc, 2, argv2, lens2, on_cmd, &b));
+    run_until(base, &b.done, 2000);
+    CU_ASSERT_EQUAL(b.type, REDIS_REPLY_ARRAY);
+    CU_ASSERT_EQUAL(b.elements, 0);
+    /* an error reply is passed on as an error, never retried as NOSCRIPT */
+    struct cmd_answer e = {0};
+    const char *argv3[] = {"NOSUCHCOMMAND"};
+    const size_t lens3[] = {13};
+    CU_ASSERT_PTR_NOT_NULL(redis_command(rc, 1, argv3, lens3, on_cmd, &e));
+    run_until(base, &e.done, 2000);
+    CU_ASSERT_EQUAL(e.type, REDIS_REPLY_ERROR);
+    CU_ASSERT_PTR_NULL(redis_command(rc, 0, argv3, lens3, on_cmd, &e));
+    limiter_free(l);
+}
+
 void test_register(void)
 {
     CU_pSuite s = CU_add_suite("limiter_redis", suite_init, suite_clean);
@@ -1104,6 +1256,9 @@ void test_register(void)
     CU_add_test(s, "cancel and free with queries pending", test_cancel_and_free);
     CU_add_test(s, "reload to a new address", test_reload_address);
     CU_add_test(s, "memory mode", test_memory_mode);
+    CU_add_test(s, "verified callers: plan and organization limits", test_identity_limits);
+    CU_add_test(s, "failed authentications per IP", test_auth_failures);
+    CU_add_test(s, "other commands on the limiter's connection", test_redis_command);
     CU_add_test(s, "unix socket, SELECT, AUTH", test_unix_auth_select);
     CU_add_test(s, "limits add up (local store)", test_addup_local);
     CU_add_test(s, "limits add up (Redis)", test_addup_redis);

@@ -68,6 +68,14 @@ static bool is_decided(const struct conf *conf, const struct httphead_field *f,
 {
     if (eq(f, conf->token_header) || eq(f, conf->corr_header))
         return true;
+    /* auth: the organization a caller asks for, and the identity headers
+     * only the gateway writes (X_Auth_Subject would reach a WSGI app as
+     * the HTTP_X_AUTH_SUBJECT the gateway strips) */
+    const char *auth_names[] = {conf->auth_org_request_header, conf->auth_subject_header,
+                                conf->auth_org_header, conf->auth_scopes_header};
+    for (size_t k = 0; k < sizeof auth_names / sizeof auth_names[0]; k++)
+        if (auth_names[k][0] && eq(f, auth_names[k]))
+            return true;
     for (size_t k = 0; k < sizeof decided / sizeof decided[0]; k++)
         if (eq(f, decided[k]))
             return true;
@@ -123,6 +131,16 @@ const char *caller_check_head(const struct conf *conf, const struct httphead *he
     (void)httphead_get(head, conf->token_header, &tokens);
     if (tokens > 1)
         return "more than one token header";
+    /* Where a JWT comes when token_header is another header, and the org a
+     * key is checked against: one copy, or the upstream may read another. */
+    size_t auths = 0, orgs = 0;
+    (void)httphead_get(head, "Authorization", &auths);
+    if (auths > 1)
+        return "more than one Authorization header";
+    if (conf->auth_org_request_header[0])
+        (void)httphead_get(head, conf->auth_org_request_header, &orgs);
+    if (orgs > 1)
+        return "more than one line of the organization header";
     /* Upstreams take the first line, or the last, or join them: a route
      * chosen on one copy would serve the request another copy describes. */
     for (size_t k = 0; k < n_route_headers; k++) {

@@ -111,6 +111,12 @@ void metrics_ratelimit(struct metrics *m, enum metrics_rl kind)
     atomic_fetch_add_explicit(&m->ratelimit[kind], 1, memory_order_relaxed);
 }
 
+void metrics_auth(struct metrics *m, unsigned kind)
+{
+    if (kind < METRICS_AUTH_KINDS)
+        atomic_fetch_add_explicit(&m->auth[kind], 1, memory_order_relaxed);
+}
+
 void metrics_tls(struct metrics *m, enum metrics_tls kind)
 {
     atomic_fetch_add_explicit(&m->tls[kind], 1, memory_order_relaxed);
@@ -187,6 +193,10 @@ int metrics_render(struct metrics *const *ms, size_t n, int redis, bool draining
     static const char *const conn_kind[METRICS_CONN_KINDS] = {"new", "reused"};
     static const char *const rl_kind[METRICS_RL_KINDS] = {"allowed", "limited", "unavailable",
                                                           "unlimited"};
+    /* auth.h's enum auth_outcome, in order, then throttled */
+    static const char *const auth_kind[METRICS_AUTH_KINDS] = {
+        "pass", "missing", "token_invalid", "token_expired", "key_invalid", "org_mismatch",
+        "keys_forbidden", "scope_missing", "unavailable", "throttled"};
     static const char *const tls_kind[METRICS_TLS_KINDS] = {
         "TLSv1.2\",resumed=\"no", "TLSv1.3\",resumed=\"no", "TLSv1.2\",resumed=\"yes",
         "TLSv1.3\",resumed=\"yes", "other\",resumed=\"no"};
@@ -240,6 +250,9 @@ int metrics_render(struct metrics *const *ms, size_t n, int redis, bool draining
                    offsetof(struct metrics, upstream_conns));
     counter_family(out, ms, n, "envelopd_ratelimit_decisions_total", "Rate-limit decisions.",
                    "decision", rl_kind, METRICS_RL_KINDS, offsetof(struct metrics, ratelimit));
+    counter_family(out, ms, n, "envelopd_auth_decisions_total",
+                   "Credentials checked on routes with auth, by outcome.", "outcome", auth_kind,
+                   METRICS_AUTH_KINDS, offsetof(struct metrics, auth));
     counter_family(out, ms, n, "envelopd_tls_handshakes_total",
                    "TLS handshakes completed on the listeners, by version and resumption.",
                    "version", tls_kind, METRICS_TLS_KINDS, offsetof(struct metrics, tls));

@@ -47,6 +47,10 @@ enum metrics_tls_fail {
     METRICS_TLSF_KINDS,
 };
 
+/* Authentication decisions: auth.h's outcomes in their order, then the 429s of
+ * per_ip_auth_failures. */
+#define METRICS_AUTH_KINDS 10
+
 enum metrics_rl { METRICS_RL_ALLOW, METRICS_RL_LIMITED, METRICS_RL_UNAVAILABLE, METRICS_RL_NONE,
                   METRICS_RL_KINDS };
 
@@ -76,6 +80,7 @@ struct metrics {
     atomic_ullong upstream_errors[METRICS_UP_KINDS];
     atomic_ullong upstream_conns[METRICS_CONN_KINDS];
     atomic_ullong ratelimit[METRICS_RL_KINDS];
+    atomic_ullong auth[METRICS_AUTH_KINDS];
     atomic_ullong tls[METRICS_TLS_KINDS];
     atomic_ullong tls_failures[METRICS_TLSF_KINDS];
     struct metrics_hist ratelimit_wait;   /* waits for a verdict from Redis */
@@ -87,6 +92,8 @@ void metrics_request(struct metrics *m, const char *route, int status, double ms
 void metrics_upstream_error(struct metrics *m, enum metrics_upstream_error kind);
 void metrics_upstream_conn(struct metrics *m, enum metrics_up_conn kind);
 void metrics_ratelimit(struct metrics *m, enum metrics_rl kind);
+/* KIND: an enum auth_outcome, or METRICS_AUTH_KINDS - 1 for a throttled IP. */
+void metrics_auth(struct metrics *m, unsigned kind);
 void metrics_tls(struct metrics *m, enum metrics_tls kind);
 void metrics_tls_failure(struct metrics *m, enum metrics_tls_fail kind);
 /* A request waited MS for its verdict from Redis (its reply or its timeout):

@@ -485,8 +485,11 @@ static void px_auth_refused(struct proxy *px, const struct auth_result *res)
     client_send_error_coded(c, status, code, msg, extra, nf ? &f : NULL, nf, NULL);
 }
 
+_Static_assert(AUTH_UNAVAILABLE + 2 == METRICS_AUTH_KINDS, "metrics count every outcome");
+
 static void px_auth_decided(struct proxy *px, const struct auth_result *res)
 {
+    metrics_auth(&px->w->metrics, (unsigned)res->outcome);
     if (res->outcome != AUTH_PASS) {
         px_auth_refused(px, res);
         return;
@@ -681,6 +684,7 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req,
     struct rl_result blocked;
     if (px->w->limiter && limiter_auth_blocked(px->w->limiter, px->ip, &blocked)) {
         /* Past per_ip_auth_failures: no credential is even looked at. */
+        metrics_auth(&px->w->metrics, METRICS_AUTH_KINDS - 1);
         LOG_AT(CONF_LOG_INFO, "auth_throttled", client_id(c), NULL,
                "429 for %s: too many failed authentications", px->ip);
         struct envelope_limit lim = {

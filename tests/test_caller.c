@@ -30,6 +30,10 @@ static int suite_init(void)
     strcpy(conf->accept[0], "X-Correlation-Id");
     strcpy(conf->accept[1], "X-Request-Id");
     conf->n_accept = 2;
+    strcpy(conf->auth_org_request_header, "X-Org-Id");
+    strcpy(conf->auth_subject_header, "X-Auth-Subject");
+    strcpy(conf->auth_org_header, "X-Auth-Org");
+    strcpy(conf->auth_scopes_header, "");  /* off: not decided on */
     if (!conf_parse_cidr("127.0.0.1/32", &conf->trusted_proxies[0]) ||
         !conf_parse_cidr("10.0.0.0/8", &conf->trusted_proxies[1]))
         return -1;
@@ -98,6 +102,19 @@ static const struct {
     {"Authorization", "X_Api_Versions: 2\r\n", false},
     {"Authorization", "X-Api-Version: 2\r\nX-Api-Version: 2\r\n", true},
     {"Authorization", "X-Api-Version: 2\r\nx-api-version: 1\r\n", true},
+    /* auth: one Authorization even when the token header is another (a JWT comes there) */
+    {"X-Api-Key", "Authorization: Bearer a\r\nAuthorization: Bearer b\r\n", true},
+    /* the organization a key is checked against: one line, no alias, not hop-by-hop */
+    {"Authorization", "X-Org-Id: acme\r\n", false},
+    {"Authorization", "X-Org-Id: acme\r\nx-org-id: globex\r\n", true},
+    {"Authorization", "X_Org_Id: globex\r\n", true},
+    {"Authorization", "X-Org-Id: acme\r\nConnection: X-Org-Id\r\n", true},
+    /* the identity headers only the gateway writes: no alias slips past the strip */
+    {"Authorization", "X_Auth_Subject: admin\r\n", true},
+    {"Authorization", "x_auth_org: acme\r\n", true},
+    {"Authorization", "Connection: X-Auth-Subject\r\n", true},
+    {"Authorization", "X-Auth-Subject: admin\r\n", false},  /* stripped by fwdhead */
+    {"Authorization", "X_Auth_Scopes: all\r\n", false},     /* scopes_header off */
 };
 
 static void test_check_head(void)

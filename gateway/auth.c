@@ -85,8 +85,9 @@ const char *auth_outcome_str(enum auth_outcome o)
 
 bool auth_outcome_is_failure(enum auth_outcome o)
 {
-    return o == AUTH_MISSING || o == AUTH_TOKEN_INVALID || o == AUTH_TOKEN_EXPIRED ||
-           o == AUTH_KEY_INVALID;
+    /* Not AUTH_MISSING: sending nothing guesses nothing, and a client that
+     * tries without a credential first (an RFC 7235 challenge) is no attacker. */
+    return o == AUTH_TOKEN_INVALID || o == AUTH_TOKEN_EXPIRED || o == AUTH_KEY_INVALID;
 }
 
 /* ---- the generation's keys ---------------------------------------------------------- */

@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -515,9 +517,11 @@ enum conf_sect {
     SECT_CORRELATION,
     SECT_REDIS,
     SECT_LIMITS,
+    SECT_AUTH,
     SECT_CORS,
     SECT_ADMIN,
-    SECT_UPSTREAM,
+    SECT_UPSTREAM, /* named sections from here on; singletons before */
+    SECT_PLAN,
     SECT_ROUTE,
     SECT_COUNT
 };
@@ -525,8 +529,8 @@ enum conf_sect {
 static const char *const conf_sect_names[SECT_COUNT] = {
     [SECT_NONE] = "", [SECT_SERVER] = "server", [SECT_TLS] = "tls", [SECT_ENVELOPE] = "envelope",
     [SECT_CORRELATION] = "correlation", [SECT_REDIS] = "redis", [SECT_LIMITS] = "limits",
-    [SECT_CORS] = "cors", [SECT_ADMIN] = "admin",
-    [SECT_UPSTREAM] = "upstream", [SECT_ROUTE] = "route",
+    [SECT_AUTH] = "auth", [SECT_CORS] = "cors", [SECT_ADMIN] = "admin",
+    [SECT_UPSTREAM] = "upstream", [SECT_PLAN] = "plan", [SECT_ROUTE] = "route",
 };
 
 #define D_REPEAT   0x01u /* may repeat; the first use replaces the default list */
@@ -600,6 +604,9 @@ struct conf_route_lines {
     int prefix;
     int upstream;
     int match_header;
+    int auth;
+    int require_scope;
+    int forbid_api_keys;
     int hosts[CONF_MAX_ROUTE_HOSTS];    /* of each entry of hosts */
 };
 
@@ -622,6 +629,7 @@ struct conf_parser {
     bool seen[CONF_N_ROWS];     /* directives seen in the current section, by row */
     bool seen_all[CONF_N_ROWS]; /* ... in any section */
     int seen_line[CONF_N_ROWS]; /* first line of each, in the current section */
+    int first_line[CONF_N_ROWS];  /* ... in any section (exact for singleton sections) */
     int listen_line[CONF_MAX_LISTEN];   /* where each [server] listen address was read */
     int single_line[SECT_COUNT];        /* where each singleton section started */
     struct conf_route_lines *rlines;    /* [conf->n_routes], grown with conf->routes */
@@ -1343,6 +1351,213 @@ static bool set_file(struct conf_parser *p, const struct conf_directive *d, char
                      const char *v, const char *q)
 {
     return conf_set_path(p, d, base + d->off, d->size, v, q);
+}
+
+/*
+ * A file another module reads later ([auth] jwks_file, keys_file): opened
+ * here once, so that a missing or unreadable file is an error on its line
+ * at load (and on reload) instead of a failure at the first request. Its
+ * contents are the module's to check. O_NONBLOCK: a FIFO does not hang the load.
+ */
+static bool conf_check_readable(struct conf_parser *p, const struct conf_directive *d,
+                                const char *path)
+{
+    char q[96], eb[128];
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    bool dir;
+
+    if (fd < 0) {
+        conf_fail(p, p->lineno, "%s: cannot open %s: %s", d->name, conf_quote(path, q, sizeof(q)),
+                  strerror_r(errno, eb, sizeof(eb)));
+        return false;
+    }
+    dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    close(fd);
+    if (dir) {
+        conf_fail(p, p->lineno, "%s: %s is a directory, not a file", d->name,
+                  conf_quote(path, q, sizeof(q)));
+        return false;
+    }
+    return true;
+}
+
+/* A path (as set_file) to a file that must exist and be readable now. */
+static bool set_readable_file(struct conf_parser *p, const struct conf_directive *d, char *base,
+                              const char *v, const char *q)
+{
+    return conf_set_path(p, d, base + d->off, d->size, v, q) && conf_check_readable(p, d, v);
+}
+
+/*
+ * [auth] hs256_secret_file: the HMAC key of HS256 tokens, the first line of
+ * the file (trailing CR/LF removed), at least d->min bytes (RFC 7518 3.2: a
+ * key as long as the hash). Read here only to check it; the field keeps the
+ * path and the auth module reads the file itself.
+ */
+static bool set_hs256_secret_file(struct conf_parser *p, const struct conf_directive *d,
+                                  char *base, const char *v, const char *q)
+{
+    char secret[512];
+    bool ok;
+
+    if (!conf_set_path(p, d, base + d->off, d->size, v, q))
+        return false;
+    ok = conf_read_secret_file(p, d->name, v, secret, sizeof(secret), d->min);
+    explicit_bzero(secret, sizeof(secret));
+    return ok;
+}
+
+/* [auth] *_claim: a JWT claim's name, 1-63 printable ASCII, no blank, quote or backslash. */
+static bool set_claim(struct conf_parser *p, const struct conf_directive *d, char *base,
+                      const char *v, const char *q)
+{
+    size_t n = strlen(v);
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+            conf_fail(p, p->lineno, "%s: %s is not a claim name (printable ASCII without blanks, "
+                      "quotes or backslashes)", d->name, q);
+            return false;
+        }
+    }
+    if (!conf_copy(base + d->off, d->size, v)) {
+        conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
+        return false;
+    }
+    return true;
+}
+
+/* A token68 character (RFC 7235) but '=': what an API key is made of. */
+static bool c_istoken68(char c)
+{
+    return c_isalpha(c) || c_isdigit(c) || (c != '\0' && strchr("-._~+/", c));
+}
+
+/* [auth] key_prefix_required: the start every API key must have; may be empty. */
+static bool set_key_prefix_required(struct conf_parser *p, const struct conf_directive *d,
+                                    char *base, const char *v, const char *q)
+{
+    for (const char *c = v; *c; c++) {
+        if (!c_istoken68(*c)) {
+            conf_fail(p, p->lineno, "%s: %s may hold only A-Z a-z 0-9 - . _ ~ + / (the "
+                      "characters of an API key)", d->name, q);
+            return false;
+        }
+    }
+    if (!conf_copy(base + d->off, d->size, v)) {
+        conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
+        return false;
+    }
+    return true;
+}
+
+/* A header name, or empty: the header is not sent. */
+static bool set_header_or_none(struct conf_parser *p, const struct conf_directive *d, char *base,
+                               const char *v, const char *q)
+{
+    if (!*v) {
+        base[d->off] = '\0';
+        return true;
+    }
+    return set_header(p, d, base, v, q);
+}
+
+static const char *const conf_auth_names[] = {
+    [CONF_AUTH_NONE] = "none", [CONF_AUTH_JWT] = "jwt", [CONF_AUTH_API_KEY] = "api_key",
+    [CONF_AUTH_JWT_OR_API_KEY] = "jwt_or_api_key",
+};
+
+/* [route] auth = jwt | api_key | jwt_or_api_key | none; its line for conf_validate. */
+static bool set_route_auth(struct conf_parser *p, const struct conf_directive *d, char *base,
+                           const char *v, const char *q)
+{
+    for (size_t i = 0; i < sizeof(conf_auth_names) / sizeof(conf_auth_names[0]); i++) {
+        if (strcasecmp(v, conf_auth_names[i]) == 0) {
+            enum conf_auth a = (enum conf_auth)i;
+            memcpy(base + d->off, &a, sizeof(a));
+            conf_cur_lines(p)->auth = p->lineno;
+            return true;
+        }
+    }
+    conf_fail(p, p->lineno, "%s: %s is not one of jwt, api_key, jwt_or_api_key, none", d->name, q);
+    return false;
+}
+
+/* A scope token's character: A-Z a-z 0-9 . _ : / - */
+static bool c_isscope(char c)
+{
+    return c_isalpha(c) || c_isdigit(c) || (c != '\0' && strchr("._:/-", c));
+}
+
+/*
+ * [route] require_scope: scope tokens separated by commas and/or blanks,
+ * all required; kept as "a b c" (single blanks), each token once.
+ */
+static bool set_route_scopes(struct conf_parser *p, const struct conf_directive *d, char *base,
+                             const char *v, const char *q)
+{
+    char out[CONF_SCOPE_MAX], item[CONF_ITEM_MAX], tok[CONF_SCOPE_MAX + 8], qt[96];
+    const char *cur = v;
+    size_t len = 0, count = 0;
+    bool too_long;
+
+    out[0] = '\0';
+    while (cur) {
+        if (!conf_next_item(&cur, item, sizeof(item), &too_long)) {
+            conf_fail(p, p->lineno,
+                      too_long ? "%s: an item of %s is too long" : "%s: empty item in the list %s",
+                      d->name, q);
+            return false;
+        }
+        for (const char *s = item;;) {
+            size_t n;
+            s += strspn(s, " \t");
+            if (!*s)
+                break;
+            n = strcspn(s, " \t");
+            snprintf(tok, sizeof(tok), "%.*s", (int)n, s); /* for messages if longer */
+            conf_quote(tok, qt, sizeof(qt));
+            for (size_t i = 0; i < n; i++) {
+                if (!c_isscope(s[i])) {
+                    conf_fail(p, p->lineno, "%s: %s is not a scope (A-Z a-z 0-9 . _ : / -; "
+                              "scopes are separated by commas or blanks)", d->name, qt);
+                    return false;
+                }
+            }
+            if (++count > d->max) {
+                conf_fail(p, p->lineno, "%s: too many scopes (at most %llu)", d->name,
+                          (unsigned long long)d->max);
+                return false;
+            }
+            if (len + (len ? 1 : 0) + n >= sizeof(out)) {
+                conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, sizeof(out) - 1);
+                return false;
+            }
+            for (const char *at = out; (at = strstr(at, tok)) != NULL; at++) {
+                if ((at == out || at[-1] == ' ') && (at[n] == ' ' || at[n] == '\0')) {
+                    conf_fail(p, p->lineno, "%s: %s is listed twice", d->name, qt);
+                    return false;
+                }
+            }
+            len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%s", len ? " " : "", tok);
+            s += n;
+        }
+    }
+    memcpy(base + d->off, out, len + 1);
+    conf_cur_lines(p)->require_scope = p->lineno;
+    return true;
+}
+
+/* [route] forbid_api_keys: a bool whose line conf_validate may name. */
+static bool set_route_forbid_api_keys(struct conf_parser *p, const struct conf_directive *d,
+                                      char *base, const char *v, const char *q)
+{
+    if (!set_bool(p, d, base, v, q))
+        return false;
+    conf_cur_lines(p)->forbid_api_keys = p->lineno;
+    return true;
 }
 
 /* The pair whose certificate still waits for its key, or NULL. */
@@ -2402,6 +2617,35 @@ static bool fmt_host_mode(const struct conf_directive *d, const char *base, stru
     return false;
 }
 
+static bool fmt_auth(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    enum conf_auth a;
+    memcpy(&a, base + d->off, sizeof(a));
+    ct_add(t, "%s", (unsigned)a <= CONF_AUTH_JWT_OR_API_KEY ? conf_auth_names[a] : "?");
+    return true;
+}
+
+/* [auth] issuer and audience: empty is not checked. */
+static bool fmt_not_checked(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    return fmt_text_or(d, base, t, "(none: not checked)");
+}
+
+/* A [plan] rate: unset, the route's or [limits]'s applies. */
+static bool fmt_plan_rate(const struct conf_directive *d, const char *base, struct conf_text *t)
+{
+    struct conf_rate r;
+
+    memcpy(&r, base + d->off, sizeof(r));
+    if (!conf_rate_set(&r)) {
+        ct_add(t, "%s", d->off == offsetof(struct conf_plan, per_token) ?
+                            "(unset: the route's, else that of [limits])" :
+                            "(unset: that of [limits])");
+        return false;
+    }
+    return fmt_rate(d, base, t);
+}
+
 /* ---------------------------------------------------------------------------
  * The directive table.
  */
@@ -2409,6 +2653,7 @@ static bool fmt_host_mode(const struct conf_directive *d, const char *base, stru
 #define C_(f) offsetof(struct conf, f)
 #define U_(f) offsetof(struct conf_upstream, f)
 #define R_(f) offsetof(struct conf_route, f)
+#define P_(f) offsetof(struct conf_plan, f)
 #define SZ(type, f) sizeof(((type *)0)->f)
 #define ADDR sizeof(struct conf_addr)
 #define CIDR sizeof(struct conf_cidr)
@@ -2493,6 +2738,46 @@ static const struct conf_directive conf_directives[] = {
     {SECT_LIMITS, "hash_secret_file", set_hash_secret_file, fmt_hash_secret_file,
      C_(hash_secret_file), 0, SZ(struct conf, hash_secret_file), 16, 0, NULL, 0},
     {SECT_LIMITS, "ipv6_prefix", set_uint, fmt_uint, C_(ipv6_prefix), 0, 0, 1, 128, "64", 0},
+    /* a [plan]'s per_org replaces it for the callers of that plan */
+    {SECT_LIMITS, "per_org", set_rate, fmt_rate, C_(per_org), 0, 0, 0, 0, "off", 0},
+    {SECT_LIMITS, "per_ip_auth_failures", set_rate, fmt_rate, C_(per_ip_auth_failures), 0, 0, 0,
+     0, "10/1m", 0},
+
+    /* identity (docs/auth.md); files are checked here, read by the auth module */
+    {SECT_AUTH, "jwks_file", set_readable_file, fmt_optional, C_(auth_jwks_file), 0,
+     SZ(struct conf, auth_jwks_file), 0, 0, NULL, 0},
+    /* min: the secret's bytes, RFC 7518 3.2 */
+    {SECT_AUTH, "hs256_secret_file", set_hs256_secret_file, fmt_optional,
+     C_(auth_hs256_secret_file), 0, SZ(struct conf, auth_hs256_secret_file), 32, 0, NULL, 0},
+    {SECT_AUTH, "issuer", set_password, fmt_not_checked, C_(auth_issuer), 0,
+     SZ(struct conf, auth_issuer), 0, 0, "", D_EMPTY_OK},
+    {SECT_AUTH, "audience", set_password, fmt_not_checked, C_(auth_audience), 0,
+     SZ(struct conf, auth_audience), 0, 0, "", D_EMPTY_OK},
+    {SECT_AUTH, "leeway", set_duration, fmt_duration, C_(auth_leeway_ms), 0, 0, 0, MS_H, "60s",
+     0},
+    {SECT_AUTH, "subject_claim", set_claim, fmt_text, C_(auth_subject_claim), 0,
+     SZ(struct conf, auth_subject_claim), 0, 0, "sub", 0},
+    {SECT_AUTH, "org_claim", set_claim, fmt_text, C_(auth_org_claim), 0,
+     SZ(struct conf, auth_org_claim), 0, 0, "org", 0},
+    {SECT_AUTH, "plan_claim", set_claim, fmt_text, C_(auth_plan_claim), 0,
+     SZ(struct conf, auth_plan_claim), 0, 0, "plan", 0},
+    /* without [redis] only (conf_validate) */
+    {SECT_AUTH, "keys_file", set_readable_file, fmt_optional, C_(auth_keys_file), 0,
+     SZ(struct conf, auth_keys_file), 0, 0, NULL, 0},
+    {SECT_AUTH, "key_cache_ttl", set_duration, fmt_duration, C_(auth_key_cache_ttl_ms), 0, 0, 0,
+     MS_H, "10s", 0},
+    {SECT_AUTH, "key_prefix_required", set_key_prefix_required, fmt_optional,
+     C_(auth_key_prefix_required), 0, SZ(struct conf, auth_key_prefix_required), 0, 0, "",
+     D_EMPTY_OK},
+    /* empty: not sent */
+    {SECT_AUTH, "subject_header", set_header_or_none, fmt_text, C_(auth_subject_header), 0,
+     SZ(struct conf, auth_subject_header), 0, 0, "X-Auth-Subject", D_EMPTY_OK},
+    {SECT_AUTH, "org_header", set_header_or_none, fmt_text, C_(auth_org_header), 0,
+     SZ(struct conf, auth_org_header), 0, 0, "X-Auth-Org", D_EMPTY_OK},
+    {SECT_AUTH, "scopes_header", set_header_or_none, fmt_text, C_(auth_scopes_header), 0,
+     SZ(struct conf, auth_scopes_header), 0, 0, "X-Auth-Scopes", D_EMPTY_OK},
+    {SECT_AUTH, "org_request_header", set_header, fmt_text, C_(auth_org_request_header), 0,
+     SZ(struct conf, auth_org_request_header), 0, 0, "X-Org-Id", 0},
 
     /* CORS for routes without cors_origins; on once origins is given */
     {SECT_CORS, "origins", set_origins, fmt_origins, C_(cors.origins), C_(cors.n_origins),
@@ -2546,6 +2831,10 @@ static const struct conf_directive conf_directives[] = {
     {SECT_UPSTREAM, "host", set_host_mode, fmt_host_mode, U_(host_mode), U_(host_name), 0, 0, 0,
      "keep", 0},
 
+    /* unset: the route's (else [limits]) per_token, [limits] per_org */
+    {SECT_PLAN, "per_token", set_rate, fmt_plan_rate, P_(per_token), 0, 0, 0, 0, NULL, 0},
+    {SECT_PLAN, "per_org", set_rate, fmt_plan_rate, P_(per_org), 0, 0, 0, 0, NULL, 0},
+
     {SECT_ROUTE, "prefix", set_route_prefix, fmt_text, R_(prefix), 0,
      SZ(struct conf_route, prefix), 0, 0, NULL, D_REQUIRED},
     /* none: any host; two routes differ by prefix, hosts or match_header (conf_validate) */
@@ -2559,6 +2848,15 @@ static const struct conf_directive conf_directives[] = {
     /* unset (0): every method */
     {SECT_ROUTE, "methods", set_methods, fmt_methods, R_(methods), 0, 0, 0, 0, NULL, 0},
     {SECT_ROUTE, "require_token", set_bool, fmt_bool, R_(require_token), 0, 0, 0, 0, "no", 0},
+    /* what needs what: conf_validate */
+    {SECT_ROUTE, "auth", set_route_auth, fmt_auth, R_(auth), 0, 0, 0, 0, "none", 0},
+    /* max: tokens */
+    {SECT_ROUTE, "require_scope", set_route_scopes, fmt_optional, R_(require_scope), 0,
+     SZ(struct conf_route, require_scope), 0, 16, NULL, 0},
+    {SECT_ROUTE, "forbid_api_keys", set_route_forbid_api_keys, fmt_bool, R_(forbid_api_keys), 0,
+     0, 0, 0, "no", 0},
+    {SECT_ROUTE, "hide_credentials", set_bool, fmt_bool, R_(hide_credentials), 0, 0, 0, 0, "no",
+     0},
     /* unset: [limits] applies */
     {SECT_ROUTE, "per_token", set_rate, fmt_rate, R_(per_token), 0, 0, 0, 0, NULL, 0},
     {SECT_ROUTE, "per_ip", set_rate, fmt_rate, R_(per_ip), 0, 0, 0, 0, NULL, 0},
@@ -2610,6 +2908,8 @@ static char *conf_section_base(struct conf_parser *p)
     switch (p->sect) {
     case SECT_UPSTREAM:
         return (char *)&c->upstreams[c->n_upstreams - 1];
+    case SECT_PLAN:
+        return (char *)&c->plans[c->n_plans - 1];
     case SECT_ROUTE:
         return (char *)&c->routes[c->n_routes - 1];
     default:
@@ -2784,7 +3084,8 @@ static void conf_section_begin(struct conf_parser *p, char *inner)
             s = (enum conf_sect)i;
     if (s == SECT_NONE) {
         conf_fail(p, p->lineno, "unknown section [%s] (known: server, tls, envelope, "
-                  "correlation, redis, limits, cors, admin, upstream NAME, route NAME)",
+                  "correlation, redis, limits, auth, cors, admin, upstream NAME, plan NAME, "
+                  "route NAME)",
                   conf_clean(inner, q, sizeof(q)));
         return;
     }
@@ -2794,10 +3095,10 @@ static void conf_section_begin(struct conf_parser *p, char *inner)
     memset(p->seen, 0, sizeof(p->seen));
     memset(p->seen_line, 0, sizeof(p->seen_line));
 
-    if (s != SECT_UPSTREAM && s != SECT_ROUTE) {
+    if (s < SECT_UPSTREAM) {
         if (*name) {
-            conf_fail(p, p->lineno, "section [%s] takes no name (only [upstream NAME] and "
-                      "[route NAME] do)", inner);
+            conf_fail(p, p->lineno, "section [%s] takes no name (only [upstream NAME], "
+                      "[plan NAME] and [route NAME] do)", inner);
             return;
         }
         if (p->single_line[s]) {
@@ -2809,6 +3110,8 @@ static void conf_section_begin(struct conf_parser *p, char *inner)
         snprintf(p->sect_label, sizeof(p->sect_label), "[%s]", inner);
         if (s == SECT_REDIS)
             c->redis_enabled = true;
+        if (s == SECT_AUTH)
+            c->auth_set = true;
         return;
     }
 
@@ -2839,6 +3142,23 @@ static void conf_section_begin(struct conf_parser *p, char *inner)
         strcpy(u->name, name);  /* conf_name_ok bounded it */
         u->line = p->lineno;
         conf_set_defaults(p, s, (char *)u);
+    } else if (s == SECT_PLAN) {
+        for (size_t i = 0; i < c->n_plans; i++) {
+            if (strcmp(c->plans[i].name, name) == 0) {
+                conf_fail(p, p->lineno, "%s appears twice (first at line %d)", p->sect_label,
+                          c->plans[i].line);
+                return;
+            }
+        }
+        if (c->n_plans >= CONF_MAX_PLANS) {
+            conf_fail(p, p->lineno, "too many [plan] sections (at most %d)", CONF_MAX_PLANS);
+            return;
+        }
+        struct conf_plan *pl = &c->plans[c->n_plans++];
+        memset(pl, 0, sizeof(*pl));
+        strcpy(pl->name, name);  /* conf_name_ok bounded it */
+        pl->line = p->lineno;
+        conf_set_defaults(p, s, (char *)pl);
     } else {
         for (size_t i = 0; i < c->n_routes; i++) {
             if (strcmp(c->routes[i].name, name) == 0) {
@@ -2855,10 +3175,11 @@ static void conf_section_begin(struct conf_parser *p, char *inner)
             return;
         struct conf_route *r = &c->routes[c->n_routes++];
         memset(r, 0, sizeof(*r));
-        memset(conf_cur_lines(p), 0, sizeof(struct conf_route_lines));
         strcpy(r->name, name);
         r->line = p->lineno;
         conf_set_defaults(p, s, (char *)r);
+        /* after the defaults: a line is recorded only for what the file sets */
+        memset(conf_cur_lines(p), 0, sizeof(struct conf_route_lines));
     }
 }
 
@@ -2923,6 +3244,8 @@ static bool conf_handle(struct conf_parser *p, const char *name, const char *val
     }
     if (!p->seen[idx])
         p->seen_line[idx] = p->lineno;
+    if (!p->seen_all[idx])
+        p->first_line[idx] = p->lineno;
     p->seen[idx] = true;
     p->seen_all[idx] = true;
     return true;
@@ -3151,6 +3474,72 @@ static void conf_check_routes(struct conf_parser *p)
     free(keys);
 }
 
+/* The first line that set directive NAME of section S (a singleton's); 0 if none did. */
+static int conf_row_line(const struct conf_parser *p, enum conf_sect s, const char *name)
+{
+    for (size_t i = 0; i < CONF_N_DIRECTIVES; i++)
+        if (conf_directives[i].sect == s && strcmp(conf_directives[i].name, name) == 0)
+            return p->first_line[i];
+    return 0;
+}
+
+/*
+ * Identity: what a route's auth needs is there, and what a route asks of
+ * its callers can be enforced. Each problem on the line that causes it.
+ */
+static void conf_check_auth(struct conf_parser *p)
+{
+    const struct conf *c = p->conf;
+
+    if (c->auth_keys_file[0] && c->redis_enabled) {
+        conf_fail(p, conf_row_line(p, SECT_AUTH, "keys_file"),
+                  "keys_file is for the embedded default without [redis]; with [redis] the "
+                  "records are in Redis (docs/apikeys.md)");
+        return;
+    }
+    for (size_t i = 0; i < c->n_routes; i++) {
+        const struct conf_route *r = &c->routes[i];
+        const struct conf_route_lines *ln = &p->rlines[i];
+        const char *an = conf_auth_names[r->auth];
+        bool jwt = r->auth == CONF_AUTH_JWT || r->auth == CONF_AUTH_JWT_OR_API_KEY;
+        bool key = r->auth == CONF_AUTH_API_KEY || r->auth == CONF_AUTH_JWT_OR_API_KEY;
+
+        if (r->auth == CONF_AUTH_NONE && (r->require_scope[0] || r->forbid_api_keys)) {
+            bool scope = r->require_scope[0] &&
+                         (!r->forbid_api_keys || ln->require_scope < ln->forbid_api_keys);
+            conf_fail(p, scope ? ln->require_scope : ln->forbid_api_keys,
+                      "[route %s]: %s needs auth = %s (with auth = none no credentials are "
+                      "checked: it could never be enforced)", r->name,
+                      scope ? "require_scope" : "forbid_api_keys = yes",
+                      scope ? "jwt, api_key or jwt_or_api_key" : "jwt or jwt_or_api_key");
+            return;
+        }
+        if (r->auth == CONF_AUTH_API_KEY && r->forbid_api_keys) {
+            conf_fail(p, ln->forbid_api_keys, "[route %s]: forbid_api_keys = yes with auth = "
+                      "api_key (line %d) refuses every caller; it needs auth = jwt or "
+                      "jwt_or_api_key", r->name, ln->auth);
+            return;
+        }
+        if (jwt && !c->auth_jwks_file[0] && !c->auth_hs256_secret_file[0]) {
+            conf_fail(p, ln->auth, "[route %s]: auth = %s needs [auth] jwks_file or "
+                      "hs256_secret_file (the keys tokens are verified with)", r->name, an);
+            return;
+        }
+        if (key && !c->auth_keys_file[0] && !c->redis_enabled) {
+            conf_fail(p, ln->auth, "[route %s]: auth = %s needs [auth] keys_file or a [redis] "
+                      "section (where the API key records are)", r->name, an);
+            return;
+        }
+        if (key && !c->hash_secret_set) {
+            conf_fail(p, ln->auth, "[route %s]: auth = %s needs [limits] hash_secret or "
+                      "hash_secret_file: API keys are known by their HMAC under it, and the "
+                      "random secret of each start would make every key unknown after a restart",
+                      r->name, an);
+            return;
+        }
+    }
+}
+
 /* Checks that need the whole file: routes exist and differ, upstream names resolve. */
 static void conf_validate(struct conf_parser *p)
 {
@@ -3183,6 +3572,10 @@ static void conf_validate(struct conf_parser *p)
             return;
         }
     }
+
+    conf_check_auth(p);
+    if (p->failed)
+        return;
 
     /* A TLS listener presents the [tls] certificates: it needs one. */
     for (size_t i = 0; i < c->n_listen && c->n_certs == 0; i++) {
@@ -3415,6 +3808,11 @@ int conf_dump(const struct conf *c, FILE *out)
             fprintf(out, "\n# No [redis] section: the rate limits live in process memory.\n"
                     "# With one, these would apply:\n# [redis]\n");
             pre = "# ";
+        } else if (s == SECT_AUTH && !c->auth_set) {
+            /* The section's presence is auth_set: keep it commented out. */
+            fprintf(out, "\n# No [auth] section: no JWT keys, no keys file; these defaults "
+                    "apply:\n# [auth]\n");
+            pre = "# ";
         } else if (s == SECT_CORS && !c->cors.set) {
             /* Its directives without origins would be an error: commented out too. */
             fprintf(out, "\n# No [cors] origins: CORS only on routes with cors_origins.\n"
@@ -3428,6 +3826,10 @@ int conf_dump(const struct conf *c, FILE *out)
     for (size_t i = 0; i < c->n_upstreams && rc == 0; i++) {
         fprintf(out, "\n[upstream %s]\n", c->upstreams[i].name);
         rc = conf_dump_rows(out, SECT_UPSTREAM, (const char *)&c->upstreams[i], "");
+    }
+    for (size_t i = 0; i < c->n_plans && rc == 0; i++) {
+        fprintf(out, "\n[plan %s]\n", c->plans[i].name);
+        rc = conf_dump_rows(out, SECT_PLAN, (const char *)&c->plans[i], "");
     }
     for (size_t i = 0; i < c->n_routes && rc == 0; i++) {
         fprintf(out, "\n[route %s]\n", c->routes[i].name);
@@ -3456,7 +3858,7 @@ size_t conf_diff_restart(const struct conf *old, const struct conf *new_conf,
         const struct conf_directive *d = &conf_directives[i];
         char label[CONF_NAME_MAX + 32];
         bool same = false;
-        if (!(d->flags & D_RESTART) || d->sect == SECT_UPSTREAM || d->sect == SECT_ROUTE)
+        if (!(d->flags & D_RESTART) || d->sect >= SECT_UPSTREAM)
             continue;
         if (a && b) {
             a->len = b->len = 0;

@@ -414,7 +414,7 @@ static void test_outcomes(void)
         enum auth_outcome o;
         bool failure;
     } rows[] = {
-        {AUTH_PASS, false},          {AUTH_MISSING, true},         {AUTH_TOKEN_INVALID, true},
+        {AUTH_PASS, false},          {AUTH_MISSING, false},         {AUTH_TOKEN_INVALID, true},
         {AUTH_TOKEN_EXPIRED, true},  {AUTH_KEY_INVALID, true},     {AUTH_ORG_MISMATCH, false},
         {AUTH_KEYS_FORBIDDEN, false}, {AUTH_SCOPE_MISSING, false}, {AUTH_UNAVAILABLE, false},
     };

@@ -519,6 +519,42 @@ static void test_defaults(void)
     CU_ASSERT_STRING_EQUAL(c->cors.headers, "");
     CU_ASSERT_EQUAL(c->cors.max_age_s, 600);
     CU_ASSERT_FALSE(c->cors.credentials);
+
+    /* identity: no [auth], no plan, no route checks credentials */
+    CU_ASSERT_EQUAL(c->per_org.count, 0);               /* off */
+    CU_ASSERT_EQUAL(c->per_org.window_ms, 1);
+    CU_ASSERT_EQUAL(c->per_ip_auth_failures.count, 10);
+    CU_ASSERT_EQUAL(c->per_ip_auth_failures.window_ms, 60000);
+    CU_ASSERT_FALSE(c->auth_set);
+    CU_ASSERT_STRING_EQUAL(c->auth_jwks_file, "");
+    CU_ASSERT_STRING_EQUAL(c->auth_hs256_secret_file, "");
+    CU_ASSERT_STRING_EQUAL(c->auth_issuer, "");
+    CU_ASSERT_STRING_EQUAL(c->auth_audience, "");
+    CU_ASSERT_EQUAL(c->auth_leeway_ms, 60000);
+    CU_ASSERT_STRING_EQUAL(c->auth_subject_claim, "sub");
+    CU_ASSERT_STRING_EQUAL(c->auth_org_claim, "org");
+    CU_ASSERT_STRING_EQUAL(c->auth_plan_claim, "plan");
+    CU_ASSERT_STRING_EQUAL(c->auth_keys_file, "");
+    CU_ASSERT_EQUAL(c->auth_key_cache_ttl_ms, 10000);
+    CU_ASSERT_STRING_EQUAL(c->auth_key_prefix_required, "");
+    CU_ASSERT_STRING_EQUAL(c->auth_subject_header, "X-Auth-Subject");
+    CU_ASSERT_STRING_EQUAL(c->auth_org_header, "X-Auth-Org");
+    CU_ASSERT_STRING_EQUAL(c->auth_scopes_header, "X-Auth-Scopes");
+    CU_ASSERT_STRING_EQUAL(c->auth_org_request_header, "X-Org-Id");
+    CU_ASSERT_EQUAL(c->n_plans, 0);
+    CU_ASSERT_EQUAL(r->auth, CONF_AUTH_NONE);
+    CU_ASSERT_STRING_EQUAL(r->require_scope, "");
+    CU_ASSERT_FALSE(r->forbid_api_keys);
+    CU_ASSERT_FALSE(r->hide_credentials);
+    conf_free(c);
+
+    /* An empty [auth] is present, with the same defaults. */
+    c = load_text("[auth]\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(c->auth_set);
+    CU_ASSERT_EQUAL(c->auth_leeway_ms, 60000);
+    CU_ASSERT_STRING_EQUAL(c->auth_subject_header, "X-Auth-Subject");
+    CU_ASSERT_EQUAL(c->routes[0].auth, CONF_AUTH_NONE);
     conf_free(c);
 }
 
@@ -586,6 +622,40 @@ static void test_every_directive(void)
     CU_ASSERT_EQUAL(c->n_trusted_proxies, 3);
     CU_ASSERT_TRUE(c->hash_secret_set);
     CU_ASSERT_STRING_EQUAL(c->hash_secret, "0123456789abcdef0123456789abcdef");
+    CU_ASSERT_EQUAL(c->per_org.count, 5000);
+    CU_ASSERT_EQUAL(c->per_org.window_ms, 3600000);
+    CU_ASSERT_EQUAL(c->per_ip_auth_failures.count, 20);
+    CU_ASSERT_EQUAL(c->per_ip_auth_failures.window_ms, 300000);
+
+    /* [auth] but its files (test_auth_files), [plan NAME] */
+    CU_ASSERT_TRUE(c->auth_set);
+    CU_ASSERT_STRING_EQUAL(c->auth_jwks_file, "");
+    CU_ASSERT_STRING_EQUAL(c->auth_hs256_secret_file, "");
+    CU_ASSERT_STRING_EQUAL(c->auth_keys_file, "");
+    CU_ASSERT_STRING_EQUAL(c->auth_issuer, "https://issuer.example.com/");
+    CU_ASSERT_STRING_EQUAL(c->auth_audience, "api.example.com");
+    CU_ASSERT_EQUAL(c->auth_leeway_ms, 30000);
+    CU_ASSERT_STRING_EQUAL(c->auth_subject_claim, "uid");
+    CU_ASSERT_STRING_EQUAL(c->auth_org_claim, "https://example.com/tenant");
+    CU_ASSERT_STRING_EQUAL(c->auth_plan_claim, "tier");
+    CU_ASSERT_EQUAL(c->auth_key_cache_ttl_ms, 0);
+    CU_ASSERT_STRING_EQUAL(c->auth_key_prefix_required, "sk_live_");
+    CU_ASSERT_STRING_EQUAL(c->auth_subject_header, "X-User");
+    CU_ASSERT_STRING_EQUAL(c->auth_org_header, "");
+    CU_ASSERT_STRING_EQUAL(c->auth_scopes_header, "X-Scopes");
+    CU_ASSERT_STRING_EQUAL(c->auth_org_request_header, "X-Tenant");
+    CU_ASSERT_EQUAL_FATAL(c->n_plans, 2);
+    CU_ASSERT_STRING_EQUAL(c->plans[0].name, "gold");
+    CU_ASSERT_EQUAL(c->plans[0].per_token.count, 10000);
+    CU_ASSERT_EQUAL(c->plans[0].per_token.window_ms, 3600000);
+    CU_ASSERT_EQUAL(c->plans[0].per_org.count, 0);     /* off */
+    CU_ASSERT_EQUAL(c->plans[0].per_org.window_ms, 1);
+    CU_ASSERT_EQUAL(c->plans[0].line, 142);
+    CU_ASSERT_STRING_EQUAL(c->plans[1].name, "free.v2");
+    CU_ASSERT_EQUAL(c->plans[1].per_token.count, 10);
+    CU_ASSERT_EQUAL(c->plans[1].per_token.window_ms, 60000);
+    CU_ASSERT_FALSE(conf_rate_set(&c->plans[1].per_org));  /* unset: [limits] per_org */
+    CU_ASSERT_EQUAL(c->plans[1].line, 146);
 
     CU_ASSERT_EQUAL_FATAL(c->n_upstreams, 2);
     const struct conf_upstream *u = &c->upstreams[0];
@@ -667,9 +737,11 @@ static void test_every_directive(void)
     CU_ASSERT_STRING_EQUAL(r->cors.headers, "authorization, x-api-version");
     CU_ASSERT_EQUAL(r->cors.max_age_s, 3600);
     CU_ASSERT_TRUE(r->cors.credentials);
-    CU_ASSERT_EQUAL(r->cors.line, 104);
+    CU_ASSERT_EQUAL(r->cors.line, 106);
     CU_ASSERT_EQUAL(r->host_mode, CONF_HOST_UPSTREAM);
     CU_ASSERT_STRING_EQUAL(r->host_name, "");
+    CU_ASSERT_TRUE(r->hide_credentials);
+    CU_ASSERT_EQUAL(r->auth, CONF_AUTH_NONE);   /* auth: test_route_auth */
     /* the globals the overrides stand in for are untouched */
     CU_ASSERT_EQUAL(c->profile, ENVELOPE_PROBLEM);
     CU_ASSERT_TRUE(c->expose_upstream_5xx);
@@ -691,6 +763,7 @@ static void test_every_directive(void)
                     r->has_connect_timeout);
     CU_ASSERT_FALSE(r->cors.set);
     CU_ASSERT_EQUAL(r->host_mode, CONF_HOST_UNSET);
+    CU_ASSERT_FALSE(r->hide_credentials);
     CU_ASSERT_EQUAL(c->upstreams[1].host_mode, CONF_HOST_UPSTREAM);
 
     CU_ASSERT_TRUE(c->cors.set);
@@ -703,7 +776,7 @@ static void test_every_directive(void)
     CU_ASSERT_STRING_EQUAL(c->cors.headers, "content-type, x-api-key");
     CU_ASSERT_EQUAL(c->cors.max_age_s, 300);
     CU_ASSERT_TRUE(c->cors.credentials);
-    CU_ASSERT_EQUAL(c->cors.line, 58);
+    CU_ASSERT_EQUAL(c->cors.line, 60);
     conf_free(c);
 }
 
@@ -1743,8 +1816,8 @@ static void test_cors(void)
          "7: cors_credentials: \"maybe\" is not yes or no"},
         {"[cors]\norigins = https://a.example\n[cors]\n" TAIL, "3: section [cors] appears twice "
          "(first at line 1)"},
-        {"[cors main]\n" TAIL, "1: section [cors] takes no name (only [upstream NAME] and "
-         "[route NAME] do)"},
+        {"[cors main]\n" TAIL, "1: section [cors] takes no name (only [upstream NAME], "
+         "[plan NAME] and [route NAME] do)"},
         {"[cors]\nallow_origin = *\n" TAIL, "2: unknown key 'allow_origin' in [cors]"},
         {"[cors]\ncors_origins = *\n" TAIL, "2: unknown key 'cors_origins' in [cors]"},
         {ROUTE_HEAD "origins = *\n", "6: unknown key 'origins' in [route r]"},
@@ -1961,13 +2034,15 @@ static void test_errors(void)
         {"workers = 4\n" TAIL, "1: 'workers' is outside any section (add e.g. [server] above it)"},
         /* sections */
         {"[servers]\n" TAIL, "1: unknown section [servers] (known: server, tls, envelope, "
-         "correlation, redis, limits, cors, admin, upstream NAME, route NAME)"},
+         "correlation, redis, limits, auth, cors, admin, upstream NAME, plan NAME, "
+         "route NAME)"},
         {"[]\n" TAIL, "1: unknown section [] (known: server, tls, envelope, correlation, "
-         "redis, limits, cors, admin, upstream NAME, route NAME)"},
+         "redis, limits, auth, cors, admin, upstream NAME, plan NAME, route NAME)"},
         {"[Server]\n" TAIL, "1: unknown section [Server] (known: server, tls, envelope, "
-         "correlation, redis, limits, cors, admin, upstream NAME, route NAME)"},
-        {"[server main]\n" TAIL, "1: section [server] takes no name (only [upstream NAME] and "
-         "[route NAME] do)"},
+         "correlation, redis, limits, auth, cors, admin, upstream NAME, plan NAME, "
+         "route NAME)"},
+        {"[server main]\n" TAIL, "1: section [server] takes no name (only [upstream NAME], "
+         "[plan NAME] and [route NAME] do)"},
         {"[server]\n\n[server]\n" TAIL, "3: section [server] appears twice (first at line 1)"},
         {"[upstream]\n" TAIL, "1: section [upstream] needs a name: [upstream NAME]"},
         {"[route]\n" TAIL, "1: section [route] needs a name: [route NAME]"},
@@ -2208,8 +2283,8 @@ static void test_errors(void)
         {"[tls]\ncertificate = /a.pem\nkey =\n" TAIL, "3: key: empty value"},
         {"[tls]\ncertificate = /a.pem\nkey = /a.key\n[tls]\n" TAIL, "4: section [tls] appears "
          "twice (first at line 1)"},
-        {"[tls main]\n" TAIL, "1: section [tls] takes no name (only [upstream NAME] and "
-         "[route NAME] do)"},
+        {"[tls main]\n" TAIL, "1: section [tls] takes no name (only [upstream NAME], "
+         "[plan NAME] and [route NAME] do)"},
         {"[tls]\ncert = /a.pem\n" TAIL, "2: unknown key 'cert' in [tls]"},
         {"[server]\ncertificate = /a.pem\n" TAIL, "2: unknown key 'certificate' in [server]"},
         /* [tls] protocols, ciphers, handshake_timeout */
@@ -2349,6 +2424,557 @@ static void test_bad_fixtures(void)
     CU_ASSERT(n >= 5);
 }
 
+/* ---------------------------------------------------------------- identity */
+
+/*
+ * The files [auth] and [limits] name, made for the identity tests: a JWKS
+ * and a keys file (only opened here: their modules read them), HS256
+ * secrets of 32 bytes (the least RFC 7518 allows), of 31 and empty. In a
+ * test's text and expected message, @JWKS@, @KEYS@, @HS@, @HS31@ and
+ * @HS0@ stand for their paths.
+ */
+static struct {
+    char jwks[64], keys[64], hs[64], hs31[64], hs0[64];
+} af;
+
+static void auth_files_make(void)
+{
+    write_temp("{\"keys\": []}\n", af.jwks, sizeof(af.jwks));
+    write_temp("# no keys yet\n", af.keys, sizeof(af.keys));
+    write_temp("0123456789abcdef0123456789abcdef\r\nsecond line ignored\n", af.hs, sizeof(af.hs));
+    write_temp("0123456789abcdef0123456789abcde\n", af.hs31, sizeof(af.hs31));
+    write_temp("", af.hs0, sizeof(af.hs0));
+}
+
+static void auth_files_remove(void)
+{
+    unlink(af.jwks);
+    unlink(af.keys);
+    unlink(af.hs);
+    unlink(af.hs31);
+    unlink(af.hs0);
+}
+
+/* IN with the @...@ names of af replaced by their paths, into OUT. */
+static void subst(const char *in, char *out, size_t outlen)
+{
+    const struct { const char *tag, *path; } tags[] = {
+        {"@JWKS@", af.jwks}, {"@KEYS@", af.keys}, {"@HS@", af.hs}, {"@HS31@", af.hs31},
+        {"@HS0@", af.hs0},
+    };
+    size_t o = 0;
+
+    while (*in) {
+        const char *add = in;
+        size_t n = 1, step = 1;
+        for (size_t k = 0; k < N_OF(tags); k++) {
+            size_t tl = strlen(tags[k].tag);
+            if (strncmp(in, tags[k].tag, tl) == 0) {
+                add = tags[k].path;
+                n = strlen(add);
+                step = tl;
+                break;
+            }
+        }
+        CU_ASSERT_FATAL(o + n < outlen);
+        memcpy(out + o, add, n);
+        o += n;
+        in += step;
+    }
+    out[o] = '\0';
+}
+
+static struct conf *load_subst(const char *text, char *err, size_t errlen)
+{
+    char t[4096];
+    subst(text, t, sizeof(t));
+    return load_text(t, err, errlen);
+}
+
+static void expect_error_subst(const char *text, const char *want)
+{
+    char t[4096], w[1024];
+    subst(text, t, sizeof(t));
+    subst(want, w, sizeof(w));
+    expect_error(t, w);
+}
+
+#define CF(f) offsetof(struct conf, f)
+#define X63 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+#define X256 X63 X63 X63 X63 "xxxx"
+
+/* Every [auth] directive and the new [limits] ones, read back. */
+static void test_auth_values(void)
+{
+    static const struct { const char *lines; size_t off; const char *want; } str[] = {
+        {"jwks_file = @JWKS@\n", CF(auth_jwks_file), "@JWKS@"},
+        {"hs256_secret_file = @HS@\n", CF(auth_hs256_secret_file), "@HS@"},
+        {"keys_file = @KEYS@\n", CF(auth_keys_file), "@KEYS@"},
+        {"issuer = https://issuer.example.com/\n", CF(auth_issuer), "https://issuer.example.com/"},
+        {"issuer = Example Issuer\n", CF(auth_issuer), "Example Issuer"},
+        {"issuer =\n", CF(auth_issuer), ""},
+        {"issuer = " X63 X63 X63 X63 "xxx\n", CF(auth_issuer), X63 X63 X63 X63 "xxx"},
+        {"audience = api://default\n", CF(auth_audience), "api://default"},
+        {"audience =\n", CF(auth_audience), ""},
+        {"subject_claim = email\n", CF(auth_subject_claim), "email"},
+        {"subject_claim = " X63 "\n", CF(auth_subject_claim), X63},
+        {"org_claim = https://example.com/claims/org_id\n", CF(auth_org_claim),
+         "https://example.com/claims/org_id"},
+        {"plan_claim = a!#$%&'()*+,-./:;<=>?@[]^_`{|}~z\n", CF(auth_plan_claim),
+         "a!#$%&'()*+,-./:;<=>?@[]^_`{|}~z"},
+        {"key_prefix_required = sk_live_\n", CF(auth_key_prefix_required), "sk_live_"},
+        {"key_prefix_required = A-z.0_~+/\n", CF(auth_key_prefix_required), "A-z.0_~+/"},
+        {"key_prefix_required = " X63 "\n", CF(auth_key_prefix_required), X63},
+        {"key_prefix_required =\n", CF(auth_key_prefix_required), ""},
+        {"subject_header = X-User\n", CF(auth_subject_header), "X-User"},
+        {"subject_header =\n", CF(auth_subject_header), ""},
+        {"org_header = X-Tenant\n", CF(auth_org_header), "X-Tenant"},
+        {"org_header =\n", CF(auth_org_header), ""},
+        {"scopes_header = X-Scopes\n", CF(auth_scopes_header), "X-Scopes"},
+        {"scopes_header =\n", CF(auth_scopes_header), ""},
+        {"org_request_header = X-Tenant-Id\n", CF(auth_org_request_header), "X-Tenant-Id"},
+    };
+    static const struct { const char *lines; size_t off; uint64_t want; } dur[] = {
+        {"leeway = 0ms\n", CF(auth_leeway_ms), 0},
+        {"leeway = 5s\n", CF(auth_leeway_ms), 5000},
+        {"leeway = 1h\n", CF(auth_leeway_ms), 3600000},
+        {"leeway = 60m\n", CF(auth_leeway_ms), 3600000},
+        {"key_cache_ttl = 0s\n", CF(auth_key_cache_ttl_ms), 0},
+        {"key_cache_ttl = 250ms\n", CF(auth_key_cache_ttl_ms), 250},
+        {"key_cache_ttl = 1h\n", CF(auth_key_cache_ttl_ms), 3600000},
+    };
+    static const struct { const char *lines; uint32_t org_n; uint64_t org_w;
+                          uint32_t fail_n; uint64_t fail_w; } rate[] = {
+        {"per_org = 1000/1m\n", 1000, 60000, 10, 60000},
+        {"per_org = off\n", 0, 1, 10, 60000},
+        {"per_ip_auth_failures = 3/15m\n", 0, 1, 3, 900000},
+        {"per_ip_auth_failures = off\nper_org = 1/s\n", 1, 1000, 0, 1},
+    };
+    char text[4096], want[1024], err[1024];
+
+    auth_files_make();
+    for (size_t i = 0; i < N_OF(str); i++) {
+        snprintf(text, sizeof(text), "[auth]\n%s" TAIL, str[i].lines);
+        struct conf *c = load_subst(text, err, sizeof(err));
+        if (!c)
+            fprintf(stderr, "\n  %s: %s\n", str[i].lines, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        subst(str[i].want, want, sizeof(want));
+        CU_ASSERT_STRING_EQUAL((const char *)c + str[i].off, want);
+        CU_ASSERT_TRUE(c->auth_set);
+        conf_free(c);
+    }
+    for (size_t i = 0; i < N_OF(dur); i++) {
+        snprintf(text, sizeof(text), "[auth]\n%s" TAIL, dur[i].lines);
+        struct conf *c = load_text(text, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        uint64_t v;
+        memcpy(&v, (const char *)c + dur[i].off, sizeof(v));
+        CU_ASSERT_EQUAL(v, dur[i].want);
+        conf_free(c);
+    }
+    for (size_t i = 0; i < N_OF(rate); i++) {
+        snprintf(text, sizeof(text), "[limits]\n%s" TAIL, rate[i].lines);
+        struct conf *c = load_text(text, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->per_org.count, rate[i].org_n);
+        CU_ASSERT_EQUAL(c->per_org.window_ms, rate[i].org_w);
+        CU_ASSERT_EQUAL(c->per_ip_auth_failures.count, rate[i].fail_n);
+        CU_ASSERT_EQUAL(c->per_ip_auth_failures.window_ms, rate[i].fail_w);
+        CU_ASSERT_FALSE(c->auth_set);  /* [limits] alone is no [auth] */
+        conf_free(c);
+    }
+
+    /* All at once, in any order; other values keep their defaults. */
+    struct conf *c = load_subst("[auth]\nkeys_file = @KEYS@\nhs256_secret_file = @HS@\n"
+                                "jwks_file = @JWKS@\naudience = api\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->auth_jwks_file, af.jwks);
+    CU_ASSERT_STRING_EQUAL(c->auth_hs256_secret_file, af.hs);
+    CU_ASSERT_STRING_EQUAL(c->auth_keys_file, af.keys);
+    CU_ASSERT_STRING_EQUAL(c->auth_audience, "api");
+    CU_ASSERT_STRING_EQUAL(c->auth_issuer, "");
+    CU_ASSERT_EQUAL(c->auth_leeway_ms, 60000);
+    CU_ASSERT_STRING_EQUAL(c->auth_plan_claim, "plan");
+    conf_free(c);
+    auth_files_remove();
+}
+
+static void test_auth_errors(void)
+{
+    static const struct { const char *text, *want; } t[] = {
+        /* the section */
+        {"[auth]\n[auth]\n" TAIL, "2: section [auth] appears twice (first at line 1)"},
+        {"[auth main]\n" TAIL, "1: section [auth] takes no name (only [upstream NAME], "
+         "[plan NAME] and [route NAME] do)"},
+        {"[auth]\njwks = /x\n" TAIL, "2: unknown key 'jwks' in [auth]"},
+        {"[auth]\nper_org = 1/1m\n" TAIL, "2: unknown key 'per_org' in [auth]"},
+        {"[auth]\nauth = jwt\n" TAIL, "2: unknown key 'auth' in [auth]"},
+        {"[limits]\nleeway = 1s\n" TAIL, "2: unknown key 'leeway' in [limits]"},
+        {"[auth]\nleeway = 1s\n\nleeway = 2s\n" TAIL, "4: leeway is set twice in [auth] (first at "
+         "line 2)"},
+        /* files: they must be there, readable, and not directories */
+        {"[auth]\njwks_file = /nonexistent/jwks.json\n" TAIL, "2: jwks_file: cannot open "
+         "\"/nonexistent/jwks.json\": No such file or directory"},
+        {"[auth]\nkeys_file = /nonexistent/keys\n" TAIL, "2: keys_file: cannot open "
+         "\"/nonexistent/keys\": No such file or directory"},
+        {"[auth]\nhs256_secret_file = /nonexistent/hs\n" TAIL, "2: hs256_secret_file: cannot "
+         "open \"/nonexistent/hs\": No such file or directory"},
+        {"[auth]\njwks_file = /tmp\n" TAIL, "2: jwks_file: \"/tmp\" is a directory, not a file"},
+        {"[auth]\n\nkeys_file = /\n" TAIL, "3: keys_file: \"/\" is a directory, not a file"},
+        {"[auth]\njwks_file =\n" TAIL, "2: jwks_file: empty value"},
+        {"[auth]\nkeys_file =\n" TAIL, "2: keys_file: empty value"},
+        {"[auth]\nhs256_secret_file =\n" TAIL, "2: hs256_secret_file: empty value"},
+        {"[auth]\njwks_file = a\tb\n" TAIL, "2: jwks_file: \"a?b\" is not a usable path"},
+        /* the HS256 secret: 32 bytes at least (RFC 7518 3.2) */
+        {"[auth]\nhs256_secret_file = @HS31@\n" TAIL, "2: hs256_secret_file: the secret in "
+         "\"@HS31@\" must be 32 to 511 characters"},
+        {"[auth]\nhs256_secret_file = @HS0@\n" TAIL, "2: hs256_secret_file: \"@HS0@\" is empty"},
+        /* durations */
+        {"[auth]\nleeway = 61m\n" TAIL, "2: leeway: \"61m\" must be from 0ms to 1h"},
+        {"[auth]\nleeway = 2h\n" TAIL, "2: leeway: \"2h\" must be from 0ms to 1h"},
+        {"[auth]\nleeway = 60\n" TAIL, "2: leeway: \"60\" needs a unit (e.g. 60s or 60ms)"},
+        {"[auth]\nleeway = -1s\n" TAIL, "2: leeway: \"-1s\" is not a duration (use e.g. 500ms, "
+         "30s, 5m, 1h)"},
+        {"[auth]\nleeway =\n" TAIL, "2: leeway: empty value"},
+        {"[auth]\nkey_cache_ttl = 3601s\n" TAIL, "2: key_cache_ttl: \"3601s\" must be from 0ms "
+         "to 1h"},
+        {"[auth]\nkey_cache_ttl = 10\n" TAIL, "2: key_cache_ttl: \"10\" needs a unit (e.g. 10s "
+         "or 10ms)"},
+        /* issuer, audience: printable, up to 255 */
+        {"[auth]\nissuer = a\tb\n" TAIL, "2: issuer: \"a?b\" may not contain control characters"},
+        {"[auth]\naudience = " X256 "\n" TAIL, "2: audience: longer than 255 characters"},
+        /* claim names */
+        {"[auth]\nsubject_claim = user id\n" TAIL, "2: subject_claim: \"user id\" is not a claim "
+         "name (printable ASCII without blanks, quotes or backslashes)"},
+        {"[auth]\norg_claim = \"org\"\n" TAIL, "2: org_claim: \"\"org\"\" is not a claim name "
+         "(printable ASCII without blanks, quotes or backslashes)"},
+        {"[auth]\nplan_claim = a\\b\n" TAIL, "2: plan_claim: \"a\\b\" is not a claim name "
+         "(printable ASCII without blanks, quotes or backslashes)"},
+        {"[auth]\nsubject_claim = s\xc3\xbc" "b\n" TAIL, "2: subject_claim: \"s\xc3\xbc" "b\" is "
+         "not a claim name (printable ASCII without blanks, quotes or backslashes)"},
+        {"[auth]\nsubject_claim = a\x7f\n" TAIL, "2: subject_claim: \"a?\" is not a claim name "
+         "(printable ASCII without blanks, quotes or backslashes)"},
+        {"[auth]\nsubject_claim =\n" TAIL, "2: subject_claim: empty value"},
+        {"[auth]\nplan_claim = " X63 "x\n" TAIL, "2: plan_claim: longer than 63 characters"},
+        /* key_prefix_required: token68 without '=' */
+        {"[auth]\nkey_prefix_required = sk live\n" TAIL, "2: key_prefix_required: \"sk live\" may "
+         "hold only A-Z a-z 0-9 - . _ ~ + / (the characters of an API key)"},
+        {"[auth]\nkey_prefix_required = sk=\n" TAIL, "2: key_prefix_required: \"sk=\" may hold "
+         "only A-Z a-z 0-9 - . _ ~ + / (the characters of an API key)"},
+        {"[auth]\nkey_prefix_required = sk:\n" TAIL, "2: key_prefix_required: \"sk:\" may hold "
+         "only A-Z a-z 0-9 - . _ ~ + / (the characters of an API key)"},
+        {"[auth]\nkey_prefix_required = " X63 "x\n" TAIL, "2: key_prefix_required: longer than "
+         "63 characters"},
+        /* headers */
+        {"[auth]\nsubject_header = X Sub\n" TAIL, "2: subject_header: \"X Sub\" is not a header "
+         "name (1-63 characters, no blanks)"},
+        {"[auth]\norg_header = X-Org:\n" TAIL, "2: org_header: \"X-Org:\" is not a header name "
+         "(1-63 characters, no blanks)"},
+        {"[auth]\nscopes_header = X(S)\n" TAIL, "2: scopes_header: \"X(S)\" is not a header name "
+         "(1-63 characters, no blanks)"},
+        {"[auth]\nscopes_header = " X63 "x\n" TAIL, "2: scopes_header: \"" X63 "x\" is not a "
+         "header name (1-63 characters, no blanks)"},
+        {"[auth]\norg_request_header =\n" TAIL, "2: org_request_header: empty value"},
+        {"[auth]\norg_request_header = X Org\n" TAIL, "2: org_request_header: \"X Org\" is not a "
+         "header name (1-63 characters, no blanks)"},
+        /* [limits] */
+        {"[limits]\nper_org = 0/1m\n" TAIL, "2: per_org: \"0/1m\" is not a rate (use N/DURATION "
+         "with N >= 1, e.g. 100/1m, 500/15m, 5000/1h)"},
+        {"[limits]\nper_org =\n" TAIL, "2: per_org: empty value"},
+        {"[limits]\nper_ip_auth_failures = 10\n" TAIL, "2: per_ip_auth_failures: \"10\" is not a "
+         "rate (use N/DURATION with N >= 1, e.g. 100/1m, 500/15m, 5000/1h)"},
+    };
+
+    auth_files_make();
+    for (size_t i = 0; i < N_OF(t); i++)
+        expect_error_subst(t[i].text, t[i].want);
+    auth_files_remove();
+}
+
+/* [plan NAME]: named like upstreams, each once; rates unset inherit. */
+static void test_plans(void)
+{
+    char err[1024];
+    struct conf *c = load_text("[plan gold]\nper_token = 1000/1m\nper_org = 50000/1h\n"
+                               "[plan free]\n[plan x_1.-]\nper_org = off\n"
+                               TAIL "[plan late]\nper_token = off\n"
+                               "[plan u]\n", err, sizeof(err));   /* an upstream's name too */
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL_FATAL(c->n_plans, 5);
+    const struct conf_plan *pl = c->plans;
+    CU_ASSERT_STRING_EQUAL(pl[0].name, "gold");
+    CU_ASSERT_EQUAL(pl[0].line, 1);
+    CU_ASSERT_EQUAL(pl[0].per_token.count, 1000);
+    CU_ASSERT_EQUAL(pl[0].per_token.window_ms, 60000);
+    CU_ASSERT_EQUAL(pl[0].per_org.count, 50000);
+    CU_ASSERT_EQUAL(pl[0].per_org.window_ms, 3600000);
+    CU_ASSERT_STRING_EQUAL(pl[1].name, "free");
+    CU_ASSERT_EQUAL(pl[1].line, 4);
+    CU_ASSERT_FALSE(conf_rate_set(&pl[1].per_token));
+    CU_ASSERT_FALSE(conf_rate_set(&pl[1].per_org));
+    CU_ASSERT_STRING_EQUAL(pl[2].name, "x_1.-");
+    CU_ASSERT_EQUAL(pl[2].line, 5);
+    CU_ASSERT_FALSE(conf_rate_set(&pl[2].per_token));
+    CU_ASSERT_EQUAL(pl[2].per_org.count, 0);        /* off */
+    CU_ASSERT_EQUAL(pl[2].per_org.window_ms, 1);
+    CU_ASSERT_STRING_EQUAL(pl[3].name, "late");
+    CU_ASSERT_EQUAL(pl[3].line, 12);
+    CU_ASSERT_EQUAL(pl[3].per_token.count, 0);
+    CU_ASSERT_EQUAL(pl[3].per_token.window_ms, 1);
+    CU_ASSERT_STRING_EQUAL(pl[4].name, "u");
+    CU_ASSERT_EQUAL(pl[4].line, 14);
+    /* the route after [plan x_1.-] is still read as a route */
+    CU_ASSERT_EQUAL(c->n_routes, 1);
+    CU_ASSERT_STRING_EQUAL(c->routes[0].prefix, "/");
+    CU_ASSERT_FALSE(c->auth_set);
+    conf_free(c);
+
+    static const struct { const char *text, *want; } t[] = {
+        {"[plan]\n" TAIL, "1: section [plan] needs a name: [plan NAME]"},
+        {"[plan a/b]\n" TAIL, "1: [plan \"a/b\"]: a name is 1-63 characters of A-Z a-z 0-9 _ . -"},
+        {"[plan a b]\n" TAIL, "1: [plan \"a b\"]: a name is 1-63 characters of A-Z a-z 0-9 _ . -"},
+        {"[plan " X63 "x]\n" TAIL, "1: [plan \"" X63 "x\"]: a name is 1-63 characters of A-Z a-z "
+         "0-9 _ . -"},
+        {"[plan gold]\n[plan silver]\n\n[plan gold]\n" TAIL, "4: [plan gold] appears twice (first "
+         "at line 1)"},
+        {"[plan Gold]\n[plan gold]\n" TAIL, ""},     /* names are exact: two plans */
+        {"[plan gold]\nper_ip = 1/1s\n" TAIL, "2: unknown key 'per_ip' in [plan gold]"},
+        {"[plan gold]\nserver = 127.0.0.1:1\n" TAIL, "2: unknown key 'server' in [plan gold]"},
+        {"[plan gold]\nper_token = 0/1m\n" TAIL, "2: per_token: \"0/1m\" is not a rate (use "
+         "N/DURATION with N >= 1, e.g. 100/1m, 500/15m, 5000/1h)"},
+        {"[plan gold]\nper_org = 5\n" TAIL, "2: per_org: \"5\" is not a rate (use N/DURATION with "
+         "N >= 1, e.g. 100/1m, 500/15m, 5000/1h)"},
+        {"[plan gold]\nper_org = 4294967296/1h\n" TAIL, "2: per_org: \"4294967296/1h\" is not a "
+         "rate (use N/DURATION with N >= 1, e.g. 100/1m, 500/15m, 5000/1h)"},
+        {"[plan gold]\nper_token =\n" TAIL, "2: per_token: empty value"},
+        {"[plan gold]\nper_token = 1/1s\nper_token = 2/1s\n" TAIL, "3: per_token is set twice in "
+         "[plan gold] (first at line 2)"},
+    };
+    for (size_t i = 0; i < N_OF(t); i++) {
+        if (!t[i].want[0]) {
+            c = load_text(t[i].text, err, sizeof(err));
+            CU_ASSERT_PTR_NOT_NULL(c);
+            CU_ASSERT(c && c->n_plans == 2);
+            conf_free(c);
+            continue;
+        }
+        expect_error(t[i].text, t[i].want);
+    }
+
+    /* CONF_MAX_PLANS, then one too many on its header's line. */
+    char *text = malloc(64 * (CONF_MAX_PLANS + 1) + sizeof(TAIL));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    size_t n = 0;
+    for (int i = 0; i < CONF_MAX_PLANS; i++)
+        n += (size_t)sprintf(text + n, "[plan p%d]\n", i);
+    strcpy(text + n, TAIL);
+    c = load_text(text, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->n_plans, CONF_MAX_PLANS);
+    CU_ASSERT_STRING_EQUAL(c->plans[CONF_MAX_PLANS - 1].name, "p63");
+    conf_free(c);
+    n += (size_t)sprintf(text + n, "[plan p%d]\n", CONF_MAX_PLANS);
+    strcpy(text + n, TAIL);
+    expect_error(text, "65: too many [plan] sections (at most 64)");
+    free(text);
+}
+
+/* A conf where every route's auth has what it needs: [auth] lines 1-3, [limits] 4-5. */
+#define AUTHOK "[auth]\njwks_file = @JWKS@\nkeys_file = @KEYS@\n" \
+               "[limits]\nhash_secret = 0123456789abcdef\n"
+
+/* [route] auth, require_scope, forbid_api_keys, hide_credentials. */
+static void test_route_auth(void)
+{
+    static const struct { const char *v; enum conf_auth want; } au[] = {
+        {"none", CONF_AUTH_NONE}, {"jwt", CONF_AUTH_JWT}, {"api_key", CONF_AUTH_API_KEY},
+        {"jwt_or_api_key", CONF_AUTH_JWT_OR_API_KEY}, {"JWT", CONF_AUTH_JWT},
+        {"Api_Key", CONF_AUTH_API_KEY},
+    };
+    static const struct { const char *v, *want; } sc[] = {
+        {"tasks:read", "tasks:read"},
+        {"tasks:read,tasks:write", "tasks:read tasks:write"},
+        {"tasks:read tasks:write", "tasks:read tasks:write"},
+        {"a , b  c,d\te", "a b c d e"},
+        {"https://api.example.com/x.read_all-1", "https://api.example.com/x.read_all-1"},
+        {"A Z a z 0 9 . _ : / -", "A Z a z 0 9 . _ : / -"},
+        {"read readwrite", "read readwrite"},          /* a prefix of another is another */
+        {"1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16", "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16"},
+        /* 255 characters: tokens of 84, 84 and 85, and two blanks */
+        {X63 "xxxxxxxxxxxxxxxxxxxxa," X63 "xxxxxxxxxxxxxxxxxxxxb " X63 "xxxxxxxxxxxxxxxxxxxxxc",
+         X63 "xxxxxxxxxxxxxxxxxxxxa " X63 "xxxxxxxxxxxxxxxxxxxxb " X63 "xxxxxxxxxxxxxxxxxxxxxc"},
+    };
+    char text[4096], err[1024];
+    struct conf *c;
+
+    auth_files_make();
+    for (size_t i = 0; i < N_OF(au); i++) {
+        snprintf(text, sizeof(text), AUTHOK TAIL "auth = %s\n", au[i].v);
+        c = load_subst(text, err, sizeof(err));
+        if (!c)
+            fprintf(stderr, "\n  auth = %s: %s\n", au[i].v, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->routes[0].auth, au[i].want);
+        conf_free(c);
+    }
+    for (size_t i = 0; i < N_OF(sc); i++) {
+        snprintf(text, sizeof(text), AUTHOK TAIL "auth = jwt\nrequire_scope = %s\n", sc[i].v);
+        c = load_subst(text, err, sizeof(err));
+        if (!c)
+            fprintf(stderr, "\n  require_scope = %s: %s\n", sc[i].v, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_STRING_EQUAL(c->routes[0].require_scope, sc[i].want);
+        conf_free(c);
+    }
+    CU_ASSERT_EQUAL(strlen(sc[N_OF(sc) - 1].want), 255);
+    c = load_subst(AUTHOK TAIL "auth = jwt_or_api_key\nforbid_api_keys = yes\n"
+                   "hide_credentials = yes\n"
+                   "[route s]\nprefix = /s\nupstream = u\nhide_credentials = no\n"
+                   "forbid_api_keys = no\n", err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(c->routes[0].forbid_api_keys);
+    CU_ASSERT_TRUE(c->routes[0].hide_credentials);
+    CU_ASSERT_FALSE(c->routes[1].forbid_api_keys);
+    CU_ASSERT_FALSE(c->routes[1].hide_credentials);
+    CU_ASSERT_EQUAL(c->routes[1].auth, CONF_AUTH_NONE);
+    CU_ASSERT_STRING_EQUAL(c->routes[1].require_scope, "");
+    conf_free(c);
+
+    /* AUTHOK and TAIL are lines 1-10: the route's own lines start at 11. */
+    static const struct { const char *text, *want; } t[] = {
+        {AUTHOK TAIL "auth = oauth\n", "11: auth: \"oauth\" is not one of jwt, api_key, "
+         "jwt_or_api_key, none"},
+        {AUTHOK TAIL "auth = jwt,api_key\n", "11: auth: \"jwt,api_key\" is not one of jwt, "
+         "api_key, jwt_or_api_key, none"},
+        {AUTHOK TAIL "auth =\n", "11: auth: empty value"},
+        {AUTHOK TAIL "auth = jwt\nauth = none\n", "12: auth is set twice in [route r] (first at "
+         "line 11)"},
+        {AUTHOK TAIL "auth = jwt\nforbid_api_keys = maybe\n", "12: forbid_api_keys: \"maybe\" is "
+         "not yes or no"},
+        {AUTHOK TAIL "hide_credentials = 2\n", "11: hide_credentials: \"2\" is not yes or no"},
+        {AUTHOK TAIL "auth = jwt\nrequire_scope =\n", "12: require_scope: empty value"},
+        {AUTHOK TAIL "auth = jwt\nrequire_scope = read;write\n", "12: require_scope: "
+         "\"read;write\" is not a scope (A-Z a-z 0-9 . _ : / -; scopes are separated by commas or "
+         "blanks)"},
+        {AUTHOK TAIL "auth = jwt\nrequire_scope = read, t\xc3\xa2sks\n", "12: require_scope: "
+         "\"t\xc3\xa2sks\" is not a scope (A-Z a-z 0-9 . _ : / -; scopes are separated by commas "
+         "or blanks)"},
+        {AUTHOK TAIL "auth = jwt\nrequire_scope = \"read\"\n", "12: require_scope: \"\"read\"\" is "
+         "not a scope (A-Z a-z 0-9 . _ : / -; scopes are separated by commas or blanks)"},
+        {AUTHOK TAIL "auth = jwt\nrequire_scope = read,\n", "12: require_scope: empty item in the "
+         "list \"read,\""},
+        {AUTHOK TAIL "auth = jwt\nrequire_scope = a,,b\n", "12: require_scope: empty item in the "
+         "list \"a,,b\""},
+        {AUTHOK TAIL "auth = jwt\nrequire_scope = a b a\n", "12: require_scope: \"a\" is listed "
+         "twice"},
+        {AUTHOK TAIL "auth = jwt\nrequire_scope = a:b, a:b\n", "12: require_scope: \"a:b\" is "
+         "listed twice"},
+        {AUTHOK TAIL "auth = jwt\nrequire_scope = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\n",
+         "12: require_scope: too many scopes (at most 16)"},
+        {AUTHOK TAIL "auth = jwt\nrequire_scope = " X63 X63 "aa " X63 X63 "bb\n",
+         "12: require_scope: longer than 255 characters"},
+        {AUTHOK TAIL "auth = jwt\nrequire_scope = " X256 "\n", "12: require_scope: longer than "
+         "255 characters"},
+        {AUTHOK TAIL "auth = jwt\nrequire_scope = a\nrequire_scope = b\n", "13: require_scope is "
+         "set twice in [route r] (first at line 12)"},
+    };
+    for (size_t i = 0; i < N_OF(t); i++)
+        expect_error_subst(t[i].text, t[i].want);
+    auth_files_remove();
+}
+
+/* The checks of the whole file: what a route's auth needs, what it can enforce. */
+static void test_auth_checks(void)
+{
+    /* TAIL is lines 1-5 when first; "" wants the conf to load. */
+    static const struct { const char *text, *want; } t[] = {
+        /* what loads */
+        {"[auth]\njwks_file = @JWKS@\n" TAIL "auth = jwt\n", ""},
+        {"[auth]\nhs256_secret_file = @HS@\n" TAIL "auth = jwt\nrequire_scope = a\n"
+         "forbid_api_keys = yes\n", ""},
+        {"[auth]\nkeys_file = @KEYS@\n[limits]\nhash_secret = 0123456789abcdef\n" TAIL
+         "auth = api_key\nrequire_scope = tasks:read\n", ""},
+        {"[redis]\n[limits]\nhash_secret_file = @HS@\n" TAIL "auth = api_key\n", ""},
+        {"[auth]\njwks_file = @JWKS@\n[redis]\n[limits]\nhash_secret = 0123456789abcdef\n" TAIL
+         "auth = jwt_or_api_key\nforbid_api_keys = yes\nhide_credentials = yes\n", ""},
+        /* [auth] with no route using it; hide_credentials without auth */
+        {"[auth]\nkeys_file = @KEYS@\njwks_file = @JWKS@\n" TAIL, ""},
+        {TAIL "hide_credentials = yes\n", ""},
+        {TAIL "auth = none\nforbid_api_keys = no\n", ""},
+        /* keys for tokens */
+        {TAIL "auth = jwt\n", "6: [route r]: auth = jwt needs [auth] jwks_file or "
+         "hs256_secret_file (the keys tokens are verified with)"},
+        {"[auth]\n" TAIL "\nauth = jwt\n", "8: [route r]: auth = jwt needs [auth] jwks_file or "
+         "hs256_secret_file (the keys tokens are verified with)"},
+        {"[auth]\nkeys_file = @KEYS@\n[limits]\nhash_secret = 0123456789abcdef\n" TAIL
+         "auth = jwt_or_api_key\n", "10: [route r]: auth = jwt_or_api_key needs [auth] jwks_file "
+         "or hs256_secret_file (the keys tokens are verified with)"},
+        /* where API key records are */
+        {"[limits]\nhash_secret = 0123456789abcdef\n" TAIL "\nauth = api_key\n", "9: [route r]: "
+         "auth = api_key needs [auth] keys_file or a [redis] section (where the API key records "
+         "are)"},
+        {"[auth]\njwks_file = @JWKS@\n[limits]\nhash_secret = 0123456789abcdef\n" TAIL
+         "auth = jwt_or_api_key\n", "10: [route r]: auth = jwt_or_api_key needs [auth] keys_file "
+         "or a [redis] section (where the API key records are)"},
+        /* the HMAC key of API key ids */
+        {"[redis]\n" TAIL "auth = api_key\n", "7: [route r]: auth = api_key needs [limits] "
+         "hash_secret or hash_secret_file: API keys are known by their HMAC under it, and the "
+         "random secret of each start would make every key unknown after a restart"},
+        {"[auth]\nkeys_file = @KEYS@\njwks_file = @JWKS@\n" TAIL "auth = jwt_or_api_key\n",
+         "9: [route r]: auth = jwt_or_api_key needs [limits] hash_secret or hash_secret_file: API "
+         "keys are known by their HMAC under it, and the random secret of each start would make "
+         "every key unknown after a restart"},
+        /* what auth = none could never enforce */
+        {TAIL "require_scope = tasks:read\n", "6: [route r]: require_scope needs auth = jwt, "
+         "api_key or jwt_or_api_key (with auth = none no credentials are checked: it could never "
+         "be enforced)"},
+        {TAIL "auth = none\nrequire_scope = a\n", "7: [route r]: require_scope needs auth = jwt, "
+         "api_key or jwt_or_api_key (with auth = none no credentials are checked: it could never "
+         "be enforced)"},
+        {TAIL "forbid_api_keys = yes\n", "6: [route r]: forbid_api_keys = yes needs auth = jwt or "
+         "jwt_or_api_key (with auth = none no credentials are checked: it could never be "
+         "enforced)"},
+        {TAIL "forbid_api_keys = yes\nrequire_scope = a\n", "6: [route r]: forbid_api_keys = yes "
+         "needs auth = jwt or jwt_or_api_key (with auth = none no credentials are checked: it "
+         "could never be enforced)"},
+        {TAIL "require_scope = a\nforbid_api_keys = yes\n", "6: [route r]: require_scope needs "
+         "auth = jwt, api_key or jwt_or_api_key (with auth = none no credentials are checked: it "
+         "could never be enforced)"},
+        /* ... and what auth = api_key refuses whole */
+        {"[auth]\nkeys_file = @KEYS@\n[limits]\nhash_secret = 0123456789abcdef\n" TAIL
+         "auth = api_key\nforbid_api_keys = yes\n", "11: [route r]: forbid_api_keys = yes with "
+         "auth = api_key (line 10) refuses every caller; it needs auth = jwt or jwt_or_api_key"},
+        /* keys_file is for the embedded default: not with [redis], before or after it */
+        {"[redis]\n[auth]\n\nkeys_file = @KEYS@\n" TAIL, "4: keys_file is for the embedded "
+         "default without [redis]; with [redis] the records are in Redis (docs/apikeys.md)"},
+        {"[auth]\nkeys_file = @KEYS@\n" TAIL "[redis]\n", "2: keys_file is for the embedded "
+         "default without [redis]; with [redis] the records are in Redis (docs/apikeys.md)"},
+        /* the first route of the file with a problem */
+        {"[auth]\njwks_file = @JWKS@\n" TAIL "auth = jwt\n[route s]\nprefix = /s\nupstream = u\n"
+         "auth = api_key\n[route t]\nprefix = /t\nupstream = u\nrequire_scope = x\n",
+         "12: [route s]: auth = api_key needs [auth] keys_file or a [redis] section (where the "
+         "API key records are)"},
+    };
+    char err[1024];
+
+    auth_files_make();
+    for (size_t i = 0; i < N_OF(t); i++) {
+        if (t[i].want[0]) {
+            expect_error_subst(t[i].text, t[i].want);
+            continue;
+        }
+        struct conf *c = load_subst(t[i].text, err, sizeof(err));
+        if (!c)
+            fprintf(stderr, "\n  case %zu: %s\n", i, err);
+        CU_ASSERT_PTR_NOT_NULL(c);
+        conf_free(c);
+    }
+    auth_files_remove();
+}
+
 /* ---------------------------------------------------------------- the table read back */
 
 /* CONF dumped, as a malloc'd string; the first line (naming the path) cut off. */
@@ -2364,6 +2990,155 @@ static char *dump_text(const struct conf *c)
     CU_ASSERT_PTR_NOT_NULL_FATAL(nl);
     memmove(buf, nl + 1, strlen(nl + 1) + 1);
     return buf;
+}
+
+/*
+ * TEXT loads, and so does its dump, to the same values: the dump dumped
+ * again is the same text, and fields a dump could lose compare equal.
+ * I names the case in messages.
+ */
+static void check_round_trip(const char *text, size_t i)
+{
+    char err[1024];
+
+    struct conf *a = load_text(text, err, sizeof(err));
+    if (!a)
+        fprintf(stderr, "\n  case %zu: %s\n", i, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    char *da = dump_text(a);
+    struct conf *b = load_text(da, err, sizeof(err));
+    if (!b)
+        fprintf(stderr, "\n  case %zu: the dump does not load: %s\n%s\n", i, err, da);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    char *db = dump_text(b);
+    if (strcmp(da, db) != 0)
+        fprintf(stderr, "\n  case %zu: dump 1:\n%s\n  dump 2:\n%s\n", i, da, db);
+    CU_ASSERT_STRING_EQUAL(da, db);
+
+    /* Values the dump might have lost, compared field by field. */
+    CU_ASSERT_EQUAL(a->redis_enabled, b->redis_enabled);
+    CU_ASSERT_EQUAL(a->n_listen, b->n_listen);
+    CU_ASSERT_EQUAL(a->n_admin_listen, b->n_admin_listen);
+    CU_ASSERT_EQUAL(a->n_trusted_proxies, b->n_trusted_proxies);
+    CU_ASSERT_EQUAL(memcmp(a->trusted_proxies, b->trusted_proxies,
+                           sizeof(a->trusted_proxies)), 0);
+    CU_ASSERT_EQUAL(a->max_body_size, b->max_body_size);
+    CU_ASSERT_EQUAL(a->keepalive_timeout_ms, b->keepalive_timeout_ms);
+    CU_ASSERT_EQUAL(a->workers, b->workers);
+    CU_ASSERT_EQUAL(a->per_ip.count, b->per_ip.count);
+    CU_ASSERT_EQUAL(a->per_ip.window_ms, b->per_ip.window_ms);
+    for (size_t l = 0; l < a->n_listen; l++) {
+        CU_ASSERT_STRING_EQUAL(a->listen[l].text, b->listen[l].text);
+        CU_ASSERT_EQUAL(a->listen[l].tls, b->listen[l].tls);
+        CU_ASSERT_EQUAL(a->listen[l].proxy_protocol, b->listen[l].proxy_protocol);
+    }
+    CU_ASSERT_EQUAL_FATAL(a->n_certs, b->n_certs);
+    for (size_t k = 0; k < a->n_certs; k++) {
+        CU_ASSERT_STRING_EQUAL(a->certs[k].certificate, b->certs[k].certificate);
+        CU_ASSERT_STRING_EQUAL(a->certs[k].key, b->certs[k].key);
+    }
+    CU_ASSERT_EQUAL(a->tls_protocols, b->tls_protocols);
+    CU_ASSERT_STRING_EQUAL(a->tls_ciphers, b->tls_ciphers);
+    CU_ASSERT_EQUAL(a->tls_handshake_timeout_ms, b->tls_handshake_timeout_ms);
+    CU_ASSERT_EQUAL(a->cors.set, b->cors.set);
+    CU_ASSERT_EQUAL(a->cors.n_origins, b->cors.n_origins);
+    CU_ASSERT_EQUAL(memcmp(a->cors.origins, b->cors.origins, sizeof(a->cors.origins)), 0);
+    CU_ASSERT_EQUAL(a->cors.methods, b->cors.methods);
+    CU_ASSERT_STRING_EQUAL(a->cors.headers, b->cors.headers);
+    CU_ASSERT_EQUAL(a->cors.max_age_s, b->cors.max_age_s);
+    CU_ASSERT_EQUAL(a->cors.credentials, b->cors.credentials);
+    /* identity */
+    CU_ASSERT_EQUAL(a->per_org.count, b->per_org.count);
+    CU_ASSERT_EQUAL(a->per_org.window_ms, b->per_org.window_ms);
+    CU_ASSERT_EQUAL(a->per_ip_auth_failures.count, b->per_ip_auth_failures.count);
+    CU_ASSERT_EQUAL(a->per_ip_auth_failures.window_ms, b->per_ip_auth_failures.window_ms);
+    CU_ASSERT_EQUAL(a->auth_set, b->auth_set);
+    CU_ASSERT_STRING_EQUAL(a->auth_jwks_file, b->auth_jwks_file);
+    CU_ASSERT_STRING_EQUAL(a->auth_hs256_secret_file, b->auth_hs256_secret_file);
+    CU_ASSERT_STRING_EQUAL(a->auth_issuer, b->auth_issuer);
+    CU_ASSERT_STRING_EQUAL(a->auth_audience, b->auth_audience);
+    CU_ASSERT_EQUAL(a->auth_leeway_ms, b->auth_leeway_ms);
+    CU_ASSERT_STRING_EQUAL(a->auth_subject_claim, b->auth_subject_claim);
+    CU_ASSERT_STRING_EQUAL(a->auth_org_claim, b->auth_org_claim);
+    CU_ASSERT_STRING_EQUAL(a->auth_plan_claim, b->auth_plan_claim);
+    CU_ASSERT_STRING_EQUAL(a->auth_keys_file, b->auth_keys_file);
+    CU_ASSERT_EQUAL(a->auth_key_cache_ttl_ms, b->auth_key_cache_ttl_ms);
+    CU_ASSERT_STRING_EQUAL(a->auth_key_prefix_required, b->auth_key_prefix_required);
+    CU_ASSERT_STRING_EQUAL(a->auth_subject_header, b->auth_subject_header);
+    CU_ASSERT_STRING_EQUAL(a->auth_org_header, b->auth_org_header);
+    CU_ASSERT_STRING_EQUAL(a->auth_scopes_header, b->auth_scopes_header);
+    CU_ASSERT_STRING_EQUAL(a->auth_org_request_header, b->auth_org_request_header);
+    CU_ASSERT_EQUAL_FATAL(a->n_plans, b->n_plans);
+    for (size_t k = 0; k < a->n_plans; k++) {
+        const struct conf_plan *pa = &a->plans[k], *pb = &b->plans[k];
+        CU_ASSERT_STRING_EQUAL(pa->name, pb->name);
+        CU_ASSERT_EQUAL(pa->per_token.count, pb->per_token.count);
+        CU_ASSERT_EQUAL(pa->per_token.window_ms, pb->per_token.window_ms);
+        CU_ASSERT_EQUAL(pa->per_org.count, pb->per_org.count);
+        CU_ASSERT_EQUAL(pa->per_org.window_ms, pb->per_org.window_ms);
+    }
+    CU_ASSERT_EQUAL_FATAL(a->n_routes, b->n_routes);
+    for (size_t r = 0; r < a->n_routes; r++) {
+        const struct conf_route *ra = &a->routes[r], *rb = &b->routes[r];
+        /* the new route fields, whole (routes are zeroed, then filled) */
+        CU_ASSERT_EQUAL(ra->n_hosts, rb->n_hosts);
+        CU_ASSERT_EQUAL(memcmp(ra->hosts, rb->hosts, sizeof(ra->hosts)), 0);
+        CU_ASSERT_STRING_EQUAL(ra->match_header, rb->match_header);
+        CU_ASSERT_STRING_EQUAL(ra->match_value, rb->match_value);
+        CU_ASSERT_EQUAL(ra->has_profile, rb->has_profile);
+        CU_ASSERT_EQUAL(ra->profile, rb->profile);
+        CU_ASSERT_EQUAL(ra->has_expose_upstream_5xx, rb->has_expose_upstream_5xx);
+        CU_ASSERT_EQUAL(ra->expose_upstream_5xx, rb->expose_upstream_5xx);
+        CU_ASSERT_EQUAL(ra->has_max_error_body, rb->has_max_error_body);
+        CU_ASSERT_EQUAL(ra->max_error_body, rb->max_error_body);
+        CU_ASSERT_EQUAL(ra->has_max_body_size, rb->has_max_body_size);
+        CU_ASSERT_EQUAL(ra->max_body_size, rb->max_body_size);
+        CU_ASSERT_EQUAL(ra->has_client_timeout, rb->has_client_timeout);
+        CU_ASSERT_EQUAL(ra->client_timeout_ms, rb->client_timeout_ms);
+        CU_ASSERT_EQUAL(ra->has_timeout, rb->has_timeout);
+        CU_ASSERT_EQUAL(ra->timeout_ms, rb->timeout_ms);
+        CU_ASSERT_EQUAL(ra->has_connect_timeout, rb->has_connect_timeout);
+        CU_ASSERT_EQUAL(ra->connect_timeout_ms, rb->connect_timeout_ms);
+        CU_ASSERT_EQUAL(ra->n_code_map, rb->n_code_map);
+        CU_ASSERT_EQUAL(memcmp(ra->code_map, rb->code_map, sizeof(ra->code_map)), 0);
+        CU_ASSERT_EQUAL(ra->cors.set, rb->cors.set);
+        CU_ASSERT_EQUAL(memcmp(ra->cors.origins, rb->cors.origins,
+                               sizeof(ra->cors.origins)), 0);
+        CU_ASSERT_EQUAL(ra->cors.n_origins, rb->cors.n_origins);
+        CU_ASSERT_EQUAL(ra->cors.methods, rb->cors.methods);
+        CU_ASSERT_STRING_EQUAL(ra->cors.headers, rb->cors.headers);
+        CU_ASSERT_EQUAL(ra->cors.max_age_s, rb->cors.max_age_s);
+        CU_ASSERT_EQUAL(ra->cors.credentials, rb->cors.credentials);
+        CU_ASSERT_EQUAL(ra->host_mode, rb->host_mode);
+        CU_ASSERT_STRING_EQUAL(ra->host_name, rb->host_name);
+        CU_ASSERT_EQUAL(ra->auth, rb->auth);
+        CU_ASSERT_STRING_EQUAL(ra->require_scope, rb->require_scope);
+        CU_ASSERT_EQUAL(ra->forbid_api_keys, rb->forbid_api_keys);
+        CU_ASSERT_EQUAL(ra->hide_credentials, rb->hide_credentials);
+        CU_ASSERT_EQUAL(a->routes[r].methods, b->routes[r].methods);
+        CU_ASSERT_EQUAL(a->routes[r].per_token.count, b->routes[r].per_token.count);
+        CU_ASSERT_EQUAL(a->routes[r].per_token.window_ms, b->routes[r].per_token.window_ms);
+        CU_ASSERT_EQUAL(a->routes[r].per_ip.window_ms, b->routes[r].per_ip.window_ms);
+        CU_ASSERT_STRING_EQUAL(a->routes[r].prefix, b->routes[r].prefix);
+    }
+    CU_ASSERT_EQUAL_FATAL(a->n_upstreams, b->n_upstreams);
+    for (size_t u = 0; u < a->n_upstreams; u++) {
+        const struct conf_upstream *ua = &a->upstreams[u], *ub = &b->upstreams[u];
+        CU_ASSERT_EQUAL(ua->n_servers, ub->n_servers);
+        CU_ASSERT_EQUAL(ua->retry_backoff_ms, ub->retry_backoff_ms);
+        CU_ASSERT_EQUAL(ua->tls, ub->tls);
+        CU_ASSERT_EQUAL(ua->verify, ub->verify);
+        CU_ASSERT_STRING_EQUAL(ua->ca_file, ub->ca_file);
+        CU_ASSERT_STRING_EQUAL(ua->server_name, ub->server_name);
+        CU_ASSERT_STRING_EQUAL(ua->client_certificate, ub->client_certificate);
+        CU_ASSERT_STRING_EQUAL(ua->client_key, ub->client_key);
+        CU_ASSERT_EQUAL(ua->host_mode, ub->host_mode);
+        CU_ASSERT_STRING_EQUAL(ua->host_name, ub->host_name);
+    }
+    free(da);
+    free(db);
+    conf_free(a);
+    conf_free(b);
 }
 
 /*
@@ -2432,117 +3207,115 @@ static void test_dump_round_trip(void)
         "timeout = 1h\nhost = upstream\n",
         /* [cors] set by origins alone; "*" without credentials */
         "[cors]\norigins = *\n",
+        /* an empty [auth] stays present */
+        "[auth]\n",
+        /* identity without files (test_dump_auth has them): odd values, empty headers */
+        "[limits]\nper_org = 100/1m\nper_ip_auth_failures = off\n"
+        "[auth]\nissuer = Example Issuer\naudience = api://default\nleeway = 0ms\n"
+        "subject_claim = a!#$%&'()*+,-./:;<=>?@[]^_`{|}~z\norg_claim = https://x.example/org\n"
+        "key_cache_ttl = 1h\nkey_prefix_required = a-Z.0_~+/\nsubject_header =\n"
+        "org_header =\nscopes_header =\norg_request_header = X-Tenant\n"
+        "[plan gold]\nper_token = off\nper_org = 1/500ms\n[plan free]\n"
+        "[plan u]\nper_org = 4294967295/24h\n",
     };
-    char err[1024];
-
     for (size_t i = 0; i < N_OF(t); i++) {
         char text[4096];
         snprintf(text, sizeof(text), "%s%s", t[i], TAIL);
-        struct conf *a = load_text(text, err, sizeof(err));
-        if (!a)
-            fprintf(stderr, "\n  case %zu: %s\n", i, err);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-        char *da = dump_text(a);
-        struct conf *b = load_text(da, err, sizeof(err));
-        if (!b)
-            fprintf(stderr, "\n  case %zu: the dump does not load: %s\n%s\n", i, err, da);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-        char *db = dump_text(b);
-        if (strcmp(da, db) != 0)
-            fprintf(stderr, "\n  case %zu: dump 1:\n%s\n  dump 2:\n%s\n", i, da, db);
-        CU_ASSERT_STRING_EQUAL(da, db);
-
-        /* Values the dump might have lost, compared field by field. */
-        CU_ASSERT_EQUAL(a->redis_enabled, b->redis_enabled);
-        CU_ASSERT_EQUAL(a->n_listen, b->n_listen);
-        CU_ASSERT_EQUAL(a->n_admin_listen, b->n_admin_listen);
-        CU_ASSERT_EQUAL(a->n_trusted_proxies, b->n_trusted_proxies);
-        CU_ASSERT_EQUAL(memcmp(a->trusted_proxies, b->trusted_proxies,
-                               sizeof(a->trusted_proxies)), 0);
-        CU_ASSERT_EQUAL(a->max_body_size, b->max_body_size);
-        CU_ASSERT_EQUAL(a->keepalive_timeout_ms, b->keepalive_timeout_ms);
-        CU_ASSERT_EQUAL(a->workers, b->workers);
-        CU_ASSERT_EQUAL(a->per_ip.count, b->per_ip.count);
-        CU_ASSERT_EQUAL(a->per_ip.window_ms, b->per_ip.window_ms);
-        for (size_t l = 0; l < a->n_listen; l++) {
-            CU_ASSERT_STRING_EQUAL(a->listen[l].text, b->listen[l].text);
-            CU_ASSERT_EQUAL(a->listen[l].tls, b->listen[l].tls);
-            CU_ASSERT_EQUAL(a->listen[l].proxy_protocol, b->listen[l].proxy_protocol);
-        }
-        CU_ASSERT_EQUAL_FATAL(a->n_certs, b->n_certs);
-        for (size_t k = 0; k < a->n_certs; k++) {
-            CU_ASSERT_STRING_EQUAL(a->certs[k].certificate, b->certs[k].certificate);
-            CU_ASSERT_STRING_EQUAL(a->certs[k].key, b->certs[k].key);
-        }
-        CU_ASSERT_EQUAL(a->tls_protocols, b->tls_protocols);
-        CU_ASSERT_STRING_EQUAL(a->tls_ciphers, b->tls_ciphers);
-        CU_ASSERT_EQUAL(a->tls_handshake_timeout_ms, b->tls_handshake_timeout_ms);
-        CU_ASSERT_EQUAL(a->cors.set, b->cors.set);
-        CU_ASSERT_EQUAL(a->cors.n_origins, b->cors.n_origins);
-        CU_ASSERT_EQUAL(memcmp(a->cors.origins, b->cors.origins, sizeof(a->cors.origins)), 0);
-        CU_ASSERT_EQUAL(a->cors.methods, b->cors.methods);
-        CU_ASSERT_STRING_EQUAL(a->cors.headers, b->cors.headers);
-        CU_ASSERT_EQUAL(a->cors.max_age_s, b->cors.max_age_s);
-        CU_ASSERT_EQUAL(a->cors.credentials, b->cors.credentials);
-        CU_ASSERT_EQUAL_FATAL(a->n_routes, b->n_routes);
-        for (size_t r = 0; r < a->n_routes; r++) {
-            const struct conf_route *ra = &a->routes[r], *rb = &b->routes[r];
-            /* the new route fields, whole (routes are zeroed, then filled) */
-            CU_ASSERT_EQUAL(ra->n_hosts, rb->n_hosts);
-            CU_ASSERT_EQUAL(memcmp(ra->hosts, rb->hosts, sizeof(ra->hosts)), 0);
-            CU_ASSERT_STRING_EQUAL(ra->match_header, rb->match_header);
-            CU_ASSERT_STRING_EQUAL(ra->match_value, rb->match_value);
-            CU_ASSERT_EQUAL(ra->has_profile, rb->has_profile);
-            CU_ASSERT_EQUAL(ra->profile, rb->profile);
-            CU_ASSERT_EQUAL(ra->has_expose_upstream_5xx, rb->has_expose_upstream_5xx);
-            CU_ASSERT_EQUAL(ra->expose_upstream_5xx, rb->expose_upstream_5xx);
-            CU_ASSERT_EQUAL(ra->has_max_error_body, rb->has_max_error_body);
-            CU_ASSERT_EQUAL(ra->max_error_body, rb->max_error_body);
-            CU_ASSERT_EQUAL(ra->has_max_body_size, rb->has_max_body_size);
-            CU_ASSERT_EQUAL(ra->max_body_size, rb->max_body_size);
-            CU_ASSERT_EQUAL(ra->has_client_timeout, rb->has_client_timeout);
-            CU_ASSERT_EQUAL(ra->client_timeout_ms, rb->client_timeout_ms);
-            CU_ASSERT_EQUAL(ra->has_timeout, rb->has_timeout);
-            CU_ASSERT_EQUAL(ra->timeout_ms, rb->timeout_ms);
-            CU_ASSERT_EQUAL(ra->has_connect_timeout, rb->has_connect_timeout);
-            CU_ASSERT_EQUAL(ra->connect_timeout_ms, rb->connect_timeout_ms);
-            CU_ASSERT_EQUAL(ra->n_code_map, rb->n_code_map);
-            CU_ASSERT_EQUAL(memcmp(ra->code_map, rb->code_map, sizeof(ra->code_map)), 0);
-            CU_ASSERT_EQUAL(ra->cors.set, rb->cors.set);
-            CU_ASSERT_EQUAL(memcmp(ra->cors.origins, rb->cors.origins,
-                                   sizeof(ra->cors.origins)), 0);
-            CU_ASSERT_EQUAL(ra->cors.n_origins, rb->cors.n_origins);
-            CU_ASSERT_EQUAL(ra->cors.methods, rb->cors.methods);
-            CU_ASSERT_STRING_EQUAL(ra->cors.headers, rb->cors.headers);
-            CU_ASSERT_EQUAL(ra->cors.max_age_s, rb->cors.max_age_s);
-            CU_ASSERT_EQUAL(ra->cors.credentials, rb->cors.credentials);
-            CU_ASSERT_EQUAL(ra->host_mode, rb->host_mode);
-            CU_ASSERT_STRING_EQUAL(ra->host_name, rb->host_name);
-            CU_ASSERT_EQUAL(a->routes[r].methods, b->routes[r].methods);
-            CU_ASSERT_EQUAL(a->routes[r].per_token.count, b->routes[r].per_token.count);
-            CU_ASSERT_EQUAL(a->routes[r].per_token.window_ms, b->routes[r].per_token.window_ms);
-            CU_ASSERT_EQUAL(a->routes[r].per_ip.window_ms, b->routes[r].per_ip.window_ms);
-            CU_ASSERT_STRING_EQUAL(a->routes[r].prefix, b->routes[r].prefix);
-        }
-        CU_ASSERT_EQUAL_FATAL(a->n_upstreams, b->n_upstreams);
-        for (size_t u = 0; u < a->n_upstreams; u++) {
-            const struct conf_upstream *ua = &a->upstreams[u], *ub = &b->upstreams[u];
-            CU_ASSERT_EQUAL(ua->n_servers, ub->n_servers);
-            CU_ASSERT_EQUAL(ua->retry_backoff_ms, ub->retry_backoff_ms);
-            CU_ASSERT_EQUAL(ua->tls, ub->tls);
-            CU_ASSERT_EQUAL(ua->verify, ub->verify);
-            CU_ASSERT_STRING_EQUAL(ua->ca_file, ub->ca_file);
-            CU_ASSERT_STRING_EQUAL(ua->server_name, ub->server_name);
-            CU_ASSERT_STRING_EQUAL(ua->client_certificate, ub->client_certificate);
-            CU_ASSERT_STRING_EQUAL(ua->client_key, ub->client_key);
-            CU_ASSERT_EQUAL(ua->host_mode, ub->host_mode);
-            CU_ASSERT_STRING_EQUAL(ua->host_name, ub->host_name);
-        }
-        free(da);
-        free(db);
-        conf_free(a);
-        conf_free(b);
+        check_round_trip(text, i);
     }
+}
+
+/*
+ * Identity in the dump: [auth] commented out without the section (its
+ * presence is auth_set), written with it; every [plan]; the route and
+ * [limits] rows. A conf with every new directive loads back the same.
+ */
+static void test_dump_auth(void)
+{
+    char err[1024], want[2048];
+    struct conf *c = load_text(TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    char *d = dump_text(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\n# No [auth] section: no JWT keys, no keys file; these "
+                                     "defaults apply:\n# [auth]\n"
+                                     "# jwks_file =   (none)\n# hs256_secret_file =   (none)\n"
+                                     "# issuer =   (none: not checked)\n"
+                                     "# audience =   (none: not checked)\n# leeway = 1m\n"
+                                     "# subject_claim = sub\n# org_claim = org\n"
+                                     "# plan_claim = plan\n# keys_file =   (none)\n"
+                                     "# key_cache_ttl = 10s\n# key_prefix_required =   (none)\n"
+                                     "# subject_header = X-Auth-Subject\n"
+                                     "# org_header = X-Auth-Org\n"
+                                     "# scopes_header = X-Auth-Scopes\n"
+                                     "# org_request_header = X-Org-Id\n\n"));
+    CU_ASSERT_PTR_NULL(strstr(d, "\n[auth]\n"));
+    CU_ASSERT_PTR_NULL(strstr(d, "[plan "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\nipv6_prefix = 64\nper_org = off\n"
+                                     "per_ip_auth_failures = 10/1m\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\nrequire_token = no\nauth = none\n"
+                                     "# require_scope =   (none)\nforbid_api_keys = no\n"
+                                     "hide_credentials = no\n"
+                                     "# per_token =   (unset: that of [limits])\n"));
+    free(d);
+    conf_free(c);
+
+    /* Every new directive set; the files exist. */
+    auth_files_make();
+    char text[4096];
+    subst("[limits]\nhash_secret_file = @HS@\nper_org = 600/1m\nper_ip_auth_failures = 5/30s\n"
+          "[auth]\njwks_file = @JWKS@\nhs256_secret_file = @HS@\nkeys_file = @KEYS@\n"
+          "issuer = https://issuer.example.com/\naudience = api.example.com\nleeway = 90s\n"
+          "subject_claim = email\norg_claim = https://example.com/org\nplan_claim = tier\n"
+          "key_cache_ttl = 0s\nkey_prefix_required = sk_live_\nsubject_header = X-User\n"
+          "org_header =\nscopes_header = X-Scopes\norg_request_header = X-Tenant\n"
+          "[plan gold]\nper_token = 10000/1h\nper_org = off\n[plan free]\nper_token = 10/m\n"
+          TAIL "auth = jwt_or_api_key\nrequire_scope = tasks:read,  tasks:write admin\n"
+          "forbid_api_keys = yes\nhide_credentials = yes\n"
+          "[route keys]\nprefix = /keys\nupstream = u\nauth = api_key\n"
+          "require_scope = keys:read\n"
+          "[route jwt]\nprefix = /jwt\nupstream = u\nauth = JWT\nhide_credentials = yes\n",
+          text, sizeof(text));
+    check_round_trip(text, 100);
+    c = load_text(text, err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    d = dump_text(c);
+    snprintf(want, sizeof(want),
+             "\n[auth]\njwks_file = %s\nhs256_secret_file = %s\n"
+             "issuer = https://issuer.example.com/\naudience = api.example.com\nleeway = 90s\n"
+             "subject_claim = email\norg_claim = https://example.com/org\nplan_claim = tier\n"
+             "keys_file = %s\nkey_cache_ttl = 0ms\nkey_prefix_required = sk_live_\n"
+             "subject_header = X-User\norg_header =\nscopes_header = X-Scopes\n"
+             "org_request_header = X-Tenant\n\n", af.jwks, af.hs, af.keys);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, want));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\nper_org = 600/1m\nper_ip_auth_failures = 5/30s\n"));
+    /* plans after the upstreams, before the routes, in the file's order */
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\n[plan gold]\nper_token = 10000/1h\nper_org = off\n\n"
+                                     "[plan free]\nper_token = 10/1m\n"
+                                     "# per_org =   (unset: that of [limits])\n\n[route r]\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\nauth = jwt_or_api_key\n"
+                                     "require_scope = tasks:read tasks:write admin\n"
+                                     "forbid_api_keys = yes\nhide_credentials = yes\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\n[route keys]\nprefix = /keys\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\nauth = api_key\nrequire_scope = keys:read\n"
+                                     "forbid_api_keys = no\nhide_credentials = no\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\nauth = jwt\n# require_scope =   (none)\n"
+                                     "forbid_api_keys = no\nhide_credentials = yes\n"));
+    CU_ASSERT_PTR_NULL(strstr(d, "0123456789abcdef"));   /* the secret files' contents */
+    free(d);
+
+    /* A plan without either rate says what applies. */
+    conf_free(c);
+    c = load_text("[plan p]\n" TAIL, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    d = dump_text(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d, "\n[plan p]\n"
+                                     "# per_token =   (unset: the route's, else that of [limits])\n"
+                                     "# per_org =   (unset: that of [limits])\n\n"));
+    free(d);
+    conf_free(c);
+    auth_files_remove();
 }
 
 /* The dump writes listen flags after their address and [tls] pairs as pairs. */
@@ -2663,14 +3436,15 @@ static void test_dump_every_directive(void)
         char sect[32], name[64], head[48], set[80], unset[80];
         n++;
         CU_ASSERT_EQUAL_FATAL(sscanf(line, "%31s %63s", sect, name), 2);
-        bool named = strcmp(sect, "upstream") == 0 || strcmp(sect, "route") == 0;
+        bool named = strcmp(sect, "upstream") == 0 || strcmp(sect, "plan") == 0 ||
+                     strcmp(sect, "route") == 0;
         snprintf(head, sizeof(head), named ? "\n[%s " : "\n[%s]\n", sect);
         const char *at = strstr(dump, head);
         CU_ASSERT_PTR_NOT_NULL_FATAL(at);
         const char *next = strstr(at + 1, "\n\n");
         char *section = strndup(at, next ? (size_t)(next - at) : strlen(at));
         CU_ASSERT_PTR_NOT_NULL_FATAL(section);
-        snprintf(set, sizeof(set), "\n%s = ", name);
+        snprintf(set, sizeof(set), "\n%s =", name);   /* "key =" when set empty */
         snprintf(unset, sizeof(unset), "\n# %s = ", name);
         if (!strstr(section, set) && !strstr(section, unset)) {
             fprintf(stderr, "\n  %s %s is not in the dump\n", sect, name);
@@ -2776,6 +3550,13 @@ static void test_diff_restart(void)
          "max_body_size = 1k\nclient_timeout = 1s\ntimeout = 1s\nconnect_timeout = 1s\n"
          "code_map = 404:X\ncors_origins = *\ncors_methods = GET\ncors_headers = X-A\n"
          "cors_max_age = 1s\ncors_credentials = no\nhost = keep\n", ""},
+        /* identity: [auth], [plan] and the new [limits] and route directives apply on reload */
+        {"", "[auth]\nleeway = 5s\nsubject_claim = uid\nkey_cache_ttl = 0s\n"
+         "key_prefix_required = sk_\nsubject_header =\norg_request_header = X-T\n"
+         "[limits]\nper_org = 1/1s\nper_ip_auth_failures = off\n"
+         "[plan p]\nper_token = 1/1s\nper_org = 2/1s\n", ""},
+        {"[plan p]\nper_token = 1/1s\n[auth]\n", "[plan q]\n", ""},
+        {"", "[route v]\nprefix = /v\nupstream = u\nhide_credentials = yes\n", ""},
     };
     char err[1024], text[1024];
 
@@ -2853,6 +3634,11 @@ static void test_sample_conf(void)
     CU_ASSERT_EQUAL(c->n_routes, 1);
     CU_ASSERT_STRING_EQUAL(c->routes[0].prefix, "/");
     CU_ASSERT_STRING_EQUAL(c->upstreams[c->routes[0].upstream].name, "demo");
+    /* identity is shown commented out: the sample checks no credentials */
+    CU_ASSERT_FALSE(c->auth_set);
+    CU_ASSERT_EQUAL(c->n_plans, 0);
+    CU_ASSERT_EQUAL(c->routes[0].auth, CONF_AUTH_NONE);
+    CU_ASSERT_EQUAL(c->per_org.window_ms, 1);             /* off */
     conf_free(c);
 }
 
@@ -2892,12 +3678,18 @@ void test_register(void)
     CU_add_test(s, "errors", test_errors);
     CU_add_test(s, "binary_and_missing", test_binary_and_missing);
     CU_add_test(s, "bad_fixtures", test_bad_fixtures);
+    CU_add_test(s, "auth_values", test_auth_values);
+    CU_add_test(s, "auth_errors", test_auth_errors);
+    CU_add_test(s, "plans", test_plans);
+    CU_add_test(s, "route_auth", test_route_auth);
+    CU_add_test(s, "auth_checks", test_auth_checks);
     CU_add_test(s, "sample_conf", test_sample_conf);
 
     s = CU_add_suite("conf_table", NULL, NULL);
     CU_add_test(s, "dump_round_trip", test_dump_round_trip);
     CU_add_test(s, "dump_tls", test_dump_tls);
     CU_add_test(s, "dump_routes", test_dump_routes);
+    CU_add_test(s, "dump_auth", test_dump_auth);
     CU_add_test(s, "dump_every_directive", test_dump_every_directive);
     CU_add_test(s, "dump_hides_secrets", test_dump_hides_secrets);
     CU_add_test(s, "diff_restart", test_diff_restart);

@@ -107,7 +107,7 @@ class ConfCheck(unittest.TestCase):
                         "3: unknown key 'listen_port' in [server]")
         self.assert_bad(self.write(MINIMAL_TAIL + "[metrics]\n"),
                         "6: unknown section [metrics] (known: server, tls, envelope, correlation, "
-                        "redis, limits, cors, admin, upstream NAME, route NAME)")
+                        "redis, limits, auth, cors, admin, upstream NAME, plan NAME, route NAME)")
 
     def test_value_errors_name_key_and_value(self):
         cases = [

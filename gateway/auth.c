@@ -23,6 +23,17 @@
 #define AUTH_JWT_CACHE 4096    /* verified tokens per worker (~1.2 KiB each, as used) */
 #define AUTH_KEY_CACHE 4096    /* key records per worker */
 #define AUTH_HS_SECRET_MAX 512 /* bytes of an HS256 secret */
+#define AUTH_ID_SLOTS 512      /* key -> id, per worker, direct-mapped */
+#define AUTH_ID_KEY_MAX 96     /* longer keys are hashed every time */
+
+/* A key's id, remembered: callers repeat their keys, and an HMAC per
+ * request is most of what a key costs once its record is cached. Process
+ * memory only, like the limiter's token hashes; cleared with the secret. */
+struct id_slot {
+    uint8_t len;
+    char key[AUTH_ID_KEY_MAX];
+    char id[APIKEY_ID_LEN + 1];
+};
 
 struct auth_keys {
     uint64_t serial;           /* unique in the process: a worker's caches follow it */
@@ -40,6 +51,7 @@ struct auth {
     struct apikey_hasher *hasher;
     uint64_t keys_serial;      /* the generation the key cache and hasher were made for */
     struct auth_pending *pendings;
+    struct id_slot ids[AUTH_ID_SLOTS];
 };
 
 struct auth_pending {
@@ -221,6 +233,7 @@ void auth_free(struct auth *a)
 {
     if (!a)
         return;
+    explicit_bzero(a->ids, sizeof a->ids);
     while (a->pendings) {
         struct auth_pending *p = a->pendings;
         redis_call_cancel(p->call);
@@ -248,6 +261,7 @@ static bool follow_generation(struct auth *a, const struct auth_query *q)
     if (a->keys_serial == q->keys->serial && a->hasher)
         return true;
     apikey_cache_clear(a->keys);
+    explicit_bzero(a->ids, sizeof a->ids);
     apikey_hasher_free(a->hasher);
     const struct conf *c = q->conf;
     a->hasher = apikey_hasher_new((const unsigned char *)c->hash_secret,
@@ -397,6 +411,27 @@ static void redis_answer(const redisReply *reply, void *arg)
     cb(&res, cbarg);
 }
 
+/* KEY's id, from the slot cache or the HMAC. */
+static bool key_id(struct auth *a, const char *key, size_t len, char out[APIKEY_ID_LEN + 1])
+{
+    if (len > AUTH_ID_KEY_MAX)
+        return apikey_hasher_id(a->hasher, key, len, out);
+    uint32_t h = 2166136261u;  /* FNV-1a: only picks the slot */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * 16777619u;
+    struct id_slot *s = &a->ids[h % AUTH_ID_SLOTS];
+    if (s->len == len && memcmp(s->key, key, len) == 0) {
+        memcpy(out, s->id, sizeof s->id);
+        return true;
+    }
+    if (!apikey_hasher_id(a->hasher, key, len, out))
+        return false;
+    s->len = (uint8_t)len;
+    memcpy(s->key, key, len);
+    memcpy(s->id, out, sizeof s->id);
+    return true;
+}
+
 static int check_key(struct auth *a, struct redis *redis, const struct auth_query *q,
                      struct auth_result *out, auth_cb cb, void *arg,
                      struct auth_pending **pending)
@@ -408,7 +443,7 @@ static int check_key(struct auth *a, struct redis *redis, const struct auth_quer
         return 1;
     }
     char id[APIKEY_ID_LEN + 1];
-    if (!follow_generation(a, q) || !apikey_hasher_id(a->hasher, q->token, q->token_len, id)) {
+    if (!follow_generation(a, q) || !key_id(a, q->token, q->token_len, id)) {
         out->reason = "cannot hash the key";
         out->outcome = AUTH_UNAVAILABLE;
         return 1;

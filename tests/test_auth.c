@@ -424,6 +424,33 @@ static void test_outcomes(void)
     }
 }
 
+/* A new generation with another secret: ids are computed anew (no cached
+ * id of the old secret finds the old record). */
+static void test_new_secret(void)
+{
+    reset_route();
+    struct auth_result r = run(CONF_AUTH_API_KEY, KEY_ACTIVE, NULL);
+    CU_ASSERT_EQUAL(r.outcome, AUTH_PASS);
+    char err[256];
+    struct conf *c = malloc(sizeof *c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    memcpy(c, conf, sizeof *c);
+    snprintf(c->hash_secret, sizeof c->hash_secret, "another-secret-0123456789abcdef");
+    struct auth_keys *k = auth_keys_new(c, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+    route.auth = CONF_AUTH_API_KEY;
+    struct auth_query q = {.conf = c, .keys = k, .route = &route, .token = KEY_ACTIVE,
+                           .token_len = strlen(KEY_ACTIVE)};
+    CU_ASSERT_EQUAL(auth_check(a, NULL, &q, &r, NULL, NULL, NULL), 1);
+    CU_ASSERT_EQUAL(r.outcome, AUTH_KEY_INVALID);
+    CU_ASSERT_STRING_EQUAL(r.reason, "unknown");
+    auth_keys_free(k);
+    free(c);
+    /* and back: the first generation's ids again */
+    r = run(CONF_AUTH_API_KEY, KEY_ACTIVE, NULL);
+    CU_ASSERT_EQUAL(r.outcome, AUTH_PASS);
+}
+
 void test_register(void)
 {
     CU_pSuite s = CU_add_suite("auth", suite_init, suite_clean);
@@ -435,6 +462,7 @@ void test_register(void)
     CU_add_test(s, "jwt_or_api_key: which credential it is", test_dispatch);
     CU_add_test(s, "the route's rules, for proven callers only", test_rules);
     CU_add_test(s, "no key store: fail closed", test_no_store);
+    CU_add_test(s, "another secret: ids computed anew", test_new_secret);
     CU_add_test(s, "limit ids and plans", test_identity_use);
     CU_add_test(s, "outcomes: names and failures", test_outcomes);
 }

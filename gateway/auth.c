@@ -279,6 +279,26 @@ static void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+/*
+ * Is NEED[0..n) one of SCOPES' tokens? Spaces separate them, and only
+ * spaces: a token's "scope" claim "x,tasks:write" is one scope (RFC 6749
+ * allows the comma in one), and a key's record scopes were turned from
+ * "a,b" into "a b" (its tokens hold no comma).
+ */
+static bool has_scope(const char *scopes, const char *need, size_t n)
+{
+    const char *p = scopes;
+    while (*p) {
+        size_t k = strcspn(p, " ");
+        if (k == n && memcmp(p, need, n) == 0)
+            return true;
+        p += k;
+        while (*p == ' ')
+            p++;
+    }
+    return false;
+}
+
 static enum auth_outcome route_rules(const struct auth_query *q, const char *org_asked,
                                      size_t org_asked_len, bool org_asked_set,
                                      struct auth_result *out)
@@ -299,11 +319,10 @@ static enum auth_outcome route_rules(const struct auth_query *q, const char *org
         size_t n = strcspn(s, " ");
         if (n == 0)
             break;
-        char need[CONF_SCOPE_MAX];
-        memcpy(need, s, n);
-        need[n] = '\0';
-        if (!apikey_scope_granted(id->scopes, need)) {
-            copy_str(out->missing_scope, sizeof out->missing_scope, need);
+        if (!has_scope(id->scopes, s, n)) {
+            size_t m = n < sizeof out->missing_scope - 1 ? n : sizeof out->missing_scope - 1;
+            memcpy(out->missing_scope, s, m);
+            out->missing_scope[m] = '\0';
             return AUTH_SCOPE_MISSING;
         }
         s += n;
@@ -330,6 +349,11 @@ static enum auth_outcome check_jwt(struct auth *a, const struct auth_query *q,
         return AUTH_TOKEN_EXPIRED;
     if (r != JWT_OK)
         return AUTH_TOKEN_INVALID;
+    /* "key:" names API keys upstream and in the limits: a token cannot be one */
+    if (strncmp(cl.sub, "key:", 4) == 0) {
+        out->reason = "subject in the API keys' namespace";
+        return AUTH_TOKEN_INVALID;
+    }
     struct auth_identity *id = &out->id;
     id->kind = AUTH_KIND_JWT;
     copy_str(id->subject, sizeof id->subject, cl.sub);

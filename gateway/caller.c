@@ -293,6 +293,15 @@ const char *caller_token(const struct conf *conf, const struct httphead *head, s
                     strcasecmp(conf->token_header, "Authorization") == 0, len);
 }
 
+bool caller_two_credentials(const struct conf *conf, const struct httphead *head)
+{
+    if (strcasecmp(conf->token_header, "Authorization") == 0)
+        return false;
+    const struct httphead_field *a = httphead_get(head, "Authorization", NULL);
+    const struct httphead_field *t = httphead_get(head, conf->token_header, NULL);
+    return a && a->value_len && t && t->value_len;
+}
+
 const char *caller_credential(const struct conf *conf, const struct httphead *head, size_t *len)
 {
     const char *t = caller_token(conf, head, len);

@@ -54,6 +54,10 @@ const char *caller_token(const struct conf *conf, const struct httphead *head, s
  * another header, X-Api-Key) the Bearer token of Authorization, where a
  * JWT comes. NULL: no credential. */
 const char *caller_credential(const struct conf *conf, const struct httphead *head, size_t *len);
+/* Both token_header (another header than Authorization) and Authorization
+ * given: on a route with auth, one would be checked and the other passed
+ * on unchecked for the upstream to believe. */
+bool caller_two_credentials(const struct conf *conf, const struct httphead *head);
 
 /*
  * The client address into OUT (CALLER_IP_MAX bytes): PEER_IP itself, or,

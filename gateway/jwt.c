@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include "utf8.h"
+
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -148,6 +150,31 @@ static bool copy_text(char *dst, size_t cap, const char *s, size_t len)
     return true;
 }
 
+/*
+ * A claim that becomes an identity (sub, org, plan) into DST[CAP]: what the
+ * upstream will read from its header is what the gateway limits and
+ * checks. So: not empty, no blank at either end (HTTP strips those: " bob"
+ * would be a fresh budget that reads as "bob" upstream), valid UTF-8 (a
+ * lone surrogate escape decodes to bytes no header should carry), no
+ * control character, C1 included.
+ */
+static bool copy_claim(char *dst, size_t cap, const char *s, size_t len)
+{
+    if (len == 0 || len >= cap || s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' ||
+        s[len - 1] == '\t')
+        return false;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp = 0;
+        size_t n = utf8_decode((const unsigned char *)s + i, len - i, &cp);
+        if (n == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            return false;
+        i += n;
+    }
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+    return true;
+}
+
 static bool is_scope_char(unsigned char ch)
 {
     return ch == 0x21 || (ch >= 0x23 && ch <= 0x5b) || (ch >= 0x5d && ch <= 0x7e);
@@ -232,12 +259,11 @@ static int take(struct jctx *c, unsigned roles, enum vtype t, const char *s, siz
             return bad(c);
         c->aud_match = c->aud_match || bytes_are(s, len, pol->audience);
     }
-    if ((roles & R_SUB) &&
-        (!text || len == 0 || !copy_text(c->out->sub, sizeof c->out->sub, s, len)))
+    if ((roles & R_SUB) && (!text || !copy_claim(c->out->sub, sizeof c->out->sub, s, len)))
         return bad(c);
-    if ((roles & R_ORG) && (!text || !copy_text(c->out->org, sizeof c->out->org, s, len)))
+    if ((roles & R_ORG) && (!text || !copy_claim(c->out->org, sizeof c->out->org, s, len)))
         return bad(c);
-    if ((roles & R_PLAN) && (!text || !copy_text(c->out->plan, sizeof c->out->plan, s, len)))
+    if ((roles & R_PLAN) && (!text || !copy_claim(c->out->plan, sizeof c->out->plan, s, len)))
         return bad(c);
     if ((roles & R_SCOPE) &&
         (!str || !add_scopes(c->out->scopes, sizeof c->out->scopes, s, len, true)))

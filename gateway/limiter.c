@@ -724,6 +724,16 @@ void limiter_auth_failed(struct limiter *l, const char *client_ip)
         rl_local_check(shared.store, key, len, rate, clock_ms_shared(), &res);
 }
 
+void limiter_auth_refund(struct limiter *l, const char *client_ip)
+{
+    const struct conf_rate *rate = &l->conf->per_ip_auth_failures;
+    char key[96];
+    size_t len = 0;
+    if (rate_applies(rate) && shared.store &&
+        auth_fail_key(l->conf, client_ip, key, sizeof key, &len))
+        rl_local_refund(shared.store, key, len, rate, clock_ms_shared());
+}
+
 struct redis *limiter_redis(struct limiter *l)
 {
     return l->redis;

@@ -64,6 +64,9 @@ void limiter_cancel(struct limiter_pending *p);
  */
 bool limiter_auth_blocked(struct limiter *l, const char *client_ip, struct rl_result *res);
 void limiter_auth_failed(struct limiter *l, const char *client_ip);
+/* Undo one limiter_auth_failed: a lookup charged while pending (so that a
+ * burst of lookups in flight cannot pass the brake) that did not fail. */
+void limiter_auth_refund(struct limiter *l, const char *client_ip);
 
 /* The worker's Redis connection (NULL without [redis]): API key lookups share it. */
 struct redis *limiter_redis(struct limiter *l);

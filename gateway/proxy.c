@@ -122,6 +122,7 @@ struct proxy {
     struct evbuffer *early;
     struct auth_identity ident;
     uint64_t auth_asked_us;
+    bool auth_charged;          /* a failed authentication charged while the lookup runs */
     char ip[CALLER_IP_MAX];     /* the caller as limits see it */
 
     /* rate limit */
@@ -472,8 +473,10 @@ static void px_auth_refused(struct proxy *px, const struct auth_result *res)
         extra = "Retry-After: 1\r\n";
         break;
     }
-    if (auth_outcome_is_failure(res->outcome) && px->w->limiter)
+    if (auth_outcome_is_failure(res->outcome) && px->w->limiter && !px->auth_charged)
         limiter_auth_failed(px->w->limiter, px->ip);
+    else if (!auth_outcome_is_failure(res->outcome) && px->auth_charged && px->w->limiter)
+        limiter_auth_refund(px->w->limiter, px->ip);
     if (res->id.kind != AUTH_KIND_NONE)
         client_note_subject(c, res->id.subject);
     const char *fields[] = {"outcome", auth_outcome_str(res->outcome), "reason",
@@ -494,6 +497,8 @@ static void px_auth_decided(struct proxy *px, const struct auth_result *res)
         px_auth_refused(px, res);
         return;
     }
+    if (px->auth_charged && px->w->limiter)
+        limiter_auth_refund(px->w->limiter, px->ip);
     px->ident = res->id;
     client_note_subject(px->c, px->ident.subject);
     if (close_head(px) != 0) {
@@ -634,6 +639,14 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req,
         client_send_error(c, 405, "Method not allowed for this path", extra, NULL, false);
         return NULL;
     }
+    if (route->auth != CONF_AUTH_NONE && caller_two_credentials(conf, &req->head)) {
+        LOG_AT(CONF_LOG_INFO, "bad_request", client_id(c), NULL,
+               "400 from %s: a credential in both %s and Authorization", client_ip(c),
+               conf->token_header);
+        client_send_error(c, 400, "Send one credential: Authorization or the token header",
+                          NULL, NULL, false);
+        return NULL;
+    }
     size_t token_len = 0;
     const char *token = route->auth != CONF_AUTH_NONE
                             ? caller_credential(conf, &req->head, &token_len)
@@ -717,10 +730,17 @@ struct proxy *proxy_start(struct client *c, const struct httpreq *req,
     px_set_state(px, PX_AUTH);
     int done = auth_check(px->w->auth, px->w->limiter ? limiter_redis(px->w->limiter) : NULL, &aq,
                           &ar, px_auth_cb, px, &px->ap);
-    if (done)
+    if (done) {
         px_auth_decided(px, &ar);
-    else
+    } else {
+        /* Charged now and given back if it passes: otherwise every lookup
+         * in flight at once would be a guess the brake never saw. */
         px->auth_asked_us = clock_us();
+        if (px->w->limiter) {
+            limiter_auth_failed(px->w->limiter, px->ip);
+            px->auth_charged = true;
+        }
+    }
     return client_exchange(c);
 oom:
     if (px)
@@ -1496,8 +1516,12 @@ void proxy_client_drained(struct proxy *px)
 
 static void px_free(struct proxy *px)
 {
-    if (px->ap)
+    if (px->ap) {
         auth_cancel(px->ap);
+        /* never judged (the client went, or the exchange ended): not a guess */
+        if (px->auth_charged && px->w->limiter)
+            limiter_auth_refund(px->w->limiter, px->ip);
+    }
     if (px->rlp)
         limiter_cancel(px->rlp);
     if (px->early)

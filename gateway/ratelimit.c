@@ -319,6 +319,22 @@ void rl_local_check(struct rl_local *l, const char *key, size_t keylen,
     (void)rl_local_check_all(l, &one, 1, now_ms, out);
 }
 
+void rl_local_refund(struct rl_local *l, const char *key, size_t keylen,
+                     const struct conf_rate *rate, uint64_t now_ms)
+{
+    if (rate->count == 0 || rate->window_ms == 0)
+        return;
+    struct gcra_params p = gcra_params(rate);
+    uint64_t now = (now_ms > RL_MAX_NOW_MS ? RL_MAX_NOW_MS : now_ms) * 1000;
+    uint64_t h = key_hash(l->seed, key, keylen);
+    if (pthread_mutex_lock(&l->mu) != 0)
+        return;
+    struct rl_entry *e = entry_find(l, h, key, keylen);
+    if (e)
+        e->tat_us = e->tat_us > now + p.t_us ? e->tat_us - p.t_us : now;
+    pthread_mutex_unlock(&l->mu);
+}
+
 void rl_local_peek(struct rl_local *l, const char *key, size_t keylen,
                    const struct conf_rate *rate, uint64_t now_ms, struct rl_result *out)
 {

@@ -44,6 +44,10 @@ void rl_local_check(struct rl_local *l, const char *key, size_t keylen,
  * OUT->allowed is false when the limit is used up. */
 void rl_local_peek(struct rl_local *l, const char *key, size_t keylen,
                    const struct conf_rate *rate, uint64_t now_ms, struct rl_result *out);
+/* Give back one request spent on KEY (never below an empty state): a
+ * charge made before the outcome was known, which turned out not to count. */
+void rl_local_refund(struct rl_local *l, const char *key, size_t keylen,
+                     const struct conf_rate *rate, uint64_t now_ms);
 /* One of the limits a request is held to. */
 struct rl_limit {
     const char *key;

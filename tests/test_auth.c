@@ -232,6 +232,11 @@ static void test_jwt_outcomes(void)
     r = run(CONF_AUTH_JWT,
             mint("{\"iss\":\"https://evil.example\",\"sub\":\"x\",\"exp\":EXP}", 600, HS), NULL);
     CU_ASSERT_EQUAL(r.outcome, AUTH_TOKEN_INVALID);
+    /* "key:" is the API keys' namespace upstream and in the limits */
+    r = run(CONF_AUTH_JWT, mint("{" ISS ",\"sub\":\"key:abc\",\"exp\":EXP}", 600, HS), NULL);
+    CU_ASSERT_EQUAL(r.outcome, AUTH_TOKEN_INVALID);
+    r = run(CONF_AUTH_JWT, mint("{" ISS ",\"sub\":\"keys:abc\",\"exp\":EXP}", 600, HS), NULL);
+    CU_ASSERT_EQUAL(r.outcome, AUTH_PASS);
     r = run(CONF_AUTH_JWT, "not.a.jwt", NULL);
     CU_ASSERT_EQUAL(r.outcome, AUTH_TOKEN_INVALID);
     r = run(CONF_AUTH_JWT, KEY_ACTIVE, NULL); /* a key where a JWT is required */
@@ -347,6 +352,16 @@ static void test_rules(void)
     r = run(CONF_AUTH_API_KEY, KEY_ACTIVE, NULL);
     CU_ASSERT_EQUAL(r.outcome, AUTH_SCOPE_MISSING);
     CU_ASSERT_STRING_EQUAL(r.missing_scope, "tasks");
+    /* a token's scope with a comma is one scope, not two */
+    snprintf(route.require_scope, sizeof route.require_scope, "tasks:write");
+    r = run(CONF_AUTH_JWT,
+            mint("{" ISS ",\"sub\":\"u\",\"scope\":\"x,tasks:write\",\"exp\":EXP}", 600, HS),
+            NULL);
+    CU_ASSERT_EQUAL(r.outcome, AUTH_SCOPE_MISSING);
+    r = run(CONF_AUTH_JWT,
+            mint("{" ISS ",\"sub\":\"u\",\"scope\":\"x tasks:write\",\"exp\":EXP}", 600, HS),
+            NULL);
+    CU_ASSERT_EQUAL(r.outcome, AUTH_PASS);
     /* the org is checked before the scopes */
     snprintf(route.require_scope, sizeof route.require_scope, "admin");
     r = run(CONF_AUTH_API_KEY, KEY_ACTIVE, "globex");

@@ -203,6 +203,41 @@ static void test_token(void)
     }
 }
 
+/* caller_credential and caller_two_credentials, with token_header given per row */
+static const struct {
+    const char *token_header;
+    const char *headers;
+    const char *credential; /* NULL: none */
+    bool two;
+} creds[] = {
+    {"Authorization", "Authorization: Bearer jwt\r\n", "jwt", false},
+    {"Authorization", "Authorization: Basic x\r\nX-Api-Key: k\r\n", NULL, false},
+    {"X-Api-Key", "X-Api-Key: k\r\n", "k", false},
+    {"X-Api-Key", "Authorization: Bearer jwt\r\n", "jwt", false},  /* a JWT comes there */
+    {"X-Api-Key", "Authorization: Basic x\r\n", NULL, false},
+    {"X-Api-Key", "X-Api-Key: k\r\nAuthorization: Bearer jwt\r\n", "k", true},
+    {"X-Api-Key", "X-Api-Key: k\r\nAuthorization: Basic x\r\n", "k", true},
+    {"X-Api-Key", "X-Api-Key: \r\nAuthorization: Bearer jwt\r\n", "jwt", false},
+};
+
+static void test_credential(void)
+{
+    for (size_t i = 0; i < sizeof creds / sizeof creds[0]; i++) {
+        strcpy(conf->token_header, creds[i].token_header);
+        size_t n = 0;
+        const char *t = caller_credential(conf, head_of(creds[i].headers), &n);
+        if (!creds[i].credential) {
+            CU_ASSERT_PTR_NULL(t);
+        } else {
+            CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+            CU_ASSERT_EQUAL(n, strlen(creds[i].credential));
+            CU_ASSERT_EQUAL(memcmp(t, creds[i].credential, n), 0);
+        }
+        CU_ASSERT_EQUAL(caller_two_credentials(conf, head_of(creds[i].headers)), creds[i].two);
+    }
+    strcpy(conf->token_header, "Authorization");
+}
+
 static const struct {
     const char *peer;
     const char *headers;
@@ -255,6 +290,7 @@ void test_register(void)
     if (!s)
         return;
     CU_add_test(s, "Connection and token-header rules", test_check_head);
+    CU_add_test(s, "the credential auth checks, and two of them", test_credential);
     CU_add_test(s, "bearer token", test_token);
     CU_add_test(s, "method override", test_method_override);
     CU_add_test(s, "client address behind trusted proxies", test_client_ip);

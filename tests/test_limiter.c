@@ -1169,6 +1169,17 @@ static void test_auth_failures(void)
     CU_ASSERT_TRUE(limiter_auth_blocked(l, "198.51.100.1", &res));
     CU_ASSERT_TRUE(res.retry_after_s >= 1 && res.retry_after_s <= 20);
     CU_ASSERT_EQUAL(res.limit, 3);
+    /* a charge given back (a pending lookup that passed): one more try, then blocked */
+    limiter_auth_refund(l, "198.51.100.1");
+    CU_ASSERT_FALSE(limiter_auth_blocked(l, "198.51.100.1", &res));
+    limiter_auth_failed(l, "198.51.100.1");
+    CU_ASSERT_TRUE(limiter_auth_blocked(l, "198.51.100.1", &res));
+    /* refunds never go below empty */
+    for (int i = 0; i < 10; i++)
+        limiter_auth_refund(l, "198.51.100.3");
+    for (int i = 0; i < 3; i++)
+        limiter_auth_failed(l, "198.51.100.3");
+    CU_ASSERT_TRUE(limiter_auth_blocked(l, "198.51.100.3", &res));
     /* another address, and the same IPv6 /64 */
     CU_ASSERT_FALSE(limiter_auth_blocked(l, "198.51.100.2", &res));
     for (int i = 0; i < 3; i++)

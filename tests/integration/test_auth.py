@@ -617,6 +617,20 @@ class Identity(AuthCase):
         self.assertRefused(self.get("/api/v1/write"), 401, "UNAUTHORIZED", MSG_REQUIRED)
         self.assertKeyInvalid(self.get("/api/v1/write", bearer(new_key())), "unknown key")
 
+    def test_claims_read_as_the_upstream_reads_them(self):
+        # a blank at either end would be a fresh budget that reads the same upstream
+        for bad in (dict(sub=" carol"), dict(sub="carol "), dict(sub="c", org=" acme"),
+                    dict(sub="c", org=""), dict(sub="c", plan="pro "),
+                    dict(sub="key:" + key_id(self.k_full))):   # the API keys' namespace
+            self.assertTokenInvalid(self.get("/api/v1/tasks", bearer(self.tok(**bad))), bad)
+        # a comma inside one scope token does not make two scopes
+        self.assertScopeMissing(
+            self.get("/api/v1/write", bearer(self.tok(sub="comma", scope="x,tasks:write"))),
+            "tasks:write")
+        self.assertScopeMissing(
+            self.get("/api/v1/write", bearer(self.tok(sub="comma", scp=["x,tasks:write"]))),
+            "tasks:write")
+
     # ---- 6. forbid_api_keys
 
     def test_forbid_api_keys(self):
@@ -1041,6 +1055,86 @@ class AuthFailureBrake(AuthCase):
         except OSError:
             return    # no 127.0.0.2 here: the rest was checked
         self.assertIdentity(self.passed(r), "brake-user")
+
+
+class RedisBrake(AuthCase):
+    """per_ip_auth_failures = 5/1m with API keys in Redis: lookups in flight
+    count as failures until they pass, so a burst cannot outrun the brake."""
+
+    @classmethod
+    def start(cls):
+        cls.rs = SigningKey("RS256", "rs-1")
+        write_file(os.path.join(cls.tmp, "jwks.json"), jwks_text(cls.rs))
+        cls.rd = cls.keep(Redis())
+        cls.up = cls.keep(Upstream())
+        port = free_port()
+        conf = add_redis(auth_conf(port, cls.up.port, cls.tmp), cls.rd)
+        conf.set("limits", "per_ip_auth_failures", "5/1m")
+        cls.gw = cls.keep(Gateway(conf, port))
+        start_redis_gateway(cls.gw)
+
+    def test_a_passing_lookups_are_given_back(self):
+        # ten distinct good keys, each looked up in Redis: none spends the brake
+        for _ in range(10):
+            k = new_key()
+            redis_put_key(self.rd, k, org="acme")
+            self.passed(self.get("/api/v1/keys", bearer(k)))
+
+    def test_b_a_burst_of_lookups_is_braked(self):
+        n = 40
+        socks = []
+        try:
+            for _ in range(n):
+                s = socket.create_connection(("127.0.0.1", self.gw.port), timeout=scaled(5))
+                socks.append(s)
+            reqs = [request_bytes("GET", "/api/v1/keys",
+                                  [("Authorization", "Bearer " + new_key()),
+                                   ("Connection", "close")]) for _ in range(n)]
+            for s, q in zip(socks, reqs):     # all sent before any answer can come
+                s.sendall(q)
+            statuses = []
+            for s in socks:
+                r, _, _ = read_one_response(s, scaled(5))
+                self.assertIsNotNone(r, "no answer")
+                statuses.append(r.status)
+        finally:
+            for s in socks:
+                s.close()
+        self.assertEqual(statuses.count(401), 5, statuses)
+        self.assertEqual(statuses.count(429), n - 5, statuses)
+
+
+class TwoCredentials(AuthCase):
+    """[limits] token_header = X-Api-Key: a JWT may still come in Authorization,
+    but not both at once, or the upstream would get one the gateway never checked."""
+
+    @classmethod
+    def start(cls):
+        cls.rs = SigningKey("RS256", "rs-1")
+        write_file(os.path.join(cls.tmp, "jwks.json"), jwks_text(cls.rs))
+        cls.k = new_key()
+        keys = os.path.join(cls.tmp, "keys")
+        write_file(keys, keys_file_line(cls.k, org="acme") + "\n")
+        cls.up = cls.keep(Upstream())
+        port = free_port()
+        conf = auth_conf(port, cls.up.port, cls.tmp, keys_file=keys)
+        conf.set("limits", "token_header", "X-Api-Key")
+        cls.gw = cls.keep(Gateway(conf, port))
+
+    def test_one_credential_or_the_other(self):
+        t = make_jwt(self.rs, claims(sub="two-creds"))
+        self.assertIdentity(self.passed(self.get("/api/v1/both", {"X-Api-Key": self.k})),
+                            "key:" + key_id(self.k), "acme")
+        self.assertIdentity(self.passed(self.get("/api/v1/both", bearer(t))), "two-creds")
+        before = self.up.stats()["requests"]
+        for h in ({"X-Api-Key": self.k, "Authorization": "Bearer eyJhbGciOiJub25lIn0.e30."},
+                  {"X-Api-Key": self.k, "Authorization": "Basic dXNlcjpwYXNz"},
+                  dict(bearer(t), **{"X-Api-Key": new_key()})):
+            r = self.get("/api/v1/both", h)
+            self.assertEnvelope(r, 400, "BAD_REQUEST")
+        self.assertEqual(self.up.stats()["requests"], before, "a request went upstream")
+        # a route without auth does not care
+        self.passed(self.get("/api/v1/open", {"X-Api-Key": "x", "Authorization": "Basic eA=="}))
 
 
 # ====================================================================== reload and -t

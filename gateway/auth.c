@@ -385,7 +385,9 @@ static enum auth_outcome from_record(const struct apikey_record *rec, struct aut
     }
     struct auth_identity *id = &out->id;
     id->kind = AUTH_KIND_API_KEY;
-    snprintf(id->subject, sizeof id->subject, "key:%s", rec->id);
+    _Static_assert(sizeof id->subject >= 4 + sizeof rec->id, "key: and an id fit");
+    memcpy(id->subject, "key:", 4);
+    memcpy(id->subject + 4, rec->id, sizeof rec->id);  /* NUL-terminated: 64 hex digits */
     copy_str(id->org, sizeof id->org, rec->org);
     copy_str(id->plan, sizeof id->plan, rec->plan);
     copy_str(id->scopes, sizeof id->scopes, rec->scopes);
@@ -569,10 +571,16 @@ int auth_check(struct auth *a, struct redis *redis, const struct auth_query *q,
 
 size_t auth_limit_id(const struct auth_identity *id, char *out, size_t cap)
 {
-    if (id->kind == AUTH_KIND_NONE || cap == 0)
+    if (id->kind == AUTH_KIND_NONE)
         return 0;
-    int n = snprintf(out, cap, "%s%s", id->kind == AUTH_KIND_JWT ? "jwt:" : "", id->subject);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    size_t pre = id->kind == AUTH_KIND_JWT ? 4 : 0;  /* a key's subject has its "key:" */
+    size_t n = strnlen(id->subject, sizeof id->subject);
+    if (pre + n >= cap)
+        return 0;
+    memcpy(out, "jwt:", pre);
+    memcpy(out + pre, id->subject, n);
+    out[pre + n] = '\0';
+    return pre + n;
 }
 
 const struct conf_plan *auth_plan(const struct conf *conf, const struct auth_identity *id)

@@ -300,10 +300,10 @@ static bool ip_id(const struct conf *conf, const char *ip, char *out, size_t cap
     if (iplen == 0) {
         HB_LIT(&b, "ip:-");
     } else if (iplen < 64 && inet_pton(AF_INET, ip, &a4) == 1) {
-        if (!inet_ntop(AF_INET, &a4, text, sizeof text))
-            return false;
+        /* inet_pton takes only the dotted-quad form, leading zeros refused:
+         * the text is already canonical (no inet_ntop, a printf, per request) */
         HB_LIT(&b, "ip:");
-        hb_str(&b, text);
+        hb_add(&b, ip, iplen);
     } else if (iplen < 64 && inet_pton(AF_INET6, ip, &a6) == 1) {
         if (IN6_IS_ADDR_V4MAPPED(&a6)) {
             memcpy(&a4, &a6.s6_addr[12], sizeof a4);

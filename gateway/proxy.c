@@ -285,12 +285,7 @@ static int build_request(struct proxy *px, const struct httpreq *req)
     fwdhead_request(&h, &in);
     if (headbuf_commit(&h) < 0)
         return -1;
-    if (open) {
-        px->early = evbuffer_new();
-        if (!px->early)
-            return -1;
-        px->head_open = true;
-    }
+    px->head_open = open;
     return 0;
 }
 
@@ -304,7 +299,7 @@ static int close_head(struct proxy *px)
     if (headbuf_commit(&h) < 0)
         return -1;
     px->head_open = false;
-    int rc = evbuffer_add_buffer(px->req, px->early);
+    int rc = px->early ? evbuffer_add_buffer(px->req, px->early) : 0;
     if (px->copy_mode && evbuffer_get_length(px->req) > RETRY_MAX)
         px->copy_mode = false;
     return rc;
@@ -754,7 +749,7 @@ oom:
 static void maybe_pause_client(struct proxy *px)
 {
     size_t pending = px->uc && px->connected ? evbuffer_get_length(conn_output(&px->uc->conn))
-                     : px->head_open         ? evbuffer_get_length(px->early)
+                     : px->head_open         ? (px->early ? evbuffer_get_length(px->early) : 0)
                                              : evbuffer_get_length(px->req);
     if (!px->client_paused && pending > PENDING_HIGH) {
         px->client_paused = true;
@@ -814,7 +809,10 @@ static int px_up_write(struct proxy *px, const void *data, size_t len)
             }
         }
     } else if (px->head_open) {
-        rc = evbuffer_add(px->early, data, len);  /* after the head, once it is ended */
+        /* after the head, once it is ended; made for the few bodies that come first */
+        if (!px->early && !(px->early = evbuffer_new()))
+            return -1;
+        rc = evbuffer_add(px->early, data, len);
     } else {
         rc = evbuffer_add(px->req, data, len);
         if (px->copy_mode && evbuffer_get_length(px->req) > RETRY_MAX)

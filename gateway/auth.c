@@ -70,6 +70,8 @@ struct auth_pending {
 
 static atomic_uint_fast64_t keys_serials;
 
+static uint64_t now_ms_wall(void);
+
 const char *auth_outcome_str(enum auth_outcome o)
 {
     switch (o) {
@@ -336,7 +338,7 @@ static enum auth_outcome check_jwt(struct auth *a, const struct auth_query *q,
                                    struct auth_result *out)
 {
     const struct auth_keys *k = q->keys;
-    uint64_t now_s = (uint64_t)time(NULL);
+    uint64_t now_s = now_ms_wall() / 1000;
     struct jwt_claims cl;
     enum jwt_result r = JWT_UNKNOWN_KEY;
     if (k->jwks)
@@ -397,10 +399,13 @@ static enum auth_outcome from_record(const struct apikey_record *rec, struct aut
     return AUTH_PASS;
 }
 
+/* Wall-clock time for expiry: tokens and records carry calendar times. The
+ * coarse clock (a tick behind at most) is a memory read, not an rdtsc. */
 static uint64_t now_ms_wall(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0)
+        clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 

@@ -307,7 +307,13 @@ int conn_begin_handshake(struct conn *c, const struct conn_transport *tr, void *
     c->handshaking = true;
     if (c->connecting)
         return 0;  /* connect_done starts it */
-    return arm(&c->rev, &c->rd_armed);
+    if (arm(&c->rev, &c->rd_armed) != 0)
+        return -1;
+    /* An accepted client has usually sent its first flight (a ClientHello)
+     * by now: try at the end of this turn rather than after the next
+     * epoll_wait. Nothing there yet costs one recv that says EAGAIN. */
+    event_active(&c->rev, EV_READ, 1);
+    return 0;
 }
 
 bool conn_handshaking(const struct conn *c)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -50,13 +51,13 @@ struct auth {
     struct apikey_cache *keys;
     struct apikey_hasher *hasher;
     uint64_t keys_serial;      /* the generation the key cache and hasher were made for */
-    struct auth_pending *pendings;
+    LIST_HEAD(, auth_pending) pendings; /* calloc'd: empty */
     struct id_slot ids[AUTH_ID_SLOTS];
 };
 
 struct auth_pending {
     struct auth *a;
-    struct auth_pending *prev, *next;
+    LIST_ENTRY(auth_pending) link;    /* in a->pendings */
     struct redis_call *call;
     auth_cb cb;
     void *arg;
@@ -223,12 +224,7 @@ struct auth *auth_new(void)
 
 static void pending_unlink(struct auth_pending *p)
 {
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        p->a->pendings = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    LIST_REMOVE(p, link);
 }
 
 void auth_free(struct auth *a)
@@ -236,8 +232,8 @@ void auth_free(struct auth *a)
     if (!a)
         return;
     explicit_bzero(a->ids, sizeof a->ids);
-    while (a->pendings) {
-        struct auth_pending *p = a->pendings;
+    while (!LIST_EMPTY(&a->pendings)) {
+        struct auth_pending *p = LIST_FIRST(&a->pendings);
         redis_call_cancel(p->call);
         pending_unlink(p);
         free(p);
@@ -524,10 +520,7 @@ static int check_key(struct auth *a, struct redis *redis, const struct auth_quer
         else
             p->org_asked_too_long = true;  /* no org is that long: a mismatch */
     }
-    p->next = a->pendings;
-    if (a->pendings)
-        a->pendings->prev = p;
-    a->pendings = p;
+    LIST_INSERT_HEAD(&a->pendings, p, link);
     if (pending)
         *pending = p;
     return 0;

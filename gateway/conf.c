@@ -657,6 +657,16 @@ static void conf_fail(struct conf_parser *p, int line, const char *fmt, ...)
         snprintf(p->err, p->errlen, "%s:%d: %s", p->conf->path, line, msg);
 }
 
+/* V into the row's char field, or a "longer than" failure. */
+static bool copy_field(struct conf_parser *p, const struct conf_directive *d, char *base,
+                       const char *v)
+{
+    if (conf_copy(base + d->off, d->size, v))
+        return true;
+    conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
+    return false;
+}
+
 /* V bounded and made printable, for messages: the file may hold anything. */
 static const char *conf_clean(const char *v, char *buf, size_t buflen)
 {
@@ -854,6 +864,19 @@ static bool conf_next_item(const char **cursor, char *item, size_t itemlen, bool
     return true;
 }
 
+/* conf_next_item of row D's value Q, or a failure saying what is wrong with it. */
+static bool list_item(struct conf_parser *p, const struct conf_directive *d, const char *q,
+                      const char **cursor, char *item, size_t itemlen)
+{
+    bool too_long;
+    if (conf_next_item(cursor, item, itemlen, &too_long))
+        return true;
+    conf_fail(p, p->lineno,
+              too_long ? "%s: an item of %s is too long" : "%s: empty item in the list %s",
+              d->name, q);
+    return false;
+}
+
 /* Fill entry COUNT of LIST (entries of d->size bytes) from ITEM (QI: quoted). */
 typedef bool (*conf_item_fn)(struct conf_parser *p, const struct conf_directive *d, char *list,
                              size_t count, const char *item, const char *qi);
@@ -865,17 +888,11 @@ static bool conf_set_list(struct conf_parser *p, const struct conf_directive *d,
     char item[CONF_ITEM_MAX], qi[96];
     const char *cur = v;
     size_t count;
-    bool too_long;
 
     memcpy(&count, base + d->off_n, sizeof(count));
     while (cur) {
-        if (!conf_next_item(&cur, item, sizeof(item), &too_long)) {
-            if (too_long)
-                conf_fail(p, p->lineno, "%s: an item of %s is too long", d->name, q);
-            else
-                conf_fail(p, p->lineno, "%s: empty item in the list %s", d->name, q);
+        if (!list_item(p, d, q, &cur, item, sizeof(item)))
             return false;
-        }
         conf_quote(item, qi, sizeof(qi));
         if (count >= d->max) {
             conf_fail(p, p->lineno, "%s: too many (at most %llu)", d->name,
@@ -1063,11 +1080,7 @@ static bool set_password(struct conf_parser *p, const struct conf_directive *d, 
         conf_fail(p, p->lineno, "%s: %s may not contain control characters", d->name, q);
         return false;
     }
-    if (!conf_copy(base + d->off, d->size, v)) {
-        conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
-        return false;
-    }
-    return true;
+    return copy_field(p, d, base, v);
 }
 
 /* Printable text without blanks. */
@@ -1079,11 +1092,7 @@ static bool set_key_prefix(struct conf_parser *p, const struct conf_directive *d
                   q);
         return false;
     }
-    if (!conf_copy(base + d->off, d->size, v)) {
-        conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
-        return false;
-    }
-    return true;
+    return copy_field(p, d, base, v);
 }
 
 static bool set_header(struct conf_parser *p, const struct conf_directive *d, char *base,
@@ -1422,11 +1431,7 @@ static bool set_claim(struct conf_parser *p, const struct conf_directive *d, cha
             return false;
         }
     }
-    if (!conf_copy(base + d->off, d->size, v)) {
-        conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
-        return false;
-    }
-    return true;
+    return copy_field(p, d, base, v);
 }
 
 /* A token68 character (RFC 7235) but '=': what an API key is made of. */
@@ -1446,11 +1451,7 @@ static bool set_key_prefix_required(struct conf_parser *p, const struct conf_dir
             return false;
         }
     }
-    if (!conf_copy(base + d->off, d->size, v)) {
-        conf_fail(p, p->lineno, "%s: longer than %zu characters", d->name, d->size - 1);
-        return false;
-    }
-    return true;
+    return copy_field(p, d, base, v);
 }
 
 /* A header name, or empty: the header is not sent. */
@@ -1501,16 +1502,11 @@ static bool set_route_scopes(struct conf_parser *p, const struct conf_directive 
     char out[CONF_SCOPE_MAX], item[CONF_ITEM_MAX], tok[CONF_SCOPE_MAX + 8], qt[96];
     const char *cur = v;
     size_t len = 0, count = 0;
-    bool too_long;
 
     out[0] = '\0';
     while (cur) {
-        if (!conf_next_item(&cur, item, sizeof(item), &too_long)) {
-            conf_fail(p, p->lineno,
-                      too_long ? "%s: an item of %s is too long" : "%s: empty item in the list %s",
-                      d->name, q);
+        if (!list_item(p, d, q, &cur, item, sizeof(item)))
             return false;
-        }
         for (const char *s = item;;) {
             size_t n;
             s += strspn(s, " \t");
@@ -2128,16 +2124,11 @@ static bool set_cors_headers(struct conf_parser *p, const struct conf_directive 
     char *out = base + d->off, item[CONF_ITEM_MAX], qi[96], joined[sizeof(item) + 8];
     const char *cur = v;
     size_t len = 0;
-    bool too_long;
 
     joined[0] = '\0';
     while (cur) {
-        if (!conf_next_item(&cur, item, sizeof(item), &too_long)) {
-            conf_fail(p, p->lineno,
-                      too_long ? "%s: an item of %s is too long" : "%s: empty item in the list %s",
-                      d->name, q);
+        if (!list_item(p, d, q, &cur, item, sizeof(item)))
             return false;
-        }
         conf_quote(item, qi, sizeof(qi));
         if (!conf_header_name_ok(item)) {
             conf_fail(p, p->lineno, "%s: %s is not a header name", d->name, qi);
@@ -2362,12 +2353,20 @@ static bool fmt_trusted_proxies(const struct conf_directive *d, const char *base
     return true;
 }
 
+/* An enum field (all are int-sized) as its name in NAMES[0..n). */
+static bool fmt_named(const struct conf_directive *d, const char *base, struct conf_text *t,
+                      const char *const *names, unsigned n)
+{
+    int v;
+    memcpy(&v, base + d->off, sizeof v);
+    ct_add(t, "%s", v >= 0 && (unsigned)v < n ? names[v] : "?");
+    return true;
+}
+
 static bool fmt_log_level(const struct conf_directive *d, const char *base, struct conf_text *t)
 {
-    enum conf_log_level l;
-    memcpy(&l, base + d->off, sizeof(l));
-    ct_add(t, "%s", (unsigned)l <= CONF_LOG_ERROR ? conf_log_level_names[l] : "?");
-    return true;
+    _Static_assert(sizeof(enum conf_log_level) == sizeof(int), "fmt_named reads an int");
+    return fmt_named(d, base, t, conf_log_level_names, CONF_LOG_ERROR + 1);
 }
 
 static bool fmt_profile(const struct conf_directive *d, const char *base, struct conf_text *t)
@@ -2380,10 +2379,8 @@ static bool fmt_profile(const struct conf_directive *d, const char *base, struct
 
 static bool fmt_on_error(const struct conf_directive *d, const char *base, struct conf_text *t)
 {
-    enum conf_on_error oe;
-    memcpy(&oe, base + d->off, sizeof(oe));
-    ct_add(t, "%s", (unsigned)oe <= CONF_ON_ERROR_LOCAL ? conf_on_error_names[oe] : "?");
-    return true;
+    _Static_assert(sizeof(enum conf_on_error) == sizeof(int), "fmt_named reads an int");
+    return fmt_named(d, base, t, conf_on_error_names, CONF_ON_ERROR_LOCAL + 1);
 }
 
 static bool fmt_methods(const struct conf_directive *d, const char *base, struct conf_text *t)
@@ -2619,10 +2616,8 @@ static bool fmt_host_mode(const struct conf_directive *d, const char *base, stru
 
 static bool fmt_auth(const struct conf_directive *d, const char *base, struct conf_text *t)
 {
-    enum conf_auth a;
-    memcpy(&a, base + d->off, sizeof(a));
-    ct_add(t, "%s", (unsigned)a <= CONF_AUTH_JWT_OR_API_KEY ? conf_auth_names[a] : "?");
-    return true;
+    _Static_assert(sizeof(enum conf_auth) == sizeof(int), "fmt_named reads an int");
+    return fmt_named(d, base, t, conf_auth_names, CONF_AUTH_JWT_OR_API_KEY + 1);
 }
 
 /* [auth] issuer and audience: empty is not checked. */
@@ -3061,6 +3056,34 @@ static bool conf_grow_routes(struct conf_parser *p)
     return true;
 }
 
+/*
+ * Room for one more named section of WHAT in ARR (N of them, SIZE bytes
+ * each, each starting with its name, its line at LINE_OFF), and NAME not
+ * taken; else a failure naming the first one.
+ */
+_Static_assert(offsetof(struct conf_upstream, name) == 0 && offsetof(struct conf_plan, name) == 0 &&
+                   offsetof(struct conf_route, name) == 0,
+               "a named section starts with its name");
+
+static bool named_section_free(struct conf_parser *p, const void *arr, size_t n, size_t size,
+                               size_t line_off, size_t max, const char *what, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *e = (const char *)arr + i * size;
+        if (strcmp(e, name) == 0) {
+            int line;
+            memcpy(&line, e + line_off, sizeof line);
+            conf_fail(p, p->lineno, "%s appears twice (first at line %d)", p->sect_label, line);
+            return false;
+        }
+    }
+    if (n >= max) {
+        conf_fail(p, p->lineno, "too many [%s] sections (at most %zu)", what, max);
+        return false;
+    }
+    return true;
+}
+
 /* A "[...]" line: INNER is what is between the brackets, trimmed. */
 static void conf_section_begin(struct conf_parser *p, char *inner)
 {
@@ -3126,51 +3149,27 @@ static void conf_section_begin(struct conf_parser *p, char *inner)
     }
     snprintf(p->sect_label, sizeof(p->sect_label), "[%s %s]", inner, name);
     if (s == SECT_UPSTREAM) {
-        for (size_t i = 0; i < c->n_upstreams; i++) {
-            if (strcmp(c->upstreams[i].name, name) == 0) {
-                conf_fail(p, p->lineno, "%s appears twice (first at line %d)", p->sect_label,
-                          c->upstreams[i].line);
-                return;
-            }
-        }
-        if (c->n_upstreams >= CONF_MAX_UPSTREAMS) {
-            conf_fail(p, p->lineno, "too many [upstream] sections (at most %d)",
-                      CONF_MAX_UPSTREAMS);
+        if (!named_section_free(p, c->upstreams, c->n_upstreams, sizeof c->upstreams[0],
+                                offsetof(struct conf_upstream, line), CONF_MAX_UPSTREAMS,
+                                "upstream", name))
             return;
-        }
         struct conf_upstream *u = &c->upstreams[c->n_upstreams++];
         strcpy(u->name, name);  /* conf_name_ok bounded it */
         u->line = p->lineno;
         conf_set_defaults(p, s, (char *)u);
     } else if (s == SECT_PLAN) {
-        for (size_t i = 0; i < c->n_plans; i++) {
-            if (strcmp(c->plans[i].name, name) == 0) {
-                conf_fail(p, p->lineno, "%s appears twice (first at line %d)", p->sect_label,
-                          c->plans[i].line);
-                return;
-            }
-        }
-        if (c->n_plans >= CONF_MAX_PLANS) {
-            conf_fail(p, p->lineno, "too many [plan] sections (at most %d)", CONF_MAX_PLANS);
+        if (!named_section_free(p, c->plans, c->n_plans, sizeof c->plans[0],
+                                offsetof(struct conf_plan, line), CONF_MAX_PLANS, "plan", name))
             return;
-        }
         struct conf_plan *pl = &c->plans[c->n_plans++];
         memset(pl, 0, sizeof(*pl));
         strcpy(pl->name, name);  /* conf_name_ok bounded it */
         pl->line = p->lineno;
         conf_set_defaults(p, s, (char *)pl);
     } else {
-        for (size_t i = 0; i < c->n_routes; i++) {
-            if (strcmp(c->routes[i].name, name) == 0) {
-                conf_fail(p, p->lineno, "%s appears twice (first at line %d)", p->sect_label,
-                          c->routes[i].line);
-                return;
-            }
-        }
-        if (c->n_routes >= CONF_MAX_ROUTES) {
-            conf_fail(p, p->lineno, "too many [route] sections (at most %d)", CONF_MAX_ROUTES);
+        if (!named_section_free(p, c->routes, c->n_routes, sizeof c->routes[0],
+                                offsetof(struct conf_route, line), CONF_MAX_ROUTES, "route", name))
             return;
-        }
         if (!conf_grow_routes(p))
             return;
         struct conf_route *r = &c->routes[c->n_routes++];

@@ -273,6 +273,17 @@ static int admin_metrics(void *arg, struct evbuffer *out)
     return metrics_render(ms, n, redis, s->draining, out);
 }
 
+/* A file the conf names cannot be used: said on the log and on stderr. */
+static int start_failed(struct conf *conf, struct tls_set *tls, const char *why)
+{
+    const char *fields[] = {"error", why, NULL};
+    LOG_AT(CONF_LOG_ERROR, "start_failed", NULL, fields, "cannot start: %s", why);
+    fprintf(stderr, "envelopd: %s\n", why);
+    conf_free(conf);
+    tls_set_free(tls);
+    return -1;
+}
+
 /*
  * Everything before the loop: the conf reference, logs, signals, timers,
  * worker threads, the admin listener, and READY=1. 0, or -1 (logged; the
@@ -283,24 +294,13 @@ static int server_start(struct server *s, const char *conf_path, struct conf *co
     snprintf(s->conf_path, sizeof s->conf_path, "%s", conf_path);
     char terr[1024];
     struct tls_set *tls = tls_set_new(conf, terr, sizeof terr);
-    if (!tls) {
-        const char *fields[] = {"error", terr, NULL};
-        LOG_AT(CONF_LOG_ERROR, "start_failed", NULL, fields, "cannot start: %s", terr);
-        fprintf(stderr, "envelopd: %s\n", terr);
-        conf_free(conf);
-        return -1;
-    }
+    if (!tls)
+        return start_failed(conf, NULL, terr);
     for (size_t i = 0; i < conf->n_listen; i++)
         s->tls_bound = s->tls_bound || conf->listen[i].tls;
     struct auth_keys *auth = auth_keys_new(conf, terr, sizeof terr);
-    if (!auth) {
-        const char *fields[] = {"error", terr, NULL};
-        LOG_AT(CONF_LOG_ERROR, "start_failed", NULL, fields, "cannot start: %s", terr);
-        fprintf(stderr, "envelopd: %s\n", terr);
-        conf_free(conf);
-        tls_set_free(tls);
-        return -1;
-    }
+    if (!auth)
+        return start_failed(conf, tls, terr);
     s->cref = confref_new(conf, tls, auth);
     if (!s->cref) {
         conf_free(conf);

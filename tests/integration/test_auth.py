@@ -305,6 +305,21 @@ class AuthCase(GatewayTestCase):
         cls._procs.append(proc)
         return proc
 
+    @classmethod
+    def start_redis_stack(cls, key, tweak=None, **auth):
+        """KEY's JWKS, a redis-server, an upstream, and a gateway with [redis]
+        (TWEAK(conf) changes its conf first; AUTH sets [auth] keys)."""
+        cls.rs = key
+        write_file(os.path.join(cls.tmp, "jwks.json"), jwks_text(key))
+        cls.rd = cls.keep(Redis())
+        cls.up = cls.keep(Upstream())
+        port = free_port()
+        conf = add_redis(auth_conf(port, cls.up.port, cls.tmp, **auth), cls.rd)
+        if tweak:
+            tweak(conf)
+        cls.gw = cls.keep(Gateway(conf, port))
+        start_redis_gateway(cls.gw)
+
     def get(self, path, headers=None, method="GET", body=None, gw=None):
         return (gw or self.gw).request(method, path, headers=headers, body=body)
 
@@ -724,14 +739,7 @@ class RedisKeys(AuthCase):
 
     @classmethod
     def start(cls):
-        cls.rs = SigningKey("RS256", "rs-1")
-        write_file(os.path.join(cls.tmp, "jwks.json"), jwks_text(cls.rs))
-        cls.rd = cls.keep(Redis())
-        cls.up = cls.keep(Upstream())
-        port = free_port()
-        conf = add_redis(auth_conf(port, cls.up.port, cls.tmp, key_cache_ttl="1s"), cls.rd)
-        cls.gw = cls.keep(Gateway(conf, port))
-        start_redis_gateway(cls.gw)
+        cls.start_redis_stack(SigningKey("RS256", "rs-1"), key_cache_ttl="1s")
 
     def put(self, key=None, **rec):
         key = key or new_key()
@@ -880,14 +888,7 @@ class RedisOutage(AuthCase):
 
     @classmethod
     def start(cls):
-        cls.rs = SigningKey("EdDSA", "ed-1")
-        write_file(os.path.join(cls.tmp, "jwks.json"), jwks_text(cls.rs))
-        cls.rd = cls.keep(Redis())
-        cls.up = cls.keep(Upstream())
-        port = free_port()
-        conf = add_redis(auth_conf(port, cls.up.port, cls.tmp, key_cache_ttl="1s"), cls.rd)
-        cls.gw = cls.keep(Gateway(conf, port))
-        start_redis_gateway(cls.gw)
+        cls.start_redis_stack(SigningKey("EdDSA", "ed-1"), key_cache_ttl="1s")
 
     def test_fail_closed_then_back(self):
         k = new_key()
@@ -1063,15 +1064,8 @@ class RedisBrake(AuthCase):
 
     @classmethod
     def start(cls):
-        cls.rs = SigningKey("RS256", "rs-1")
-        write_file(os.path.join(cls.tmp, "jwks.json"), jwks_text(cls.rs))
-        cls.rd = cls.keep(Redis())
-        cls.up = cls.keep(Upstream())
-        port = free_port()
-        conf = add_redis(auth_conf(port, cls.up.port, cls.tmp), cls.rd)
-        conf.set("limits", "per_ip_auth_failures", "5/1m")
-        cls.gw = cls.keep(Gateway(conf, port))
-        start_redis_gateway(cls.gw)
+        cls.start_redis_stack(SigningKey("RS256", "rs-1"),
+                              tweak=lambda c: c.set("limits", "per_ip_auth_failures", "5/1m"))
 
     def test_a_passing_lookups_are_given_back(self):
         # ten distinct good keys, each looked up in Redis: none spends the brake

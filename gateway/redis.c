@@ -791,7 +791,9 @@ static struct redis_call *call_start(struct redis *r, const char *const *pre, co
     }
     size_t head = (sizeof(struct redis_call) + 15) & ~(size_t)15;
     size_t evsize = event_get_struct_event_size();
-    struct redis_call *c = malloc(head + evsize + cmdlen);
+    /* + 1: a NUL after the command. hiredis looks one byte past a command's
+     * first word to see whether more follow (a one-word command ends there). */
+    struct redis_call *c = malloc(head + evsize + cmdlen + 1);
     if (!c)
         return NULL;
     memset(c, 0, sizeof *c);
@@ -810,6 +812,7 @@ static struct redis_call *call_start(struct redis *r, const char *const *pre, co
     for (int i = 0; i < argc; i++)
         p = put_bulk(p, argv[i], argvlen[i]);
     c->cmdlen = (int)(p - c->cmd);
+    *p = '\0';
     if (r->common_ms != r->timeout_ms) {
         struct timeval tv = ms_tv(r->timeout_ms);
         const struct timeval *common = event_base_init_common_timeout(r->base, &tv);

@@ -177,7 +177,7 @@ struct out {
 
 static void put(struct out *o, const void *s, size_t n)
 {
-    if (o->p && o->len + n <= o->cap)
+    if (n && o->p && o->len + n <= o->cap)  /* n == 0: S may be NULL (no body) */
         memcpy(o->p + o->len, s, n);
     o->len += n;
 }
